@@ -1,0 +1,24 @@
+//! ferroq's Rust core, loaded by Python as `ferroq._native`. This file only registers the module.
+
+pub mod client;
+pub mod clock;
+pub mod error;
+pub mod message;
+pub mod proto;
+pub mod py;
+pub mod rdb;
+pub mod server;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    py::log::install();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    py::errors::register(m)?;
+    m.add_class::<py::client::NativeClient>()?;
+    m.add_class::<py::server::NativeServer>()?;
+    m.add_function(wrap_pyfunction!(py::server::encode_task_message, m)?)?;
+    m.add_function(wrap_pyfunction!(py::server::decode_task_message, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The one place core errors become Python exceptions. The tree is declared here and re-exported
+//! by `ferroq.errors`.
+
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::{create_exception, PyErr};
+
+use crate::error::Error;
+
+create_exception!(
+    ferroq._native,
+    FerroqError,
+    PyException,
+    "Base class of every ferroq error."
+);
+create_exception!(
+    ferroq._native,
+    BrokerError,
+    FerroqError,
+    "Redis failed or answered with an error."
+);
+create_exception!(
+    ferroq._native,
+    BrokerConnectionError,
+    BrokerError,
+    "Redis could not be reached (refused, timed out, TLS failure)."
+);
+create_exception!(
+    ferroq._native,
+    InvalidArgumentError,
+    FerroqError,
+    "A value the API does not accept."
+);
+create_exception!(
+    ferroq._native,
+    MalformedMessageError,
+    FerroqError,
+    "Bytes read from Redis are not a valid task message."
+);
+create_exception!(
+    ferroq._native,
+    DuplicateTaskError,
+    FerroqError,
+    "A unique task with the same queue, type and payload already holds the lock."
+);
+create_exception!(
+    ferroq._native,
+    TaskIdConflictError,
+    FerroqError,
+    "A task with the same ID already exists in the queue."
+);
+create_exception!(
+    ferroq._native,
+    TaskNotFoundError,
+    FerroqError,
+    "The task is not (or no longer) there."
+);
+create_exception!(
+    ferroq._native,
+    ServerClosedError,
+    FerroqError,
+    "The server was shut down or not started."
+);
+create_exception!(
+    ferroq._native,
+    HandlerNotFoundError,
+    FerroqError,
+    "No handler is registered for the task's type."
+);
+create_exception!(
+    ferroq._native,
+    SkipRetry,
+    FerroqError,
+    "Raise from a handler to archive the task at once, without further retries."
+);
+create_exception!(
+    ferroq._native,
+    RevokeTask,
+    FerroqError,
+    "Raise from a handler to drop the task: no retry, no archive, counted as processed."
+);
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        let text = e.to_string();
+        match e {
+            _ if e.is_connection_error() => BrokerConnectionError::new_err(text),
+            Error::Connection(_) => BrokerConnectionError::new_err(text),
+            Error::Redis(_) | Error::Protocol(_) => BrokerError::new_err(text),
+            Error::Decode(_) => MalformedMessageError::new_err(text),
+            Error::InvalidArgument(_) => InvalidArgumentError::new_err(text),
+            Error::DuplicateTask => DuplicateTaskError::new_err(text),
+            Error::TaskIdConflict => TaskIdConflictError::new_err(text),
+            Error::NotFound => TaskNotFoundError::new_err(text),
+            Error::ServerClosed => ServerClosedError::new_err(text),
+        }
+    }
+}
+
+/// Adds the exception classes to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("FerroqError", py.get_type::<FerroqError>())?;
+    m.add("BrokerError", py.get_type::<BrokerError>())?;
+    m.add(
+        "BrokerConnectionError",
+        py.get_type::<BrokerConnectionError>(),
+    )?;
+    m.add(
+        "InvalidArgumentError",
+        py.get_type::<InvalidArgumentError>(),
+    )?;
+    m.add(
+        "MalformedMessageError",
+        py.get_type::<MalformedMessageError>(),
+    )?;
+    m.add("DuplicateTaskError", py.get_type::<DuplicateTaskError>())?;
+    m.add("TaskIdConflictError", py.get_type::<TaskIdConflictError>())?;
+    m.add("TaskNotFoundError", py.get_type::<TaskNotFoundError>())?;
+    m.add("ServerClosedError", py.get_type::<ServerClosedError>())?;
+    m.add(
+        "HandlerNotFoundError",
+        py.get_type::<HandlerNotFoundError>(),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Connections from a URL (`redis://`, `rediss://`, `unix://`, with username, password and db),
+//! reconnected with capped exponential backoff.
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, IntoConnectionInfo};
+
+use crate::error::{Error, Result};
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Replies slower than this mean the connection is dead; scripts here are O(batch), never slow.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+static TLS_PROVIDER: Once = Once::new();
+
+/// Validated connection settings.
+#[derive(Clone, Debug)]
+pub struct ConnConfig {
+    client: redis::Client,
+    /// How long [`Conn::get`] keeps retrying before it reports the failure.
+    pub reconnect_budget: Duration,
+}
+
+impl ConnConfig {
+    /// Parses a Redis URL. Accepts `redis://[user:pass@]host[:port][/db]`, `rediss://` for TLS
+    /// and `unix:///path/to.sock[?db=N]`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("rediss://") {
+            TLS_PROVIDER.call_once(|| {
+                // Fails only when another provider is installed already, which serves as well.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            });
+        }
+        let info = url
+            .into_connection_info()
+            .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
+        let client = redis::Client::open(info)
+            .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
+        Ok(Self {
+            client,
+            reconnect_budget: Duration::from_secs(5),
+        })
+    }
+
+    /// A new lazily-connected connection.
+    pub fn connect_lazy(&self) -> Conn {
+        Conn {
+            cfg: self.clone(),
+            conn: None,
+        }
+    }
+}
+
+/// One Redis connection that reconnects on demand.
+pub struct Conn {
+    cfg: ConnConfig,
+    conn: Option<Connection>,
+}
+
+impl Conn {
+    /// The live connection, connecting (with backoff, within the reconnect budget) if needed.
+    pub fn get(&mut self) -> Result<&mut Connection> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect()?);
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(Error::Connection("no connection".into())),
+        }
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let started = Instant::now();
+        let mut delay = BACKOFF_MIN;
+        loop {
+            match self.try_connect() {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    if started.elapsed() + delay > self.cfg.reconnect_budget {
+                        return Err(Error::Connection(e.to_string()));
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    fn try_connect(&self) -> redis::RedisResult<Connection> {
+        let c = self
+            .cfg
+            .client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        c.set_read_timeout(Some(IO_TIMEOUT))?;
+        c.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(c)
+    }
+
+    /// Runs `f` on the connection; a transport failure drops the connection so the next call
+    /// reconnects.
+    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let conn = self.get()?;
+        let out = f(conn);
+        if let Err(e) = &out {
+            if e.is_connection_error() {
+                self.conn = None;
+            }
+        }
+        out
+    }
+
+    /// A dedicated connection for Pub/Sub (it cannot be shared with commands).
+    pub fn pubsub_connection(&self) -> Result<Connection> {
+        self.connect()
+    }
+
+    /// Whether a connection is open (it may still have died since its last use).
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Drops the current connection.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_validated() {
+        assert!(ConnConfig::from_url("redis://127.0.0.1:6379/0").is_ok());
+        assert!(ConnConfig::from_url("redis://user:secret@127.0.0.1:6379/3").is_ok());
+        assert!(ConnConfig::from_url("unix:///tmp/redis.sock").is_ok());
+        assert!(ConnConfig::from_url("rediss://127.0.0.1:6380").is_ok());
+        assert!(matches!(
+            ConnConfig::from_url("http://x"),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            ConnConfig::from_url("not a url"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn refused_connection_is_a_connection_error() {
+        let mut cfg = ConnConfig::from_url("redis://127.0.0.1:1").expect("valid url");
+        cfg.reconnect_budget = Duration::from_millis(120);
+        let mut c = cfg.connect_lazy();
+        let err = c.get().err().expect("port 1 refuses");
+        assert!(err.is_connection_error(), "{err}");
+    }
+}

@@ -1,0 +1,57 @@
+-- archive: a task that will not be retried goes to the archive, which is trimmed by age and size.
+-- KEYS[1] task hash           <ns>:{q}:t:<id>
+-- KEYS[2] active              <ns>:{q}:active
+-- KEYS[3] lease               <ns>:{q}:lease
+-- KEYS[4] archived            <ns>:{q}:archived
+-- KEYS[5] processed today     <ns>:{q}:processed:<YYYY-MM-DD>
+-- KEYS[6] failed today        <ns>:{q}:failed:<YYYY-MM-DD>
+-- KEYS[7] processed total     <ns>:{q}:processed
+-- KEYS[8] failed total        <ns>:{q}:failed
+-- ARGV[1] task id
+-- ARGV[2] encoded TaskMessage (error_msg, last_failed_at; raw bytes for an undecodable message)
+-- ARGV[3] now, Unix seconds
+-- ARGV[4] cutoff, Unix seconds (now - 90 days): older entries are deleted
+-- ARGV[5] size cap (10000; like asynq the archive keeps at most cap-1 entries)
+-- ARGV[6] daily counter expiry, Unix seconds
+-- ARGV[7] max int64
+-- ARGV[8] task hash prefix <ns>:{q}:t:
+-- ARGV[9] optional: why the message could not be decoded (stored as the hash field "error")
+-- Returns OK, or NOT FOUND. Needs Redis >= 6.2 (ZRANGE BYSCORE).
+if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
+local old = redis.call("ZRANGE", KEYS[4], "-inf", ARGV[4], "BYSCORE")
+for _, id in ipairs(old) do
+  redis.call("DEL", ARGV[8] .. id)
+  redis.call("ZREM", KEYS[4], id)
+end
+local extra = redis.call("ZRANGE", KEYS[4], 0, -tonumber(ARGV[5]))
+for _, id in ipairs(extra) do
+  redis.call("DEL", ARGV[8] .. id)
+  redis.call("ZREM", KEYS[4], id)
+end
+redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "archived")
+if ARGV[9] then
+  redis.call("HSET", KEYS[1], "error", ARGV[9])
+end
+local n = redis.call("INCR", KEYS[5])
+if tonumber(n) == 1 then
+  redis.call("EXPIREAT", KEYS[5], ARGV[6])
+end
+local m = redis.call("INCR", KEYS[6])
+if tonumber(m) == 1 then
+  redis.call("EXPIREAT", KEYS[6], ARGV[6])
+end
+local total = redis.call("GET", KEYS[7])
+if tonumber(total) == tonumber(ARGV[7]) then
+  redis.call("SET", KEYS[7], 1)
+  redis.call("SET", KEYS[8], 1)
+else
+  redis.call("INCR", KEYS[7])
+  redis.call("INCR", KEYS[8])
+end
+return redis.status_reply("OK")

@@ -1,0 +1,34 @@
+-- done: a task succeeded without retention (or was revoked); delete it and count it processed.
+-- KEYS[1] active              <ns>:{q}:active
+-- KEYS[2] lease               <ns>:{q}:lease
+-- KEYS[3] task hash           <ns>:{q}:t:<id>
+-- KEYS[4] processed today     <ns>:{q}:processed:<YYYY-MM-DD>
+-- KEYS[5] processed total     <ns>:{q}:processed
+-- KEYS[6] unique lock (only when the message has a unique_key)
+-- ARGV[1] task id
+-- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
+-- ARGV[3] max int64 (the total wraps to 1 there)
+-- Returns OK, or the error NOT FOUND when another server already moved the task.
+if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+if redis.call("DEL", KEYS[3]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+local n = redis.call("INCR", KEYS[4])
+if tonumber(n) == 1 then
+  redis.call("EXPIREAT", KEYS[4], ARGV[2])
+end
+local total = redis.call("GET", KEYS[5])
+if tonumber(total) == tonumber(ARGV[3]) then
+  redis.call("SET", KEYS[5], 1)
+else
+  redis.call("INCR", KEYS[5])
+end
+if KEYS[6] and redis.call("GET", KEYS[6]) == ARGV[1] then
+  redis.call("DEL", KEYS[6])
+end
+return redis.status_reply("OK")

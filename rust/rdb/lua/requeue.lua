@@ -1,0 +1,16 @@
+-- requeue: give back a task still running at shutdown; it becomes the next to be dequeued.
+-- KEYS[1] active       <ns>:{q}:active
+-- KEYS[2] lease        <ns>:{q}:lease
+-- KEYS[3] pending      <ns>:{q}:pending
+-- KEYS[4] task hash    <ns>:{q}:t:<id>
+-- ARGV[1] task id
+-- Returns OK, or NOT FOUND. Retry count and counters are untouched.
+if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+redis.call("RPUSH", KEYS[3], ARGV[1])
+redis.call("HSET", KEYS[4], "state", "pending")
+return redis.status_reply("OK")

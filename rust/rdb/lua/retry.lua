@@ -1,0 +1,43 @@
+-- retry: a failed task waits in the retry zset.
+-- KEYS[1] task hash           <ns>:{q}:t:<id>
+-- KEYS[2] active              <ns>:{q}:active
+-- KEYS[3] lease               <ns>:{q}:lease
+-- KEYS[4] retry               <ns>:{q}:retry
+-- KEYS[5] processed today     <ns>:{q}:processed:<YYYY-MM-DD>
+-- KEYS[6] failed today        <ns>:{q}:failed:<YYYY-MM-DD>
+-- KEYS[7] processed total     <ns>:{q}:processed
+-- KEYS[8] failed total        <ns>:{q}:failed
+-- ARGV[1] task id
+-- ARGV[2] encoded TaskMessage (error_msg, last_failed_at, retried+1 when a failure)
+-- ARGV[3] retry at, Unix seconds
+-- ARGV[4] daily counter expiry, Unix seconds
+-- ARGV[5] 1 when the error counts as a failure, else 0
+-- ARGV[6] max int64
+-- Returns OK, or NOT FOUND.
+if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
+  return redis.error_reply("NOT FOUND")
+end
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
+redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "retry")
+if tonumber(ARGV[5]) == 1 then
+  local n = redis.call("INCR", KEYS[5])
+  if tonumber(n) == 1 then
+    redis.call("EXPIREAT", KEYS[5], ARGV[4])
+  end
+  local m = redis.call("INCR", KEYS[6])
+  if tonumber(m) == 1 then
+    redis.call("EXPIREAT", KEYS[6], ARGV[4])
+  end
+  local total = redis.call("GET", KEYS[7])
+  if tonumber(total) == tonumber(ARGV[6]) then
+    redis.call("SET", KEYS[7], 1)
+    redis.call("SET", KEYS[8], 1)
+  else
+    redis.call("INCR", KEYS[7])
+    redis.call("INCR", KEYS[8])
+  end
+end
+return redis.status_reply("OK")

@@ -1,0 +1,674 @@
+//! Every Redis command ferroq's own components send goes through [`Rdb`], as asynq's go through
+//! `internal/rdb`. Methods take the time as an argument; scripts never read the clock.
+
+pub mod conn;
+pub mod keys;
+pub mod scripts;
+
+use std::time::{Duration, SystemTime};
+
+use redis::{Connection, Script, ScriptInvocation, Value};
+
+use crate::clock::{unix_nanos, unix_secs, utc_date};
+use crate::error::{Error, Result};
+use crate::message::{encode_task, TaskMessage};
+pub use conn::{Conn, ConnConfig};
+pub use keys::Keys;
+
+/// How long a dequeued task is leased before another server may recover it.
+pub const LEASE_DURATION: Duration = Duration::from_secs(30);
+/// Daily stats keys expire this long after their first write.
+pub const STATS_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Archive size cap (asynq keeps at most cap-1 entries).
+pub const ARCHIVE_MAX_SIZE: i64 = 10_000;
+/// Archived tasks older than this are deleted when another task is archived.
+pub const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Tasks moved per forward script call, as asynq.
+pub const FORWARD_BATCH: usize = 100;
+
+/// Where a new task goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Straight to pending.
+    Pending,
+    /// Scheduled for the given Unix second.
+    Scheduled(i64),
+    /// Into the aggregation group named in the message.
+    Group,
+}
+
+/// One enqueue request: the message (with `unique_key` set for unique tasks), where it goes, and
+/// the lock TTL in seconds for unique tasks.
+#[derive(Debug, Clone)]
+pub struct EnqueueRequest {
+    /// The task.
+    pub msg: TaskMessage,
+    /// Where it goes.
+    pub placement: Placement,
+    /// Unique lock TTL in whole seconds (used when `msg.unique_key` is not empty).
+    pub unique_ttl: i64,
+}
+
+/// How a leased task ends.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    /// Success (or revoked): deleted, or kept as completed when the message has retention.
+    Done,
+    /// Back to pending at the head of the line (shutdown).
+    Requeue,
+    /// To the retry zset.
+    Retry {
+        /// When to run again, Unix seconds.
+        retry_at: i64,
+        /// The error text.
+        error: String,
+        /// Whether it counts as a failure (increments `retried` and the failed counters).
+        is_failure: bool,
+    },
+    /// To the archive.
+    Archive {
+        /// The error text.
+        error: String,
+    },
+}
+
+/// One dequeued task: its queue, id and raw `msg` (None when the hash had no `msg`).
+#[derive(Debug, Clone)]
+pub struct Leased {
+    /// Queue name.
+    pub queue: String,
+    /// Task ID.
+    pub id: String,
+    /// The raw `msg` field.
+    pub msg: Option<Vec<u8>>,
+}
+
+/// Connections shared by threads that each need one at a time (the Python client).
+pub struct RdbPool {
+    cfg: ConnConfig,
+    keys: Keys,
+    idle: parking_lot::Mutex<Vec<Rdb>>,
+    max_idle: usize,
+}
+
+impl RdbPool {
+    /// A pool keeping up to `max_idle` idle connections.
+    pub fn new(cfg: ConnConfig, keys: Keys, max_idle: usize) -> Self {
+        Self {
+            cfg,
+            keys,
+            idle: parking_lot::Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Takes a connection (idle or new), runs `f`, and keeps the connection if it is still open.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Rdb) -> Result<T>) -> Result<T> {
+        let popped = self.idle.lock().pop();
+        let mut rdb = popped.unwrap_or_else(|| Rdb::new(&self.cfg, self.keys.clone()));
+        let out = f(&mut rdb);
+        if rdb.conn.is_connected() {
+            let mut idle = self.idle.lock();
+            if idle.len() < self.max_idle {
+                idle.push(rdb);
+            }
+        }
+        out
+    }
+
+    /// Closes every idle connection.
+    pub fn clear(&self) {
+        self.idle.lock().clear();
+    }
+}
+
+/// A script call: the script (so a pipeline can load it once) and its invocation.
+pub type Call = (&'static Script, ScriptInvocation<'static>);
+
+fn call(script: &'static Script) -> Call {
+    (script, script.prepare_invoke())
+}
+
+/// A Redis connection that speaks asynq's layout.
+pub struct Rdb {
+    conn: Conn,
+    keys: Keys,
+}
+
+fn script_error(e: redis::RedisError) -> Error {
+    if e.to_string().contains("NOT FOUND") {
+        Error::NotFound
+    } else {
+        Error::Redis(e)
+    }
+}
+
+fn bytes_of(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+fn string_of(v: Value) -> Option<String> {
+    bytes_of(v).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Splits a flat `id, msg, id, msg, ...` script reply.
+fn pairs(reply: Value) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    let items = match reply {
+        Value::Array(items) => items,
+        Value::Nil => return Ok(Vec::new()),
+        other => return Err(Error::protocol(format!("expected an array, got {other:?}"))),
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(id), Some(msg)) = (it.next(), it.next()) {
+        let id = string_of(id).ok_or_else(|| Error::protocol("task id is not a string"))?;
+        out.push((id, bytes_of(msg)));
+    }
+    Ok(out)
+}
+
+impl Rdb {
+    /// An `Rdb` on its own lazily-connected connection.
+    pub fn new(cfg: &ConnConfig, keys: Keys) -> Self {
+        Self {
+            conn: cfg.connect_lazy(),
+            keys,
+        }
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Runs `f` on the live connection.
+    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.conn.run(f)
+    }
+
+    /// Round-trips a PING.
+    pub fn ping(&mut self) -> Result<()> {
+        self.run(|c| Ok(redis::cmd("PING").query::<String>(c).map(|_| ())?))
+    }
+
+    /// A dedicated connection for Pub/Sub.
+    pub fn pubsub_connection(&self) -> Result<Connection> {
+        self.conn.pubsub_connection()
+    }
+
+    // ---- client side ------------------------------------------------------------------------
+
+    /// Registers queue names in `<ns>:queues` so inspectors can find them.
+    pub fn register_queues(&mut self, queues: &[&str]) -> Result<()> {
+        let key = self.keys.all_queues();
+        self.run(|c| {
+            Ok(redis::cmd("SADD")
+                .arg(&key)
+                .arg(queues)
+                .query::<i64>(c)
+                .map(|_| ())?)
+        })
+    }
+
+    fn enqueue_invocation(&self, req: &EnqueueRequest, now: SystemTime) -> Call {
+        let k = &self.keys;
+        let m = &req.msg;
+        let q = m.queue.as_str();
+        let bytes = encode_task(m);
+        let task_key = k.task(q, &m.id);
+        let unique = !m.unique_key.is_empty();
+        match (&req.placement, unique) {
+            (Placement::Pending, false) => {
+                let (s, mut inv) = call(&scripts::ENQUEUE);
+                inv.key(task_key)
+                    .key(k.pending(q))
+                    .arg(bytes)
+                    .arg(&m.id)
+                    .arg(unix_nanos(now));
+                (s, inv)
+            }
+            (Placement::Pending, true) => {
+                let (s, mut inv) = call(&scripts::ENQUEUE_UNIQUE);
+                inv.key(&m.unique_key).key(task_key).key(k.pending(q));
+                inv.arg(&m.id)
+                    .arg(req.unique_ttl)
+                    .arg(bytes)
+                    .arg(unix_nanos(now));
+                (s, inv)
+            }
+            (Placement::Scheduled(at), false) => {
+                let (s, mut inv) = call(&scripts::SCHEDULE);
+                inv.key(task_key)
+                    .key(k.scheduled(q))
+                    .arg(bytes)
+                    .arg(*at)
+                    .arg(&m.id);
+                (s, inv)
+            }
+            (Placement::Scheduled(at), true) => {
+                let (s, mut inv) = call(&scripts::SCHEDULE_UNIQUE);
+                inv.key(&m.unique_key).key(task_key).key(k.scheduled(q));
+                inv.arg(&m.id).arg(req.unique_ttl).arg(*at).arg(bytes);
+                (s, inv)
+            }
+            (Placement::Group, false) => {
+                let (s, mut inv) = call(&scripts::ADD_TO_GROUP);
+                inv.key(task_key)
+                    .key(k.group(q, &m.group_key))
+                    .key(k.groups(q));
+                inv.arg(bytes)
+                    .arg(&m.id)
+                    .arg(unix_secs(now))
+                    .arg(&m.group_key);
+                (s, inv)
+            }
+            (Placement::Group, true) => {
+                let (s, mut inv) = call(&scripts::ADD_TO_GROUP_UNIQUE);
+                inv.key(task_key)
+                    .key(k.group(q, &m.group_key))
+                    .key(k.groups(q))
+                    .key(&m.unique_key);
+                inv.arg(bytes)
+                    .arg(&m.id)
+                    .arg(unix_secs(now))
+                    .arg(&m.group_key)
+                    .arg(req.unique_ttl);
+                (s, inv)
+            }
+        }
+    }
+
+    fn enqueue_reply(code: i64) -> Result<()> {
+        match code {
+            1 => Ok(()),
+            0 => Err(Error::TaskIdConflict),
+            -1 => Err(Error::DuplicateTask),
+            other => Err(Error::protocol(format!("enqueue returned {other}"))),
+        }
+    }
+
+    /// Writes one new task.
+    pub fn enqueue(&mut self, req: &EnqueueRequest, now: SystemTime) -> Result<()> {
+        let (_, inv) = self.enqueue_invocation(req, now);
+        let code: i64 = self.run(|c| inv.invoke(c).map_err(script_error))?;
+        Self::enqueue_reply(code)
+    }
+
+    /// Writes many new tasks in one pipeline (not atomic: each succeeds or fails on its own).
+    pub fn enqueue_many(
+        &mut self,
+        reqs: &[EnqueueRequest],
+        now: SystemTime,
+    ) -> Result<Vec<Result<()>>> {
+        let invs: Vec<_> = reqs
+            .iter()
+            .map(|r| self.enqueue_invocation(r, now))
+            .collect();
+        let replies = self.run_pipeline(&invs)?;
+        Ok(replies
+            .into_iter()
+            .map(|r| match r {
+                Ok(Value::Int(code)) => Self::enqueue_reply(code),
+                Ok(other) => Err(Error::protocol(format!("enqueue returned {other:?}"))),
+                Err(e) => Err(e),
+            })
+            .collect())
+    }
+
+    /// Sends script invocations in one pipeline, loading each distinct script first so EVALSHA
+    /// cannot miss; returns one result per invocation.
+    fn run_pipeline(&mut self, invs: &[Call]) -> Result<Vec<Result<Value>>> {
+        if invs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let mut loaded: Vec<&'static redis::Script> = Vec::new();
+        let mut skip = Vec::new();
+        for (script, inv) in invs {
+            if !loaded.iter().any(|l| std::ptr::eq(*l, *script)) {
+                loaded.push(script);
+                pipe.load_script(script);
+                skip.push(true);
+            }
+            pipe.invoke_script(inv);
+            skip.push(false);
+        }
+        let replies: Vec<redis::RedisResult<Value>> = self.run(|c| Ok(pipe.query(c)?))?;
+        Ok(replies
+            .into_iter()
+            .zip(skip)
+            .filter(|(_, s)| !s)
+            .map(|(r, _)| r.map_err(script_error))
+            .collect())
+    }
+
+    // ---- processing ---------------------------------------------------------------------------
+
+    /// Leases up to `max` tasks from the first queue in `order` that has any (paused queues are
+    /// skipped by the script).
+    pub fn dequeue(&mut self, order: &[&str], max: usize, now: SystemTime) -> Result<Vec<Leased>> {
+        let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
+        for q in order {
+            let mut inv = scripts::DEQUEUE.prepare_invoke();
+            inv.key(self.keys.pending(q))
+                .key(self.keys.paused(q))
+                .key(self.keys.active(q))
+                .key(self.keys.lease(q))
+                .arg(expiry)
+                .arg(self.keys.task_prefix(q))
+                .arg(max.max(1));
+            let reply: Value = self.run(|c| inv.invoke(c).map_err(script_error))?;
+            let got = pairs(reply)?;
+            if !got.is_empty() {
+                return Ok(got
+                    .into_iter()
+                    .map(|(id, msg)| Leased {
+                        queue: (*q).to_string(),
+                        id,
+                        msg,
+                    })
+                    .collect());
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The script invocation that ends a leased task. `msg` is the message as dequeued.
+    pub fn finish_invocation(&self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Call {
+        let k = &self.keys;
+        let q = msg.queue.as_str();
+        let now_s = unix_secs(now);
+        let date = utc_date(now);
+        let stats_exp = now_s + STATS_TTL.as_secs() as i64;
+        match finish {
+            Finish::Done if msg.retention > 0 => {
+                let mut done = msg.clone();
+                done.completed_at = now_s;
+                let (s, mut inv) = call(&scripts::MARK_AS_COMPLETE);
+                inv.key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.completed(q))
+                    .key(k.task(q, &msg.id))
+                    .key(k.processed(q, &date))
+                    .key(k.processed_total(q));
+                if !msg.unique_key.is_empty() {
+                    inv.key(&msg.unique_key);
+                }
+                inv.arg(&msg.id)
+                    .arg(stats_exp)
+                    .arg(now_s.saturating_add(msg.retention))
+                    .arg(encode_task(&done))
+                    .arg(i64::MAX);
+                (s, inv)
+            }
+            Finish::Done => {
+                let (s, mut inv) = call(&scripts::DONE);
+                inv.key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.task(q, &msg.id))
+                    .key(k.processed(q, &date))
+                    .key(k.processed_total(q));
+                if !msg.unique_key.is_empty() {
+                    inv.key(&msg.unique_key);
+                }
+                inv.arg(&msg.id).arg(stats_exp).arg(i64::MAX);
+                (s, inv)
+            }
+            Finish::Requeue => {
+                let (s, mut inv) = call(&scripts::REQUEUE);
+                inv.key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.pending(q))
+                    .key(k.task(q, &msg.id));
+                inv.arg(&msg.id);
+                (s, inv)
+            }
+            Finish::Retry {
+                retry_at,
+                error,
+                is_failure,
+            } => {
+                let mut m = msg.clone();
+                if *is_failure {
+                    m.retried = m.retried.saturating_add(1);
+                }
+                m.error_msg = error.clone();
+                m.last_failed_at = now_s;
+                let (s, mut inv) = call(&scripts::RETRY);
+                inv.key(k.task(q, &msg.id))
+                    .key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.retry(q))
+                    .key(k.processed(q, &date))
+                    .key(k.failed(q, &date))
+                    .key(k.processed_total(q))
+                    .key(k.failed_total(q));
+                inv.arg(&msg.id)
+                    .arg(encode_task(&m))
+                    .arg(*retry_at)
+                    .arg(stats_exp)
+                    .arg(i64::from(*is_failure))
+                    .arg(i64::MAX);
+                (s, inv)
+            }
+            Finish::Archive { error } => {
+                let mut m = msg.clone();
+                m.error_msg = error.clone();
+                m.last_failed_at = now_s;
+                self.archive_invocation(q, &msg.id, encode_task(&m), None, now)
+            }
+        }
+    }
+
+    fn archive_invocation(
+        &self,
+        q: &str,
+        id: &str,
+        msg_bytes: Vec<u8>,
+        decode_error: Option<&str>,
+        now: SystemTime,
+    ) -> Call {
+        let k = &self.keys;
+        let now_s = unix_secs(now);
+        let date = utc_date(now);
+        let (s, mut inv) = call(&scripts::ARCHIVE);
+        inv.key(k.task(q, id))
+            .key(k.active(q))
+            .key(k.lease(q))
+            .key(k.archived(q))
+            .key(k.processed(q, &date))
+            .key(k.failed(q, &date))
+            .key(k.processed_total(q))
+            .key(k.failed_total(q));
+        inv.arg(id)
+            .arg(msg_bytes)
+            .arg(now_s)
+            .arg(now_s - ARCHIVE_MAX_AGE.as_secs() as i64)
+            .arg(ARCHIVE_MAX_SIZE)
+            .arg(now_s + STATS_TTL.as_secs() as i64)
+            .arg(i64::MAX)
+            .arg(k.task_prefix(q));
+        if let Some(e) = decode_error {
+            inv.arg(e);
+        }
+        (s, inv)
+    }
+
+    /// Ends one leased task.
+    pub fn finish(&mut self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Result<()> {
+        let (_, inv) = self.finish_invocation(msg, finish, now);
+        self.run(|c| inv.invoke::<Value>(c).map(|_| ()).map_err(script_error))
+    }
+
+    /// Ends many leased tasks in one pipeline; one result per item.
+    pub fn finish_many(
+        &mut self,
+        items: &[(&TaskMessage, &Finish)],
+        now: SystemTime,
+    ) -> Result<Vec<Result<()>>> {
+        let invs: Vec<_> = items
+            .iter()
+            .map(|(m, f)| self.finish_invocation(m, f, now))
+            .collect();
+        Ok(self
+            .run_pipeline(&invs)?
+            .into_iter()
+            .map(|r| r.map(|_| ()))
+            .collect())
+    }
+
+    /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the
+    /// reason in the hash field `error`.
+    pub fn archive_malformed(
+        &mut self,
+        q: &str,
+        id: &str,
+        raw: Vec<u8>,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<()> {
+        let (_, inv) = self.archive_invocation(q, id, raw, Some(reason), now);
+        self.run(|c| inv.invoke::<Value>(c).map(|_| ()).map_err(script_error))
+    }
+
+    /// Drops an active id whose task hash is gone (nothing left to run or archive).
+    pub fn drop_orphan(&mut self, q: &str, id: &str) -> Result<()> {
+        let (active, lease) = (self.keys.active(q), self.keys.lease(q));
+        self.run(|c| {
+            redis::pipe()
+                .lrem(&active, 0, id)
+                .zrem(&lease, id)
+                .query::<()>(c)?;
+            Ok(())
+        })
+    }
+
+    /// Renews the leases of `ids` in queue `q`; returns the ids whose lease was gone.
+    pub fn extend_lease(&mut self, q: &str, ids: &[&str], now: SystemTime) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
+        let mut inv = scripts::EXTEND_LEASE.prepare_invoke();
+        inv.key(self.keys.lease(q)).arg(expiry).arg(ids);
+        self.run(|c| Ok(inv.invoke::<Vec<String>>(c)?))
+    }
+
+    /// Stores a handler's result in the task hash.
+    pub fn write_result(&mut self, q: &str, id: &str, data: &[u8]) -> Result<usize> {
+        let mut inv = scripts::WRITE_RESULT.prepare_invoke();
+        inv.key(self.keys.task(q, id)).arg(data);
+        self.run(|c| Ok(inv.invoke::<usize>(c)?))
+    }
+
+    // ---- background components ---------------------------------------------------------------
+
+    /// Moves due scheduled and retry tasks of `q` to pending; returns how many moved.
+    pub fn forward_if_ready(&mut self, q: &str, now: SystemTime) -> Result<usize> {
+        let mut moved = 0;
+        for src in [self.keys.scheduled(q), self.keys.retry(q)] {
+            loop {
+                let mut inv = scripts::FORWARD.prepare_invoke();
+                inv.key(&src)
+                    .key(self.keys.pending(q))
+                    .arg(unix_secs(now))
+                    .arg(self.keys.task_prefix(q))
+                    .arg(unix_nanos(now))
+                    .arg(self.keys.group_prefix(q));
+                let n: usize = self.run(|c| Ok(inv.invoke(c)?))?;
+                moved += n;
+                if n < FORWARD_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Active tasks of `q` whose lease ended at or before `cutoff`.
+    pub fn list_lease_expired(&mut self, q: &str, cutoff: SystemTime) -> Result<Vec<Leased>> {
+        let mut inv = scripts::LIST_LEASE_EXPIRED.prepare_invoke();
+        inv.key(self.keys.lease(q))
+            .arg(unix_secs(cutoff))
+            .arg(self.keys.task_prefix(q));
+        let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        Ok(pairs(reply)?
+            .into_iter()
+            .map(|(id, msg)| Leased {
+                queue: q.to_string(),
+                id,
+                msg,
+            })
+            .collect())
+    }
+
+    /// Deletes up to `batch` completed tasks of `q` whose retention ended; returns how many.
+    pub fn delete_expired_completed(
+        &mut self,
+        q: &str,
+        now: SystemTime,
+        batch: usize,
+    ) -> Result<usize> {
+        let mut inv = scripts::DELETE_EXPIRED_COMPLETED.prepare_invoke();
+        inv.key(self.keys.completed(q))
+            .arg(unix_secs(now))
+            .arg(self.keys.task_prefix(q))
+            .arg(batch);
+        self.run(|c| Ok(inv.invoke(c)?))
+    }
+
+    /// Publishes server and worker state with a TTL.
+    pub fn write_server_state(
+        &mut self,
+        server_key: &str,
+        workers_key: &str,
+        info: Vec<u8>,
+        workers: &[(String, Vec<u8>)],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<()> {
+        let expiry = unix_secs(now) + ttl.as_secs() as i64;
+        let (servers, all_workers) = (self.keys.servers(), self.keys.workers());
+        let mut inv = scripts::WRITE_SERVER_STATE.prepare_invoke();
+        inv.key(server_key)
+            .key(workers_key)
+            .arg(ttl.as_secs())
+            .arg(info);
+        for (id, w) in workers {
+            inv.arg(id).arg(w.as_slice());
+        }
+        self.run(|c| {
+            redis::pipe()
+                .zadd(&servers, server_key, expiry)
+                .zadd(&all_workers, workers_key, expiry)
+                .query::<()>(c)?;
+            inv.invoke::<Value>(c)?;
+            Ok(())
+        })
+    }
+
+    /// Removes a server's published state.
+    pub fn clear_server_state(&mut self, server_key: &str, workers_key: &str) -> Result<()> {
+        let (servers, all_workers) = (self.keys.servers(), self.keys.workers());
+        let mut inv = scripts::CLEAR_SERVER_STATE.prepare_invoke();
+        inv.key(server_key).key(workers_key);
+        self.run(|c| {
+            redis::pipe()
+                .zrem(&servers, server_key)
+                .zrem(&all_workers, workers_key)
+                .query::<()>(c)?;
+            inv.invoke::<Value>(c)?;
+            Ok(())
+        })
+    }
+}

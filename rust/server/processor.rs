@@ -1,0 +1,271 @@
+//! The dequeue/lease loop (`Processor`) and the outcome writer (`Finisher`).
+//!
+//! The processor takes as many free concurrency slots as it can, leases up to that many tasks in
+//! one script call from the first non-empty queue of this round's order, and hands them to Python
+//! through a channel. The finisher drains outcomes and writes them in one pipeline per batch; a
+//! slot is freed only once its outcome is written (or given to the syncer).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+
+use super::{Component, Delivery, InFlight, Outcome, RateLimitedLog, Shared};
+use crate::error::Error;
+use crate::message::{decode_task, effective_deadline, TaskMessage};
+use crate::rdb::{Finish, Leased, Rdb, LEASE_DURATION};
+
+/// Most tasks leased by one script call.
+const MAX_BATCH: usize = 100;
+/// Most outcomes written by one pipeline.
+const MAX_FINISH_BATCH: usize = 256;
+
+pub(crate) struct Processor {
+    sh: Arc<Shared>,
+    rdb: Rdb,
+    errors: RateLimitedLog,
+}
+
+impl Processor {
+    pub fn new(sh: Arc<Shared>) -> Self {
+        let rdb = sh.rdb();
+        Self {
+            sh,
+            rdb,
+            errors: RateLimitedLog::new(Duration::from_secs(3)),
+        }
+    }
+
+    /// asynq's idle sleep: interval/2 + rand[0, interval).
+    fn idle_sleep(&self) -> bool {
+        let base = self.sh.cfg.task_check_interval;
+        let jitter = base.mul_f64(fastrand::f64());
+        self.sh.sleep(base / 2 + jitter)
+    }
+
+    /// One round: lease what fits and deliver it. Returns how many tasks were delivered.
+    fn exec(&mut self) -> Result<usize, Error> {
+        let n = self
+            .sh
+            .slots
+            .acquire_up_to(MAX_BATCH, Duration::from_millis(100));
+        if n == 0 {
+            return Ok(0);
+        }
+        let now = self.sh.now();
+        let leased = {
+            let order = self.sh.selector.order();
+            self.rdb.dequeue(&order, n, now)
+        };
+        let leased = match leased {
+            Ok(l) => l,
+            Err(e) => {
+                self.sh.slots.release(n);
+                return Err(e);
+            }
+        };
+        self.sh.slots.release(n - leased.len());
+        let mut delivered = 0;
+        for l in leased {
+            if self.admit(l, now) {
+                delivered += 1;
+            } else {
+                self.sh.slots.release(1);
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Registers a leased task and hands it to Python; false when it could not be run.
+    fn admit(&mut self, l: Leased, now: std::time::SystemTime) -> bool {
+        let Some(raw) = l.msg.clone() else {
+            log::warn!(
+                "task {} in queue {} has no message; dropping the id",
+                l.id,
+                l.queue
+            );
+            if let Err(e) = self.rdb.drop_orphan(&l.queue, &l.id) {
+                log::warn!("could not drop orphan id {}: {e}", l.id);
+            }
+            return false;
+        };
+        let msg = match decode_task(&raw) {
+            Ok(m) if m.id == l.id && m.queue == l.queue => m,
+            Ok(m) => {
+                let why = format!(
+                    "message id/queue {}/{} do not match its key {}/{}",
+                    m.id, m.queue, l.id, l.queue
+                );
+                self.archive_malformed(&l, raw, &why);
+                return false;
+            }
+            Err(e) => {
+                self.archive_malformed(&l, raw, &e.to_string());
+                return false;
+            }
+        };
+        let token = self.sh.next_token();
+        let deadline = effective_deadline(&msg, now);
+        let entry = InFlight {
+            msg: msg.clone(),
+            deadline,
+            started: now,
+            lease_expiry: now + LEASE_DURATION,
+        };
+        self.sh.inflight.lock().insert(token, entry);
+        if self
+            .sh
+            .ready_tx
+            .send(Delivery {
+                token,
+                msg,
+                deadline,
+            })
+            .is_err()
+        {
+            // Only when the server is torn down; shutdown requeues what is in flight.
+            return true;
+        }
+        true
+    }
+
+    fn archive_malformed(&mut self, l: &Leased, raw: Vec<u8>, why: &str) {
+        log::error!(
+            "archiving task {} of queue {}: malformed message: {why}",
+            l.id,
+            l.queue
+        );
+        let reason = format!("ferroq: malformed task message: {why}");
+        if let Err(e) = self
+            .rdb
+            .archive_malformed(&l.queue, &l.id, raw, &reason, self.sh.now())
+        {
+            log::error!("could not archive malformed task {}: {e}", l.id);
+        }
+    }
+}
+
+impl Component for Processor {
+    fn run(mut self) {
+        while !self.sh.stopping() {
+            if !self.sh.fetching.load(Ordering::SeqCst) {
+                if !self.sh.sleep(Duration::from_millis(100)) {
+                    break;
+                }
+                continue;
+            }
+            match self.exec() {
+                Ok(0) => {
+                    if !self.idle_sleep() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.errors.error("dequeue failed", &e);
+                    if !self.sh.sleep(Duration::from_secs(1)) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Finisher {
+    sh: Arc<Shared>,
+    rdb: Rdb,
+}
+
+impl Finisher {
+    pub fn new(sh: Arc<Shared>) -> Self {
+        let rdb = sh.rdb();
+        Self { sh, rdb }
+    }
+
+    /// Writes one batch of outcomes.
+    fn exec(&mut self, batch: Vec<(u64, Outcome)>) {
+        let now = self.sh.now();
+        let mut items: Vec<(TaskMessage, Finish)> = Vec::with_capacity(batch.len());
+        let mut freed = 0;
+        {
+            let mut inflight = self.sh.inflight.lock();
+            for (token, outcome) in batch {
+                // Unknown token: a late outcome for a task already requeued or finished.
+                let Some(f) = inflight.remove(&token) else {
+                    continue;
+                };
+                freed += 1;
+                if now > f.lease_expiry {
+                    // Our lease ended; the task may be running elsewhere. The recoverer owns it.
+                    log::warn!(
+                        "lease of task {} expired before its outcome; leaving it to the recoverer",
+                        f.msg.id
+                    );
+                    continue;
+                }
+                let finish = outcome.to_finish(&f.msg, now);
+                items.push((f.msg, finish));
+            }
+        }
+        if !items.is_empty() {
+            let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f)| (m, f)).collect();
+            match self.rdb.finish_many(&refs, now) {
+                Ok(results) => {
+                    for ((msg, finish), r) in items.into_iter().zip(results) {
+                        match r {
+                            Ok(()) => {}
+                            Err(Error::NotFound) => {
+                                log::warn!("task {} was gone when finishing it", msg.id)
+                            }
+                            Err(e) => self.to_syncer(msg, finish, e),
+                        }
+                    }
+                }
+                Err(e) => {
+                    for (msg, finish) in items {
+                        self.to_syncer(msg, finish, Error::Protocol(e.to_string()));
+                    }
+                }
+            }
+        }
+        self.sh.slots.release(freed);
+    }
+
+    fn to_syncer(&self, msg: TaskMessage, finish: Finish, e: Error) {
+        log::warn!(
+            "could not write the outcome of task {}: {e}; retrying in the background",
+            msg.id
+        );
+        let deadline = self.sh.now() + LEASE_DURATION;
+        let _ = self.sh.sync_tx.send(super::syncer::Pending {
+            msg,
+            finish,
+            deadline,
+        });
+    }
+}
+
+impl Component for Finisher {
+    fn run(mut self) {
+        let rx = self.sh.finish_rx.clone();
+        let stop = self.sh.finish_stop_rx.clone();
+        loop {
+            let first = match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(o) => o,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Drain fully before exiting so shutdown loses no outcome.
+                    if matches!(stop.try_recv(), Err(TryRecvError::Disconnected)) && rx.is_empty() {
+                        break;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter().take(MAX_FINISH_BATCH - 1));
+            self.exec(batch);
+        }
+    }
+}

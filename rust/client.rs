@@ -99,9 +99,7 @@ pub fn build(
     let process_at = opts.process_at.map(unix_secs).unwrap_or(now_s);
     let unique_ttl = match opts.unique {
         Some(d) if d < Duration::from_secs(1) => {
-            return Err(Error::InvalidArgument(
-                "unique TTL must be at least 1 second".into(),
-            ))
+            return Err(Error::InvalidArgument("unique TTL must be at least 1 second".into()))
         }
         Some(d) => {
             let ttl = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
@@ -114,11 +112,7 @@ pub fn build(
         }
         None => 0,
     };
-    let payload_for_key = if task.payload.is_empty() {
-        None
-    } else {
-        Some(task.payload.as_slice())
-    };
+    let payload_for_key = if task.payload.is_empty() { None } else { Some(task.payload.as_slice()) };
     let unique_key = if opts.unique.is_some() {
         keys.unique(&queue, &task.task_type, payload_for_key)
     } else {
@@ -135,10 +129,7 @@ pub fn build(
         deadline: opts.deadline.unwrap_or(0),
         unique_key,
         group_key: opts.group.clone().unwrap_or_default(),
-        retention: opts
-            .retention
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0),
+        retention: opts.retention.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0),
         ..Default::default()
     };
     let (placement, state, next) = if process_at > now_s {
@@ -148,19 +139,8 @@ pub fn build(
     } else {
         (Placement::Pending, "pending", now_s)
     };
-    let info = Enqueued {
-        msg: msg.clone(),
-        state,
-        next_process_at: next,
-    };
-    Ok((
-        EnqueueRequest {
-            msg,
-            placement,
-            unique_ttl,
-        },
-        info,
-    ))
+    let info = Enqueued { msg: msg.clone(), state, next_process_at: next };
+    Ok((EnqueueRequest { msg, placement, unique_ttl }, info))
 }
 
 /// A producer: builds messages and writes them through a connection pool.
@@ -174,10 +154,7 @@ impl Client {
     /// A client for `url` in `namespace`.
     pub fn new(url: &str, keys: Keys, max_idle: usize) -> Result<Self> {
         let cfg = ConnConfig::from_url(url)?;
-        Ok(Self {
-            pool: RdbPool::new(cfg, keys, max_idle),
-            registered: Mutex::new(HashSet::new()),
-        })
+        Ok(Self { pool: RdbPool::new(cfg, keys, max_idle), registered: Mutex::new(HashSet::new()) })
     }
 
     /// The key builder.
@@ -192,29 +169,18 @@ impl Client {
     fn register(&self, rdb: &mut Rdb, queues: &[&str]) -> Result<()> {
         let missing: Vec<&str> = {
             let reg = self.registered.lock();
-            queues
-                .iter()
-                .copied()
-                .filter(|q| !reg.contains(*q))
-                .collect()
+            queues.iter().copied().filter(|q| !reg.contains(*q)).collect()
         };
         if missing.is_empty() {
             return Ok(());
         }
         rdb.register_queues(&missing)?;
-        self.registered
-            .lock()
-            .extend(missing.into_iter().map(str::to_string));
+        self.registered.lock().extend(missing.into_iter().map(str::to_string));
         Ok(())
     }
 
     /// Enqueues one task.
-    pub fn enqueue(
-        &self,
-        task: NewTask,
-        opts: EnqueueOptions,
-        now: SystemTime,
-    ) -> Result<Enqueued> {
+    pub fn enqueue(&self, task: NewTask, opts: EnqueueOptions, now: SystemTime) -> Result<Enqueued> {
         let (req, info) = build(self.keys(), task, opts, now)?;
         self.with_rdb(|rdb| {
             self.register(rdb, &[req.msg.queue.as_str()])?;
@@ -233,10 +199,8 @@ impl Client {
         for (t, o) in items {
             built.push(build(self.keys(), t, o, now));
         }
-        let reqs: Vec<EnqueueRequest> = built
-            .iter()
-            .filter_map(|b| b.as_ref().ok().map(|(r, _)| r.clone()))
-            .collect();
+        let reqs: Vec<EnqueueRequest> =
+            built.iter().filter_map(|b| b.as_ref().ok().map(|(r, _)| r.clone())).collect();
         let mut queues: Vec<&str> = reqs.iter().map(|r| r.msg.queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
@@ -276,23 +240,14 @@ mod tests {
     use crate::clock::from_unix_secs;
 
     fn task(t: &str, p: &[u8]) -> NewTask {
-        NewTask {
-            task_type: t.into(),
-            payload: p.to_vec(),
-            headers: BTreeMap::new(),
-        }
+        NewTask { task_type: t.into(), payload: p.to_vec(), headers: BTreeMap::new() }
     }
 
     #[test]
     fn defaults_follow_asynq() {
         let now = from_unix_secs(1_000);
-        let (req, info) = build(
-            &Keys::default(),
-            task("t", b"x"),
-            EnqueueOptions::default(),
-            now,
-        )
-        .expect("valid");
+        let (req, info) =
+            build(&Keys::default(), task("t", b"x"), EnqueueOptions::default(), now).expect("valid");
         assert_eq!(req.msg.queue, "default");
         assert_eq!(req.msg.retry, 25);
         assert_eq!(req.msg.timeout, 1800);
@@ -315,50 +270,35 @@ mod tests {
         }
         let cases = [
             Case {
-                opts: EnqueueOptions {
-                    deadline: Some(2_000),
-                    ..Default::default()
-                },
+                opts: EnqueueOptions { deadline: Some(2_000), ..Default::default() },
                 timeout: 0,
                 deadline: 2_000,
                 placement: Placement::Pending,
                 state: "pending",
             },
             Case {
-                opts: EnqueueOptions {
-                    timeout: Some(Duration::from_secs(5)),
-                    ..Default::default()
-                },
+                opts: EnqueueOptions { timeout: Some(Duration::from_secs(5)), ..Default::default() },
                 timeout: 5,
                 deadline: 0,
                 placement: Placement::Pending,
                 state: "pending",
             },
             Case {
-                opts: EnqueueOptions {
-                    process_at: Some(from_unix_secs(1_060)),
-                    ..Default::default()
-                },
+                opts: EnqueueOptions { process_at: Some(from_unix_secs(1_060)), ..Default::default() },
                 timeout: 1800,
                 deadline: 0,
                 placement: Placement::Scheduled(1_060),
                 state: "scheduled",
             },
             Case {
-                opts: EnqueueOptions {
-                    process_at: Some(from_unix_secs(10)),
-                    ..Default::default()
-                },
+                opts: EnqueueOptions { process_at: Some(from_unix_secs(10)), ..Default::default() },
                 timeout: 1800,
                 deadline: 0,
                 placement: Placement::Pending,
                 state: "pending",
             },
             Case {
-                opts: EnqueueOptions {
-                    group: Some("g".into()),
-                    ..Default::default()
-                },
+                opts: EnqueueOptions { group: Some("g".into()), ..Default::default() },
                 timeout: 1800,
                 deadline: 0,
                 placement: Placement::Group,
@@ -367,12 +307,7 @@ mod tests {
         ];
         for c in cases {
             let (req, info) = build(&k, task("t", b""), c.opts.clone(), now).expect("valid");
-            assert_eq!(
-                (req.msg.timeout, req.msg.deadline),
-                (c.timeout, c.deadline),
-                "{:?}",
-                c.opts
-            );
+            assert_eq!((req.msg.timeout, req.msg.deadline), (c.timeout, c.deadline), "{:?}", c.opts);
             assert_eq!(req.placement, c.placement, "{:?}", c.opts);
             assert_eq!(info.state, c.state);
         }
@@ -397,51 +332,20 @@ mod tests {
         let k = Keys::default();
         let bad = [
             (task(" ", b""), EnqueueOptions::default()),
+            (task("t", b""), EnqueueOptions { queue: Some("".into()), ..Default::default() }),
+            (task("t", b""), EnqueueOptions { task_id: Some(" ".into()), ..Default::default() }),
+            (task("t", b""), EnqueueOptions { group: Some("".into()), ..Default::default() }),
             (
                 task("t", b""),
-                EnqueueOptions {
-                    queue: Some("".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                task("t", b""),
-                EnqueueOptions {
-                    task_id: Some(" ".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                task("t", b""),
-                EnqueueOptions {
-                    group: Some("".into()),
-                    ..Default::default()
-                },
-            ),
-            (
-                task("t", b""),
-                EnqueueOptions {
-                    unique: Some(Duration::from_millis(500)),
-                    ..Default::default()
-                },
+                EnqueueOptions { unique: Some(Duration::from_millis(500)), ..Default::default() },
             ),
         ];
         for (t, o) in bad {
-            assert!(matches!(
-                build(&k, t, o, now),
-                Err(Error::InvalidArgument(_))
-            ));
+            assert!(matches!(build(&k, t, o, now), Err(Error::InvalidArgument(_))));
         }
-        let (req, _) = build(
-            &k,
-            task("t", b""),
-            EnqueueOptions {
-                max_retry: Some(-3),
-                ..Default::default()
-            },
-            now,
-        )
-        .expect("valid");
+        let (req, _) =
+            build(&k, task("t", b""), EnqueueOptions { max_retry: Some(-3), ..Default::default() }, now)
+                .expect("valid");
         assert_eq!(req.msg.retry, 0);
     }
 }

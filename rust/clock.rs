@@ -29,9 +29,7 @@ pub struct FixedClock {
 impl FixedClock {
     /// A clock frozen at `unix_nanos`.
     pub fn new(unix_nanos: i64) -> Self {
-        Self {
-            nanos: AtomicI64::new(unix_nanos),
-        }
+        Self { nanos: AtomicI64::new(unix_nanos) }
     }
 
     /// Moves the clock forward (or back, with a negative value).

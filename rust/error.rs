@@ -40,10 +40,7 @@ impl Error {
         match self {
             Error::Connection(_) => true,
             Error::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
+                e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
             }
             _ => false,
         }

@@ -11,10 +11,7 @@ pub use crate::proto::{ServerInfo, TaskMessage, Timestamp, WorkerInfo};
 
 /// Go's zero `time.Time` as a protobuf Timestamp (0001-01-01T00:00:00Z). asynq's tools print "N/A"
 /// for it; an absent Timestamp would read as 1970 instead.
-pub const GO_ZERO_TIME: Timestamp = Timestamp {
-    seconds: -62_135_596_800,
-    nanos: 0,
-};
+pub const GO_ZERO_TIME: Timestamp = Timestamp { seconds: -62_135_596_800, nanos: 0 };
 
 /// Deadline given to tasks that carry neither a timeout nor a deadline, as asynq's processor does.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -53,10 +50,7 @@ pub fn decode_worker_info(bytes: &[u8]) -> Result<WorkerInfo> {
 /// A Timestamp for `t`.
 pub fn timestamp(t: SystemTime) -> Timestamp {
     let nanos = unix_nanos(t);
-    Timestamp {
-        seconds: nanos.div_euclid(1_000_000_000),
-        nanos: nanos.rem_euclid(1_000_000_000) as i32,
-    }
+    Timestamp { seconds: nanos.div_euclid(1_000_000_000), nanos: nanos.rem_euclid(1_000_000_000) as i32 }
 }
 
 /// The deadline a handler runs under, per asynq's processor: the earlier of now+timeout and the
@@ -81,9 +75,7 @@ mod tests {
         TaskMessage {
             r#type: "email:send".into(),
             payload: b"{\"to\":1}".to_vec(),
-            headers: [("trace".to_string(), "abc".to_string())]
-                .into_iter()
-                .collect(),
+            headers: [("trace".to_string(), "abc".to_string())].into_iter().collect(),
             id: "0b4e5a4c-0000-4000-8000-000000000001".into(),
             queue: "default".into(),
             retry: 25,
@@ -109,10 +101,7 @@ mod tests {
             retry: 3,
             ..Default::default()
         };
-        assert_eq!(
-            encode_task(&m),
-            vec![0x0a, 1, b't', 0x12, 1, 1, 0x1a, 1, b'i', 0x22, 1, b'q', 0x28, 3]
-        );
+        assert_eq!(encode_task(&m), vec![0x0a, 1, b't', 0x12, 1, 1, 0x1a, 1, b'i', 0x22, 1, b'q', 0x28, 3]);
         let h = TaskMessage {
             headers: [("k".to_string(), "v".to_string())].into_iter().collect(),
             ..Default::default()
@@ -123,10 +112,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_incomplete_messages() {
-        assert!(matches!(
-            decode_task(b"\xff\xff\xff"),
-            Err(Error::Decode(_))
-        ));
+        assert!(matches!(decode_task(b"\xff\xff\xff"), Err(Error::Decode(_))));
         assert!(matches!(decode_task(b""), Err(Error::Decode(_))));
         let mut m = sample();
         m.queue = " ".into();
@@ -151,13 +137,7 @@ mod tests {
     #[test]
     fn timestamps_split_negative_times_like_go() {
         let t = crate::clock::from_unix_nanos(-1_500_000_000);
-        assert_eq!(
-            timestamp(t),
-            Timestamp {
-                seconds: -2,
-                nanos: 500_000_000
-            }
-        );
+        assert_eq!(timestamp(t), Timestamp { seconds: -2, nanos: 500_000_000 });
     }
 
     proptest! {

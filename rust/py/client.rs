@@ -51,14 +51,7 @@ fn convert(r: PyRequest) -> PyResult<(NewTask, EnqueueOptions)> {
         retention: retention.map(|s| duration("retention", s)).transpose()?,
         group,
     };
-    Ok((
-        NewTask {
-            task_type,
-            payload,
-            headers,
-        },
-        opts,
-    ))
+    Ok((NewTask { task_type, payload, headers }, opts))
 }
 
 /// (id, queue, type, payload, headers, state, max_retry, timeout, deadline, next_process_at,
@@ -99,9 +92,7 @@ impl NativeClient {
     #[new]
     #[pyo3(signature = (url, namespace = "asynq", max_idle = 8))]
     fn new(url: &str, namespace: &str, max_idle: usize) -> PyResult<Self> {
-        Ok(Self {
-            inner: Client::new(url, Keys::new(namespace), max_idle)?,
-        })
+        Ok(Self { inner: Client::new(url, Keys::new(namespace), max_idle)? })
     }
 
     /// Enqueues one task; returns the TaskInfo tuple.
@@ -112,15 +103,8 @@ impl NativeClient {
     }
 
     /// Enqueues many tasks in one pipeline; returns a TaskInfo tuple or an exception per task.
-    fn enqueue_many<'py>(
-        &self,
-        py: Python<'py>,
-        requests: Vec<PyRequest>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let items = requests
-            .into_iter()
-            .map(convert)
-            .collect::<PyResult<Vec<_>>>()?;
+    fn enqueue_many<'py>(&self, py: Python<'py>, requests: Vec<PyRequest>) -> PyResult<Bound<'py, PyList>> {
+        let items = requests.into_iter().map(convert).collect::<PyResult<Vec<_>>>()?;
         let results = py.detach(|| self.inner.enqueue_many(items, std::time::SystemTime::now()))?;
         let out = PyList::empty(py);
         for r in results {

@@ -7,30 +7,15 @@ use pyo3::{create_exception, PyErr};
 
 use crate::error::Error;
 
-create_exception!(
-    ferroq._native,
-    FerroqError,
-    PyException,
-    "Base class of every ferroq error."
-);
-create_exception!(
-    ferroq._native,
-    BrokerError,
-    FerroqError,
-    "Redis failed or answered with an error."
-);
+create_exception!(ferroq._native, FerroqError, PyException, "Base class of every ferroq error.");
+create_exception!(ferroq._native, BrokerError, FerroqError, "Redis failed or answered with an error.");
 create_exception!(
     ferroq._native,
     BrokerConnectionError,
     BrokerError,
     "Redis could not be reached (refused, timed out, TLS failure)."
 );
-create_exception!(
-    ferroq._native,
-    InvalidArgumentError,
-    FerroqError,
-    "A value the API does not accept."
-);
+create_exception!(ferroq._native, InvalidArgumentError, FerroqError, "A value the API does not accept.");
 create_exception!(
     ferroq._native,
     MalformedMessageError,
@@ -49,18 +34,8 @@ create_exception!(
     FerroqError,
     "A task with the same ID already exists in the queue."
 );
-create_exception!(
-    ferroq._native,
-    TaskNotFoundError,
-    FerroqError,
-    "The task is not (or no longer) there."
-);
-create_exception!(
-    ferroq._native,
-    ServerClosedError,
-    FerroqError,
-    "The server was shut down or not started."
-);
+create_exception!(ferroq._native, TaskNotFoundError, FerroqError, "The task is not (or no longer) there.");
+create_exception!(ferroq._native, ServerClosedError, FerroqError, "The server was shut down or not started.");
 create_exception!(
     ferroq._native,
     HandlerNotFoundError,
@@ -102,25 +77,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("FerroqError", py.get_type::<FerroqError>())?;
     m.add("BrokerError", py.get_type::<BrokerError>())?;
-    m.add(
-        "BrokerConnectionError",
-        py.get_type::<BrokerConnectionError>(),
-    )?;
-    m.add(
-        "InvalidArgumentError",
-        py.get_type::<InvalidArgumentError>(),
-    )?;
-    m.add(
-        "MalformedMessageError",
-        py.get_type::<MalformedMessageError>(),
-    )?;
+    m.add("BrokerConnectionError", py.get_type::<BrokerConnectionError>())?;
+    m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
+    m.add("MalformedMessageError", py.get_type::<MalformedMessageError>())?;
     m.add("DuplicateTaskError", py.get_type::<DuplicateTaskError>())?;
     m.add("TaskIdConflictError", py.get_type::<TaskIdConflictError>())?;
     m.add("TaskNotFoundError", py.get_type::<TaskNotFoundError>())?;
     m.add("ServerClosedError", py.get_type::<ServerClosedError>())?;
-    m.add(
-        "HandlerNotFoundError",
-        py.get_type::<HandlerNotFoundError>(),
-    )?;
+    m.add("HandlerNotFoundError", py.get_type::<HandlerNotFoundError>())?;
+    m.add("SkipRetry", py.get_type::<SkipRetry>())?;
+    m.add("RevokeTask", py.get_type::<RevokeTask>())?;
     Ok(())
 }

@@ -20,8 +20,7 @@ pub(crate) fn duration(what: &str, secs: f64) -> PyResult<Duration> {
         ))
         .into());
     }
-    Duration::try_from_secs_f64(secs)
-        .map_err(|e| Error::InvalidArgument(format!("{what}: {e}")).into())
+    Duration::try_from_secs_f64(secs).map_err(|e| Error::InvalidArgument(format!("{what}: {e}")).into())
 }
 
 /// Unix seconds from Python to a `SystemTime`.

@@ -73,9 +73,7 @@ impl NativeServer {
         if let Some(q) = queues {
             cfg.queues = q.into_iter().collect();
         }
-        Ok(Self {
-            core: ServerCore::new(url, Keys::new(namespace), cfg)?,
-        })
+        Ok(Self { core: ServerCore::new(url, Keys::new(namespace), cfg)? })
     }
 
     /// Server ID (UUID v4).
@@ -103,12 +101,7 @@ impl NativeServer {
 
     /// Waits up to `timeout` seconds for leased tasks; returns at most `max` tuples
     /// (token, id, type, payload, headers, queue, retried, max_retry, deadline).
-    fn next_batch<'py>(
-        &self,
-        py: Python<'py>,
-        max: usize,
-        timeout: f64,
-    ) -> PyResult<Bound<'py, PyList>> {
+    fn next_batch<'py>(&self, py: Python<'py>, max: usize, timeout: f64) -> PyResult<Bound<'py, PyList>> {
         let wait = duration("timeout", timeout)?;
         let batch = py.detach(|| self.core.next_batch(max.max(1), wait));
         let out = PyList::empty(py);
@@ -150,11 +143,7 @@ impl NativeServer {
                 },
                 ARCHIVE => Outcome::Archive { error },
                 REQUEUE => Outcome::Requeue,
-                other => {
-                    return Err(
-                        Error::InvalidArgument(format!("unknown outcome code {other}")).into(),
-                    )
-                }
+                other => return Err(Error::InvalidArgument(format!("unknown outcome code {other}")).into()),
             };
             out.push((token, o));
         }

@@ -40,18 +40,12 @@ impl ConnConfig {
             .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
         let client = redis::Client::open(info)
             .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
-        Ok(Self {
-            client,
-            reconnect_budget: Duration::from_secs(5),
-        })
+        Ok(Self { client, reconnect_budget: Duration::from_secs(5) })
     }
 
     /// A new lazily-connected connection.
     pub fn connect_lazy(&self) -> Conn {
-        Conn {
-            cfg: self.clone(),
-            conn: None,
-        }
+        Conn { cfg: self.clone(), conn: None }
     }
 }
 
@@ -91,10 +85,7 @@ impl Conn {
     }
 
     fn try_connect(&self) -> redis::RedisResult<Connection> {
-        let c = self
-            .cfg
-            .client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        let c = self.cfg.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
         c.set_read_timeout(Some(IO_TIMEOUT))?;
         c.set_write_timeout(Some(IO_TIMEOUT))?;
         Ok(c)
@@ -139,14 +130,8 @@ mod tests {
         assert!(ConnConfig::from_url("redis://user:secret@127.0.0.1:6379/3").is_ok());
         assert!(ConnConfig::from_url("unix:///tmp/redis.sock").is_ok());
         assert!(ConnConfig::from_url("rediss://127.0.0.1:6380").is_ok());
-        assert!(matches!(
-            ConnConfig::from_url("http://x"),
-            Err(Error::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            ConnConfig::from_url("not a url"),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(matches!(ConnConfig::from_url("http://x"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(ConnConfig::from_url("not a url"), Err(Error::InvalidArgument(_))));
     }
 
     #[test]

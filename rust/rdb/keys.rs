@@ -21,9 +21,7 @@ impl Default for Keys {
 impl Keys {
     /// Keys under `namespace` (asynq's is `asynq`).
     pub fn new(namespace: &str) -> Self {
-        Self {
-            ns: namespace.to_string(),
-        }
+        Self { ns: namespace.to_string() }
     }
 
     /// The namespace.
@@ -173,10 +171,7 @@ mod tests {
             (k.task("q", "id1"), "asynq:{q}:t:id1"),
             (k.processed_total("q"), "asynq:{q}:processed"),
             (k.failed_total("q"), "asynq:{q}:failed"),
-            (
-                k.processed("q", "2026-11-27"),
-                "asynq:{q}:processed:2026-11-27",
-            ),
+            (k.processed("q", "2026-11-27"), "asynq:{q}:processed:2026-11-27"),
             (k.failed("q", "2026-11-27"), "asynq:{q}:failed:2026-11-27"),
             (k.group("q", "g1"), "asynq:{q}:g:g1"),
             (k.groups("q"), "asynq:{q}:groups"),
@@ -195,10 +190,7 @@ mod tests {
     fn unique_keys_hash_the_payload() {
         let k = Keys::default();
         assert_eq!(k.unique("q", "t", None), "asynq:{q}:unique:t:");
-        assert_eq!(
-            k.unique("q", "t", Some(b"")),
-            "asynq:{q}:unique:t:d41d8cd98f00b204e9800998ecf8427e"
-        );
+        assert_eq!(k.unique("q", "t", Some(b"")), "asynq:{q}:unique:t:d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(
             k.unique("default", "email", Some(b"hello")),
             "asynq:{default}:unique:email:5d41402abc4b2a76b9719d911017c592"

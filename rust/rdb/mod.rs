@@ -94,12 +94,7 @@ pub struct RdbPool {
 impl RdbPool {
     /// A pool keeping up to `max_idle` idle connections.
     pub fn new(cfg: ConnConfig, keys: Keys, max_idle: usize) -> Self {
-        Self {
-            cfg,
-            keys,
-            idle: parking_lot::Mutex::new(Vec::new()),
-            max_idle,
-        }
+        Self { cfg, keys, idle: parking_lot::Mutex::new(Vec::new()), max_idle }
     }
 
     /// The key builder.
@@ -179,10 +174,7 @@ fn pairs(reply: Value) -> Result<Vec<(String, Option<Vec<u8>>)>> {
 impl Rdb {
     /// An `Rdb` on its own lazily-connected connection.
     pub fn new(cfg: &ConnConfig, keys: Keys) -> Self {
-        Self {
-            conn: cfg.connect_lazy(),
-            keys,
-        }
+        Self { conn: cfg.connect_lazy(), keys }
     }
 
     /// The key builder.
@@ -210,13 +202,7 @@ impl Rdb {
     /// Registers queue names in `<ns>:queues` so inspectors can find them.
     pub fn register_queues(&mut self, queues: &[&str]) -> Result<()> {
         let key = self.keys.all_queues();
-        self.run(|c| {
-            Ok(redis::cmd("SADD")
-                .arg(&key)
-                .arg(queues)
-                .query::<i64>(c)
-                .map(|_| ())?)
-        })
+        self.run(|c| Ok(redis::cmd("SADD").arg(&key).arg(queues).query::<i64>(c).map(|_| ())?))
     }
 
     fn enqueue_invocation(&self, req: &EnqueueRequest, now: SystemTime) -> Call {
@@ -229,29 +215,18 @@ impl Rdb {
         match (&req.placement, unique) {
             (Placement::Pending, false) => {
                 let (s, mut inv) = call(&scripts::ENQUEUE);
-                inv.key(task_key)
-                    .key(k.pending(q))
-                    .arg(bytes)
-                    .arg(&m.id)
-                    .arg(unix_nanos(now));
+                inv.key(task_key).key(k.pending(q)).arg(bytes).arg(&m.id).arg(unix_nanos(now));
                 (s, inv)
             }
             (Placement::Pending, true) => {
                 let (s, mut inv) = call(&scripts::ENQUEUE_UNIQUE);
                 inv.key(&m.unique_key).key(task_key).key(k.pending(q));
-                inv.arg(&m.id)
-                    .arg(req.unique_ttl)
-                    .arg(bytes)
-                    .arg(unix_nanos(now));
+                inv.arg(&m.id).arg(req.unique_ttl).arg(bytes).arg(unix_nanos(now));
                 (s, inv)
             }
             (Placement::Scheduled(at), false) => {
                 let (s, mut inv) = call(&scripts::SCHEDULE);
-                inv.key(task_key)
-                    .key(k.scheduled(q))
-                    .arg(bytes)
-                    .arg(*at)
-                    .arg(&m.id);
+                inv.key(task_key).key(k.scheduled(q)).arg(bytes).arg(*at).arg(&m.id);
                 (s, inv)
             }
             (Placement::Scheduled(at), true) => {
@@ -262,26 +237,14 @@ impl Rdb {
             }
             (Placement::Group, false) => {
                 let (s, mut inv) = call(&scripts::ADD_TO_GROUP);
-                inv.key(task_key)
-                    .key(k.group(q, &m.group_key))
-                    .key(k.groups(q));
-                inv.arg(bytes)
-                    .arg(&m.id)
-                    .arg(unix_secs(now))
-                    .arg(&m.group_key);
+                inv.key(task_key).key(k.group(q, &m.group_key)).key(k.groups(q));
+                inv.arg(bytes).arg(&m.id).arg(unix_secs(now)).arg(&m.group_key);
                 (s, inv)
             }
             (Placement::Group, true) => {
                 let (s, mut inv) = call(&scripts::ADD_TO_GROUP_UNIQUE);
-                inv.key(task_key)
-                    .key(k.group(q, &m.group_key))
-                    .key(k.groups(q))
-                    .key(&m.unique_key);
-                inv.arg(bytes)
-                    .arg(&m.id)
-                    .arg(unix_secs(now))
-                    .arg(&m.group_key)
-                    .arg(req.unique_ttl);
+                inv.key(task_key).key(k.group(q, &m.group_key)).key(k.groups(q)).key(&m.unique_key);
+                inv.arg(bytes).arg(&m.id).arg(unix_secs(now)).arg(&m.group_key).arg(req.unique_ttl);
                 (s, inv)
             }
         }
@@ -304,15 +267,8 @@ impl Rdb {
     }
 
     /// Writes many new tasks in one pipeline (not atomic: each succeeds or fails on its own).
-    pub fn enqueue_many(
-        &mut self,
-        reqs: &[EnqueueRequest],
-        now: SystemTime,
-    ) -> Result<Vec<Result<()>>> {
-        let invs: Vec<_> = reqs
-            .iter()
-            .map(|r| self.enqueue_invocation(r, now))
-            .collect();
+    pub fn enqueue_many(&mut self, reqs: &[EnqueueRequest], now: SystemTime) -> Result<Vec<Result<()>>> {
+        let invs: Vec<_> = reqs.iter().map(|r| self.enqueue_invocation(r, now)).collect();
         let replies = self.run_pipeline(&invs)?;
         Ok(replies
             .into_iter()
@@ -344,12 +300,7 @@ impl Rdb {
             skip.push(false);
         }
         let replies: Vec<redis::RedisResult<Value>> = self.run(|c| Ok(pipe.query(c)?))?;
-        Ok(replies
-            .into_iter()
-            .zip(skip)
-            .filter(|(_, s)| !s)
-            .map(|(r, _)| r.map_err(script_error))
-            .collect())
+        Ok(replies.into_iter().zip(skip).filter(|(_, s)| !s).map(|(r, _)| r.map_err(script_error)).collect())
     }
 
     // ---- processing ---------------------------------------------------------------------------
@@ -372,11 +323,7 @@ impl Rdb {
             if !got.is_empty() {
                 return Ok(got
                     .into_iter()
-                    .map(|(id, msg)| Leased {
-                        queue: (*q).to_string(),
-                        id,
-                        msg,
-                    })
+                    .map(|(id, msg)| Leased { queue: (*q).to_string(), id, msg })
                     .collect());
             }
         }
@@ -426,18 +373,11 @@ impl Rdb {
             }
             Finish::Requeue => {
                 let (s, mut inv) = call(&scripts::REQUEUE);
-                inv.key(k.active(q))
-                    .key(k.lease(q))
-                    .key(k.pending(q))
-                    .key(k.task(q, &msg.id));
+                inv.key(k.active(q)).key(k.lease(q)).key(k.pending(q)).key(k.task(q, &msg.id));
                 inv.arg(&msg.id);
                 (s, inv)
             }
-            Finish::Retry {
-                retry_at,
-                error,
-                is_failure,
-            } => {
+            Finish::Retry { retry_at, error, is_failure } => {
                 let mut m = msg.clone();
                 if *is_failure {
                     m.retried = m.retried.saturating_add(1);
@@ -516,15 +456,8 @@ impl Rdb {
         items: &[(&TaskMessage, &Finish)],
         now: SystemTime,
     ) -> Result<Vec<Result<()>>> {
-        let invs: Vec<_> = items
-            .iter()
-            .map(|(m, f)| self.finish_invocation(m, f, now))
-            .collect();
-        Ok(self
-            .run_pipeline(&invs)?
-            .into_iter()
-            .map(|r| r.map(|_| ()))
-            .collect())
+        let invs: Vec<_> = items.iter().map(|(m, f)| self.finish_invocation(m, f, now)).collect();
+        Ok(self.run_pipeline(&invs)?.into_iter().map(|r| r.map(|_| ())).collect())
     }
 
     /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the
@@ -545,10 +478,7 @@ impl Rdb {
     pub fn drop_orphan(&mut self, q: &str, id: &str) -> Result<()> {
         let (active, lease) = (self.keys.active(q), self.keys.lease(q));
         self.run(|c| {
-            redis::pipe()
-                .lrem(&active, 0, id)
-                .zrem(&lease, id)
-                .query::<()>(c)?;
+            redis::pipe().lrem(&active, 0, id).zrem(&lease, id).query::<()>(c)?;
             Ok(())
         })
     }
@@ -598,32 +528,15 @@ impl Rdb {
     /// Active tasks of `q` whose lease ended at or before `cutoff`.
     pub fn list_lease_expired(&mut self, q: &str, cutoff: SystemTime) -> Result<Vec<Leased>> {
         let mut inv = scripts::LIST_LEASE_EXPIRED.prepare_invoke();
-        inv.key(self.keys.lease(q))
-            .arg(unix_secs(cutoff))
-            .arg(self.keys.task_prefix(q));
+        inv.key(self.keys.lease(q)).arg(unix_secs(cutoff)).arg(self.keys.task_prefix(q));
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
-        Ok(pairs(reply)?
-            .into_iter()
-            .map(|(id, msg)| Leased {
-                queue: q.to_string(),
-                id,
-                msg,
-            })
-            .collect())
+        Ok(pairs(reply)?.into_iter().map(|(id, msg)| Leased { queue: q.to_string(), id, msg }).collect())
     }
 
     /// Deletes up to `batch` completed tasks of `q` whose retention ended; returns how many.
-    pub fn delete_expired_completed(
-        &mut self,
-        q: &str,
-        now: SystemTime,
-        batch: usize,
-    ) -> Result<usize> {
+    pub fn delete_expired_completed(&mut self, q: &str, now: SystemTime, batch: usize) -> Result<usize> {
         let mut inv = scripts::DELETE_EXPIRED_COMPLETED.prepare_invoke();
-        inv.key(self.keys.completed(q))
-            .arg(unix_secs(now))
-            .arg(self.keys.task_prefix(q))
-            .arg(batch);
+        inv.key(self.keys.completed(q)).arg(unix_secs(now)).arg(self.keys.task_prefix(q)).arg(batch);
         self.run(|c| Ok(inv.invoke(c)?))
     }
 
@@ -640,10 +553,7 @@ impl Rdb {
         let expiry = unix_secs(now) + ttl.as_secs() as i64;
         let (servers, all_workers) = (self.keys.servers(), self.keys.workers());
         let mut inv = scripts::WRITE_SERVER_STATE.prepare_invoke();
-        inv.key(server_key)
-            .key(workers_key)
-            .arg(ttl.as_secs())
-            .arg(info);
+        inv.key(server_key).key(workers_key).arg(ttl.as_secs()).arg(info);
         for (id, w) in workers {
             inv.arg(id).arg(w.as_slice());
         }
@@ -663,10 +573,7 @@ impl Rdb {
         let mut inv = scripts::CLEAR_SERVER_STATE.prepare_invoke();
         inv.key(server_key).key(workers_key);
         self.run(|c| {
-            redis::pipe()
-                .zrem(&servers, server_key)
-                .zrem(&all_workers, workers_key)
-                .query::<()>(c)?;
+            redis::pipe().zrem(&servers, server_key).zrem(&all_workers, workers_key).query::<()>(c)?;
             inv.invoke::<Value>(c)?;
             Ok(())
         })

@@ -14,11 +14,7 @@ pub(crate) struct Forwarder {
 impl Forwarder {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self {
-            sh,
-            rdb,
-            errors: RateLimitedLog::new(std::time::Duration::from_secs(3)),
-        }
+        Self { sh, rdb, errors: RateLimitedLog::new(std::time::Duration::from_secs(3)) }
     }
 
     fn exec(&mut self) {

@@ -20,11 +20,7 @@ pub(crate) struct Heartbeat {
 impl Heartbeat {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self {
-            sh,
-            rdb,
-            errors: RateLimitedLog::new(std::time::Duration::from_secs(3)),
-        }
+        Self { sh, rdb, errors: RateLimitedLog::new(std::time::Duration::from_secs(3)) }
     }
 
     fn keys(&self) -> (String, String) {
@@ -38,10 +34,7 @@ impl Heartbeat {
     fn renew_leases(&mut self, now: SystemTime) {
         let (valid, expired): (Vec<_>, Vec<_>) = {
             let inflight = self.sh.inflight.lock();
-            inflight
-                .iter()
-                .map(|(t, f)| (*t, f.clone()))
-                .partition(|(_, f)| f.lease_expiry >= now)
+            inflight.iter().map(|(t, f)| (*t, f.clone())).partition(|(_, f)| f.lease_expiry >= now)
         };
         for (token, f) in expired {
             log::warn!("lease of task {} expired; cancelling its handler", f.msg.id);
@@ -102,12 +95,7 @@ impl Heartbeat {
             pid: c.pid,
             server_id: c.server_id.clone(),
             concurrency: i32::try_from(c.concurrency).unwrap_or(i32::MAX),
-            queues: c
-                .queues
-                .iter()
-                .filter(|(n, p)| !n.trim().is_empty() && *p > 0)
-                .cloned()
-                .collect(),
+            queues: c.queues.iter().filter(|(n, p)| !n.trim().is_empty() && *p > 0).cloned().collect(),
             strict_priority: c.strict_priority,
             status: self.sh.status.lock().as_str().to_string(),
             start_time: Some(timestamp(self.sh.started)),
@@ -115,14 +103,9 @@ impl Heartbeat {
         };
         let (server_key, workers_key) = self.keys();
         let ttl = self.sh.cfg.heartbeat_interval * 2;
-        if let Err(e) = self.rdb.write_server_state(
-            &server_key,
-            &workers_key,
-            info.encode_to_vec(),
-            &workers,
-            ttl,
-            now,
-        ) {
+        if let Err(e) =
+            self.rdb.write_server_state(&server_key, &workers_key, info.encode_to_vec(), &workers, ttl, now)
+        {
             self.errors.error("heartbeat failed", &e);
         }
     }

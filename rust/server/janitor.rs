@@ -14,11 +14,7 @@ pub(crate) struct Janitor {
 impl Janitor {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self {
-            sh,
-            rdb,
-            errors: RateLimitedLog::new(std::time::Duration::from_secs(3)),
-        }
+        Self { sh, rdb, errors: RateLimitedLog::new(std::time::Duration::from_secs(3)) }
     }
 
     fn exec(&mut self) {
@@ -29,8 +25,7 @@ impl Janitor {
                     Ok(n) if n >= batch => continue,
                     Ok(_) => break,
                     Err(e) => {
-                        self.errors
-                            .error("deleting expired completed tasks failed", &e);
+                        self.errors.error("deleting expired completed tasks failed", &e);
                         break;
                     }
                 }

@@ -61,9 +61,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            concurrency: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             queues: vec![("default".into(), 1)],
             strict_priority: false,
             task_check_interval: Duration::from_secs(1),
@@ -123,18 +121,10 @@ impl Outcome {
         match self {
             Outcome::Done => Finish::Done,
             Outcome::Requeue => Finish::Requeue,
-            Outcome::Retry {
-                delay,
-                error,
-                is_failure,
-            } => {
+            Outcome::Retry { delay, error, is_failure } => {
                 let delay = delay.unwrap_or_else(|| default_retry_delay(msg.retried));
                 let at = crate::clock::unix_secs(now + delay);
-                Finish::Retry {
-                    retry_at: at,
-                    error,
-                    is_failure,
-                }
+                Finish::Retry { retry_at: at, error, is_failure }
             }
             Outcome::Archive { error } => Finish::Archive { error },
         }
@@ -168,10 +158,7 @@ pub(crate) struct Slots {
 
 impl Slots {
     fn new(n: usize) -> Self {
-        Self {
-            free: Mutex::new(n),
-            cv: Condvar::new(),
-        }
+        Self { free: Mutex::new(n), cv: Condvar::new() }
     }
 
     /// Waits up to `timeout` for at least one free slot, then takes up to `max`. Returns how many.
@@ -272,13 +259,8 @@ impl Shared {
 
     /// Cancels the handlers running task `id` (any queue).
     pub fn cancel_task_id(&self, id: &str, why: CancelReason) -> usize {
-        let tokens: Vec<u64> = self
-            .inflight
-            .lock()
-            .iter()
-            .filter(|(_, f)| f.msg.id == id)
-            .map(|(t, _)| *t)
-            .collect();
+        let tokens: Vec<u64> =
+            self.inflight.lock().iter().filter(|(_, f)| f.msg.id == id).map(|(t, _)| *t).collect();
         for t in &tokens {
             let _ = self.cancel_tx.send((*t, why));
         }
@@ -299,10 +281,7 @@ impl RateLimitedLog {
 
     pub fn error(&mut self, what: &str, e: &Error) {
         let now = std::time::Instant::now();
-        if self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= self.every)
-        {
+        if self.last.is_none_or(|t| now.duration_since(t) >= self.every) {
             self.last = Some(now);
             log::error!("{what}: {e}");
         }
@@ -325,12 +304,7 @@ impl ServerCore {
     }
 
     /// As [`ServerCore::new`] with an injected clock.
-    pub fn with_clock(
-        url: &str,
-        keys: Keys,
-        mut cfg: ServerConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self> {
+    pub fn with_clock(url: &str, keys: Keys, mut cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         if cfg.concurrency == 0 {
             cfg.concurrency = ServerConfig::default().concurrency;
         }
@@ -406,39 +380,15 @@ impl ServerCore {
         }
         self.shared.fetching.store(true, Ordering::SeqCst);
         let sh = &self.shared;
-        *self.heartbeat.lock() = Some(spawn(
-            "ferroq-heartbeat",
-            heartbeat::Heartbeat::new(sh.clone()),
-        )?);
+        *self.heartbeat.lock() = Some(spawn("ferroq-heartbeat", heartbeat::Heartbeat::new(sh.clone()))?);
         let mut threads = self.threads.lock();
-        threads.push((
-            "forwarder",
-            spawn("ferroq-forwarder", forwarder::Forwarder::new(sh.clone()))?,
-        ));
-        threads.push((
-            "recoverer",
-            spawn("ferroq-recoverer", recoverer::Recoverer::new(sh.clone()))?,
-        ));
-        threads.push((
-            "janitor",
-            spawn("ferroq-janitor", janitor::Janitor::new(sh.clone()))?,
-        ));
-        threads.push((
-            "syncer",
-            spawn("ferroq-syncer", syncer::Syncer::new(sh.clone()))?,
-        ));
-        threads.push((
-            "subscriber",
-            spawn("ferroq-subscriber", subscriber::Subscriber::new(sh.clone()))?,
-        ));
-        *self.finisher.lock() = Some(spawn(
-            "ferroq-finisher",
-            processor::Finisher::new(sh.clone()),
-        )?);
-        *self.processor.lock() = Some(spawn(
-            "ferroq-processor",
-            processor::Processor::new(sh.clone()),
-        )?);
+        threads.push(("forwarder", spawn("ferroq-forwarder", forwarder::Forwarder::new(sh.clone()))?));
+        threads.push(("recoverer", spawn("ferroq-recoverer", recoverer::Recoverer::new(sh.clone()))?));
+        threads.push(("janitor", spawn("ferroq-janitor", janitor::Janitor::new(sh.clone()))?));
+        threads.push(("syncer", spawn("ferroq-syncer", syncer::Syncer::new(sh.clone()))?));
+        threads.push(("subscriber", spawn("ferroq-subscriber", subscriber::Subscriber::new(sh.clone()))?));
+        *self.finisher.lock() = Some(spawn("ferroq-finisher", processor::Finisher::new(sh.clone()))?);
+        *self.processor.lock() = Some(spawn("ferroq-processor", processor::Processor::new(sh.clone()))?);
         Ok(())
     }
 
@@ -550,11 +500,7 @@ fn spawn<C: Component>(name: &str, c: C) -> Result<JoinHandle<()>> {
         .spawn(move || {
             // A panic must never take the worker down: log it and let the thread end.
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.run())) {
-                log::error!(
-                    "{} panicked: {}",
-                    std::thread::current().name().unwrap_or("?"),
-                    panic_text(&p)
-                );
+                log::error!("{} panicked: {}", std::thread::current().name().unwrap_or("?"), panic_text(&p));
             }
         })
         .map_err(|e| Error::InvalidArgument(format!("cannot start thread: {e}")))
@@ -576,14 +522,10 @@ fn join(h: Option<JoinHandle<()>>, name: &str) {
 }
 
 /// Queue → task ids, for per-queue commands.
-pub(crate) fn by_queue<'a>(
-    items: impl Iterator<Item = &'a InFlight>,
-) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn by_queue<'a>(items: impl Iterator<Item = &'a InFlight>) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in items {
-        m.entry(f.msg.queue.clone())
-            .or_default()
-            .push(f.msg.id.clone());
+        m.entry(f.msg.queue.clone()).or_default().push(f.msg.id.clone());
     }
     m
 }
@@ -591,10 +533,7 @@ pub(crate) fn by_queue<'a>(
 /// asynq's default retry delay: n⁴ + 15 + rand[0, 30)·(n+1) seconds, n = retries so far.
 pub fn default_retry_delay(retried: i32) -> Duration {
     let n = u64::try_from(retried.max(0)).unwrap_or(0).min(10_000);
-    let secs = n
-        .saturating_pow(4)
-        .saturating_add(15)
-        .saturating_add(fastrand::u64(0..30) * (n + 1));
+    let secs = n.saturating_pow(4).saturating_add(15).saturating_add(fastrand::u64(0..30) * (n + 1));
     Duration::from_secs(secs)
 }
 

@@ -30,11 +30,7 @@ pub(crate) struct Processor {
 impl Processor {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self {
-            sh,
-            rdb,
-            errors: RateLimitedLog::new(Duration::from_secs(3)),
-        }
+        Self { sh, rdb, errors: RateLimitedLog::new(Duration::from_secs(3)) }
     }
 
     /// asynq's idle sleep: interval/2 + rand[0, interval).
@@ -46,10 +42,7 @@ impl Processor {
 
     /// One round: lease what fits and deliver it. Returns how many tasks were delivered.
     fn exec(&mut self) -> Result<usize, Error> {
-        let n = self
-            .sh
-            .slots
-            .acquire_up_to(MAX_BATCH, Duration::from_millis(100));
+        let n = self.sh.slots.acquire_up_to(MAX_BATCH, Duration::from_millis(100));
         if n == 0 {
             return Ok(0);
         }
@@ -80,11 +73,7 @@ impl Processor {
     /// Registers a leased task and hands it to Python; false when it could not be run.
     fn admit(&mut self, l: Leased, now: std::time::SystemTime) -> bool {
         let Some(raw) = l.msg.clone() else {
-            log::warn!(
-                "task {} in queue {} has no message; dropping the id",
-                l.id,
-                l.queue
-            );
+            log::warn!("task {} in queue {} has no message; dropping the id", l.id, l.queue);
             if let Err(e) = self.rdb.drop_orphan(&l.queue, &l.id) {
                 log::warn!("could not drop orphan id {}: {e}", l.id);
             }
@@ -107,23 +96,9 @@ impl Processor {
         };
         let token = self.sh.next_token();
         let deadline = effective_deadline(&msg, now);
-        let entry = InFlight {
-            msg: msg.clone(),
-            deadline,
-            started: now,
-            lease_expiry: now + LEASE_DURATION,
-        };
+        let entry = InFlight { msg: msg.clone(), deadline, started: now, lease_expiry: now + LEASE_DURATION };
         self.sh.inflight.lock().insert(token, entry);
-        if self
-            .sh
-            .ready_tx
-            .send(Delivery {
-                token,
-                msg,
-                deadline,
-            })
-            .is_err()
-        {
+        if self.sh.ready_tx.send(Delivery { token, msg, deadline }).is_err() {
             // Only when the server is torn down; shutdown requeues what is in flight.
             return true;
         }
@@ -131,16 +106,9 @@ impl Processor {
     }
 
     fn archive_malformed(&mut self, l: &Leased, raw: Vec<u8>, why: &str) {
-        log::error!(
-            "archiving task {} of queue {}: malformed message: {why}",
-            l.id,
-            l.queue
-        );
+        log::error!("archiving task {} of queue {}: malformed message: {why}", l.id, l.queue);
         let reason = format!("ferroq: malformed task message: {why}");
-        if let Err(e) = self
-            .rdb
-            .archive_malformed(&l.queue, &l.id, raw, &reason, self.sh.now())
-        {
+        if let Err(e) = self.rdb.archive_malformed(&l.queue, &l.id, raw, &reason, self.sh.now()) {
             log::error!("could not archive malformed task {}: {e}", l.id);
         }
     }
@@ -234,16 +202,9 @@ impl Finisher {
     }
 
     fn to_syncer(&self, msg: TaskMessage, finish: Finish, e: Error) {
-        log::warn!(
-            "could not write the outcome of task {}: {e}; retrying in the background",
-            msg.id
-        );
+        log::warn!("could not write the outcome of task {}: {e}; retrying in the background", msg.id);
         let deadline = self.sh.now() + LEASE_DURATION;
-        let _ = self.sh.sync_tx.send(super::syncer::Pending {
-            msg,
-            finish,
-            deadline,
-        });
+        let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline });
     }
 }
 

@@ -37,16 +37,9 @@ impl QueueSelector {
         }
         // Stable sort: equal priorities keep the caller's order.
         qs.sort_by_key(|q| std::cmp::Reverse(q.1));
-        let expanded = qs
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (_, p))| std::iter::repeat_n(i, *p as usize))
-            .collect();
-        Self {
-            queues: qs,
-            strict,
-            expanded,
-        }
+        let expanded =
+            qs.iter().enumerate().flat_map(|(i, (_, p))| std::iter::repeat_n(i, *p as usize)).collect();
+        Self { queues: qs, strict, expanded }
     }
 
     /// Queue names with their normalised priorities.
@@ -90,10 +83,7 @@ mod tests {
     fn normalises_like_asynq() {
         type Case<'a> = (&'a [(&'a str, i32)], &'a [(&'a str, u32)]);
         let cases: [Case<'_>; 4] = [
-            (
-                &[("critical", 6), ("default", 3), ("low", 1)],
-                &[("critical", 6), ("default", 3), ("low", 1)],
-            ),
+            (&[("critical", 6), ("default", 3), ("low", 1)], &[("critical", 6), ("default", 3), ("low", 1)]),
             (&[("a", 4), ("b", 2)], &[("a", 2), ("b", 1)]),
             (&[("a", 0), (" ", 3), ("b", -1)], &[("default", 1)]),
             (&[], &[("default", 1)]),

@@ -22,11 +22,7 @@ pub(crate) struct Recoverer {
 impl Recoverer {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self {
-            sh,
-            rdb,
-            errors: RateLimitedLog::new(std::time::Duration::from_secs(3)),
-        }
+        Self { sh, rdb, errors: RateLimitedLog::new(std::time::Duration::from_secs(3)) }
     }
 
     fn exec(&mut self) {
@@ -53,22 +49,13 @@ impl Recoverer {
                     }
                 };
                 let finish = if msg.retried >= msg.retry {
-                    Finish::Archive {
-                        error: LEASE_EXPIRED.into(),
-                    }
+                    Finish::Archive { error: LEASE_EXPIRED.into() }
                 } else {
                     let at = unix_secs(now) + default_retry_delay(msg.retried).as_secs() as i64;
-                    Finish::Retry {
-                        retry_at: at,
-                        error: LEASE_EXPIRED.into(),
-                        is_failure: true,
-                    }
+                    Finish::Retry { retry_at: at, error: LEASE_EXPIRED.into(), is_failure: true }
                 };
                 match self.rdb.finish(&msg, &finish, now) {
-                    Ok(()) => log::warn!(
-                        "recovered task {} of queue {q} after its lease expired",
-                        msg.id
-                    ),
+                    Ok(()) => log::warn!("recovered task {} of queue {q} after its lease expired", msg.id),
                     // Another server recovered it first.
                     Err(Error::NotFound) => {}
                     Err(e) => self.errors.error("recovering a task failed", &e),

@@ -26,11 +26,7 @@ pub(crate) struct Syncer {
 impl Syncer {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self {
-            sh,
-            rdb,
-            queue: Vec::new(),
-        }
+        Self { sh, rdb, queue: Vec::new() }
     }
 
     fn exec(&mut self) {
@@ -39,10 +35,7 @@ impl Syncer {
         let items = std::mem::take(&mut self.queue);
         for p in items {
             if now > p.deadline {
-                log::warn!(
-                    "gave up writing the outcome of task {}: its lease ended",
-                    p.msg.id
-                );
+                log::warn!("gave up writing the outcome of task {}: its lease ended", p.msg.id);
                 continue;
             }
             match self.rdb.finish(&p.msg, &p.finish, now) {

@@ -1,0 +1,66 @@
+"""ferroq: a fast, asynq-compatible task queue for Python with a Rust core.
+
+The public API::
+
+    from ferroq import Client, Server, ServeMux, Task
+
+    client = Client("redis://127.0.0.1:6379")
+    client.enqueue(Task("email:send", b'{"to": 42}'), queue="critical", max_retry=5)
+
+    mux = ServeMux()
+
+    @mux.handle("email:")
+    async def send(task: Task) -> None: ...
+
+    Server("redis://127.0.0.1:6379", queues={"critical": 6, "default": 3}).run(mux)
+"""
+
+from ferroq._native import __version__
+from ferroq.client import Client
+from ferroq.errors import (
+    BatchEnqueueError,
+    BrokerConnectionError,
+    BrokerError,
+    DuplicateTaskError,
+    FerroqError,
+    HandlerNotFoundError,
+    InvalidArgumentError,
+    MalformedMessageError,
+    RevokeTask,
+    ServerClosedError,
+    SkipRetry,
+    TaskIdConflictError,
+    TaskNotFoundError,
+)
+from ferroq.servemux import AsyncHandler, Handler, Middleware, ServeMux, SyncHandler
+from ferroq.server import DeadlineExceeded, Server, TaskCancelled
+from ferroq.task import Task, TaskInfo, TaskState
+
+__all__ = [
+    "AsyncHandler",
+    "BatchEnqueueError",
+    "BrokerConnectionError",
+    "BrokerError",
+    "Client",
+    "DeadlineExceeded",
+    "DuplicateTaskError",
+    "FerroqError",
+    "Handler",
+    "HandlerNotFoundError",
+    "InvalidArgumentError",
+    "MalformedMessageError",
+    "Middleware",
+    "RevokeTask",
+    "ServeMux",
+    "Server",
+    "ServerClosedError",
+    "SkipRetry",
+    "SyncHandler",
+    "Task",
+    "TaskCancelled",
+    "TaskIdConflictError",
+    "TaskInfo",
+    "TaskNotFoundError",
+    "TaskState",
+    "__version__",
+]

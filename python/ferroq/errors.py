@@ -1,0 +1,78 @@
+"""ferroq's exception tree.
+
+Declared in the Rust core and re-exported here, so an error raised deep in Rust and one raised in
+Python are the same class::
+
+    FerroqError
+    ├── BrokerError                 Redis failed or answered with an error
+    │   └── BrokerConnectionError   Redis could not be reached
+    ├── InvalidArgumentError        a value the API does not accept
+    ├── MalformedMessageError       bytes in Redis are not a valid task message
+    ├── DuplicateTaskError          a unique task holds the lock
+    ├── TaskIdConflictError         the task ID is taken in that queue
+    ├── TaskNotFoundError           the task is not (or no longer) there
+    ├── ServerClosedError           the server was shut down or never started
+    ├── HandlerNotFoundError        no handler for the task's type
+    ├── SkipRetry                   raise it to archive the task at once
+    ├── RevokeTask                  raise it to drop the task without retry or archive
+    └── BatchEnqueueError           some tasks of an ``enqueue_many`` failed
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ferroq._native import (
+    BrokerConnectionError,
+    BrokerError,
+    DuplicateTaskError,
+    FerroqError,
+    HandlerNotFoundError,
+    InvalidArgumentError,
+    MalformedMessageError,
+    RevokeTask,
+    ServerClosedError,
+    SkipRetry,
+    TaskIdConflictError,
+    TaskNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from ferroq.task import TaskInfo
+
+__all__ = [
+    "BatchEnqueueError",
+    "BrokerConnectionError",
+    "BrokerError",
+    "DuplicateTaskError",
+    "FerroqError",
+    "HandlerNotFoundError",
+    "InvalidArgumentError",
+    "MalformedMessageError",
+    "RevokeTask",
+    "ServerClosedError",
+    "SkipRetry",
+    "TaskIdConflictError",
+    "TaskNotFoundError",
+]
+
+
+class BatchEnqueueError(FerroqError):
+    """Some tasks of an ``enqueue_many`` call were not enqueued.
+
+    The others were: ``results`` holds, in input order, a ``TaskInfo`` for each task written and
+    the exception for each task refused.
+
+    Attributes:
+        results: One ``TaskInfo`` or exception per task, in input order.
+    """
+
+    def __init__(self, results: list[TaskInfo | FerroqError]) -> None:
+        self.results = results
+        failed = [r for r in results if isinstance(r, BaseException)]
+        super().__init__(f"{len(failed)} of {len(results)} tasks were not enqueued: {failed[0]}")
+
+    @property
+    def errors(self) -> list[FerroqError]:
+        """The exceptions only."""
+        return [r for r in self.results if isinstance(r, FerroqError)]

@@ -1,0 +1,408 @@
+"""The consumer: ``Server`` runs handlers for the tasks its Rust core leases.
+
+The core (``ferroq._native.NativeServer``) owns Redis: it leases tasks in batches on its own
+threads, renews leases, forwards scheduled tasks, recovers tasks of dead servers and writes
+outcomes in batches. This module owns user code: one dispatcher thread pulls leased tasks and
+starts each handler on a bounded thread pool (plain functions) or on one asyncio loop
+(``async def``); a watchdog thread enforces deadlines and cancellations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from ferroq import _options
+from ferroq._native import NativeServer
+from ferroq._options import Duration
+from ferroq.errors import RevokeTask, ServerClosedError, SkipRetry
+from ferroq.servemux import Handler, is_async
+from ferroq.task import Task
+
+__all__ = ["DeadlineExceeded", "Server", "TaskCancelled"]
+
+log = logging.getLogger("ferroq.server")
+
+# Outcome codes understood by NativeServer.finish.
+_DONE, _RETRY, _ARCHIVE, _REQUEUE = 0, 1, 2, 3
+
+RetryDelay = Callable[[int, BaseException, Task], Duration]
+"""``retry_delay(retried, error, task)``: how long to wait before the next attempt."""
+IsFailure = Callable[[BaseException], bool]
+"""``is_failure(error)``: False retries without counting an attempt (asynq's ``IsFailure``)."""
+ErrorHandler = Callable[[Task, BaseException], None]
+"""``error_handler(task, error)``: called for every error a handler raised."""
+
+
+class DeadlineExceeded(TimeoutError):
+    """The task ran past its timeout or deadline (asynq: ``context deadline exceeded``)."""
+
+    def __init__(self) -> None:
+        super().__init__("context deadline exceeded")
+
+
+class TaskCancelled(Exception):
+    """The task was cancelled by an Inspector or lost its lease (asynq: ``context canceled``)."""
+
+    def __init__(self) -> None:
+        super().__init__("context canceled")
+
+
+@dataclass
+class _Running:
+    task: Task
+    deadline: float
+    asyncio_task: asyncio.Task[None] | None = None
+    cancel_error: BaseException | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, (DeadlineExceeded, TaskCancelled)) or type(exc).__module__.startswith(
+        "ferroq"
+    ):
+        return str(exc) or type(exc).__name__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Server:
+    """Processes tasks from asynq-layout queues with a pool of workers.
+
+    Args:
+        redis_url: Redis URL (see ``Client``); defaults to ``$REDIS_URL``.
+        concurrency: Most tasks in flight at once (default: number of CPUs).
+        queues: Queue name → priority (default ``{"default": 1}``).
+        strict_priority: Always drain higher priorities first instead of weighted random order.
+        retry_delay: Delay before a retry; default asynq's ``n⁴ + 15 + rand(30)·(n+1)`` s.
+        is_failure: Whether an error counts as a failed attempt (default: always).
+        error_handler: Called for every handler error (including ``SkipRetry`` and timeouts).
+        shutdown_timeout: On shutdown, how long running handlers may finish before their tasks
+            are requeued (default 8 s).
+        task_check_interval: Poll period when every queue is empty (default 1 s, randomised).
+        delayed_task_check_interval: How often scheduled and retry tasks are forwarded (5 s).
+        janitor_interval: How often expired completed tasks are deleted (8 s).
+        janitor_batch_size: Completed tasks deleted per call (100).
+        namespace: Key prefix (``asynq``).
+        heartbeat_interval: Heartbeat and lease renewal period (5 s, as asynq).
+        recoverer_interval: How often expired leases of dead servers are recovered (60 s).
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        concurrency: int | None = None,
+        queues: Mapping[str, int] | None = None,
+        strict_priority: bool = False,
+        retry_delay: RetryDelay | None = None,
+        is_failure: IsFailure | None = None,
+        error_handler: ErrorHandler | None = None,
+        shutdown_timeout: Duration = 8.0,
+        task_check_interval: Duration = 1.0,
+        delayed_task_check_interval: Duration = 5.0,
+        janitor_interval: Duration = 8.0,
+        janitor_batch_size: int = 100,
+        namespace: str = "asynq",
+        heartbeat_interval: Duration = 5.0,
+        recoverer_interval: Duration = 60.0,
+    ) -> None:
+        concurrency = concurrency if concurrency and concurrency > 0 else (os.cpu_count() or 1)
+        self.concurrency = concurrency
+        self._retry_delay = retry_delay
+        self._is_failure = is_failure
+        self._error_handler = error_handler
+        self._shutdown_timeout = _options.seconds("shutdown_timeout", shutdown_timeout) or 0.0
+
+        def secs(name: str, v: Duration) -> float:
+            out = _options.seconds(name, v)
+            assert out is not None
+            return out
+
+        self._native = NativeServer(
+            _options.redis_url(redis_url),
+            namespace=namespace,
+            concurrency=concurrency,
+            queues=dict(queues) if queues is not None else None,
+            strict_priority=strict_priority,
+            task_check_interval=secs("task_check_interval", task_check_interval),
+            delayed_task_check_interval=secs(
+                "delayed_task_check_interval", delayed_task_check_interval
+            ),
+            janitor_interval=secs("janitor_interval", janitor_interval),
+            janitor_batch_size=janitor_batch_size,
+            heartbeat_interval=secs("heartbeat_interval", heartbeat_interval),
+            recoverer_interval=secs("recoverer_interval", recoverer_interval),
+        )
+        self._handler: Handler | None = None
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._closed = threading.Event()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ferroq-worker")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def server_id(self) -> str:
+        """This server's ID, as published in its heartbeat."""
+        return self._native.server_id
+
+    @property
+    def status(self) -> str:
+        """``new``, ``active``, ``stopped`` or ``closed``."""
+        return self._native.status
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self, handler: Handler) -> None:
+        """Starts processing in background threads and returns.
+
+        Args:
+            handler: A ``ServeMux`` or any sync/async handler taking a ``Task``.
+
+        Raises:
+            ServerClosedError: The server was already started or shut down.
+            BrokerConnectionError: Redis is unreachable.
+        """
+        if self._handler is not None or self._closed.is_set():
+            raise ServerClosedError("server already started or shut down")
+        if not callable(handler):
+            raise TypeError("handler must be callable (a ServeMux or a function taking a Task)")
+        self._handler = handler
+        self._native.start()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        for name, target in (
+            ("ferroq-asyncio", lambda: self._run_loop(loop)),
+            ("ferroq-dispatcher", self._dispatch_loop),
+            ("ferroq-watchdog", self._watchdog_loop),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stops fetching new tasks; running ones go on (asynq's ``Stop``, SIGTSTP)."""
+        self._native.stop_fetching()
+
+    def shutdown(self) -> None:
+        """Stops fetching, waits up to ``shutdown_timeout`` for running handlers, requeues the
+        tasks of those still running, writes every outcome and stops all threads.
+
+        Safe to call more than once.
+        """
+        if self._closed.is_set():
+            return
+        self._stopping.set()
+        self._native.stop_fetching()
+        deadline = time.monotonic() + self._shutdown_timeout
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(max(0.0, min(0.1, deadline - time.monotonic())))
+            abandoned = list(self._running.items())
+            self._running.clear()
+        for token, r in abandoned:
+            log.warning("requeueing task %s: still running at shutdown", r.task.id)
+            self._cancel(r, TaskCancelled())
+            self._native.finish([(token, _REQUEUE, "", None, False)])
+        self._closed.set()
+        self._native.shutdown()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        for t in self._threads:
+            t.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, handler: Handler) -> None:
+        """Starts, then blocks until SIGTERM or SIGINT and shuts down (SIGTSTP stops fetching).
+
+        Signal handlers are installed only when called from the main thread.
+        """
+        self.start(handler)
+        wake = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+
+            def on_term(signum: int, frame: FrameType | None) -> None:
+                log.info("received %s, shutting down", signal.Signals(signum).name)
+                wake.set()
+
+            def on_tstp(signum: int, frame: FrameType | None) -> None:
+                log.info("received SIGTSTP, no longer fetching new tasks")
+                self.stop()
+
+            signal.signal(signal.SIGTERM, on_term)
+            signal.signal(signal.SIGINT, on_term)
+            if hasattr(signal, "SIGTSTP"):
+                signal.signal(signal.SIGTSTP, on_tstp)
+        try:
+            while not wake.wait(0.5) and not self._closed.is_set():
+                pass
+        finally:
+            self.shutdown()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ---- dispatch ------------------------------------------------------------------------
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    def _dispatch_loop(self) -> None:
+        native, handler = self._native, self._handler
+        assert handler is not None
+        while not self._stopping.is_set():
+            try:
+                rows = native.next_batch(self.concurrency, 0.1)
+            except Exception:
+                log.exception("fetching leased tasks failed")
+                time.sleep(0.1)
+                continue
+            for row in rows:
+                task = Task._leased(native, row)
+                r = _Running(task, float(row[8]))
+                with self._lock:
+                    self._running[task._token] = r
+                self._start(handler, r)
+
+    def _start(self, handler: Handler, r: _Running) -> None:
+        try:
+            h = handler.resolve(r.task.type) if hasattr(handler, "resolve") else handler
+            if is_async(h):
+                assert self._loop is not None
+                fut = asyncio.run_coroutine_threadsafe(self._run_async(h, r), self._loop)
+                fut.add_done_callback(lambda f: None)
+            else:
+                self._pool.submit(self._run_sync, h, r)
+        except BaseException as exc:  # a bad resolver or a closed pool must not lose the task
+            self._report(r, exc)
+
+    def _run_sync(self, h: Handler, r: _Running) -> None:
+        try:
+            out = h(r.task)
+            if out is not None and hasattr(out, "__await__"):
+                # A sync wrapper around an async handler: run it on the loop and wait here.
+                assert self._loop is not None
+                asyncio.run_coroutine_threadsafe(_await(out), self._loop).result()
+        except BaseException as exc:
+            self._report(r, exc)
+        else:
+            self._report(r, None)
+
+    async def _run_async(self, h: Handler, r: _Running) -> None:
+        r.asyncio_task = asyncio.current_task()
+        if r.cancel_error is not None:  # cancelled before it started
+            self._report(r, r.cancel_error)
+            return
+        try:
+            out = h(r.task)
+            if out is not None:
+                await out  # type: ignore[misc]
+        except asyncio.CancelledError:
+            self._report(r, r.cancel_error or TaskCancelled())
+        except BaseException as exc:
+            self._report(r, exc)
+        else:
+            self._report(r, None)
+
+    # ---- outcomes ------------------------------------------------------------------------
+
+    def _report(self, r: _Running, exc: BaseException | None) -> None:
+        token = r.task._token
+        with self._lock:
+            # The first report wins: a deadline may have failed the task while its handler ran.
+            if self._running.pop(token, None) is None:
+                return
+            self._idle.notify_all()
+        self._native.finish([self._outcome(r.task, exc)])
+
+    def _outcome(
+        self, task: Task, exc: BaseException | None
+    ) -> tuple[int, int, str, float | None, bool]:
+        token = task._token
+        if exc is None:
+            return (token, _DONE, "", None, False)
+        if self._error_handler is not None:
+            try:
+                self._error_handler(task, exc)
+            except Exception:
+                log.exception("error_handler raised")
+        text = _error_text(exc)
+        if isinstance(exc, RevokeTask):
+            return (token, _DONE, text, None, False)
+        if isinstance(exc, SkipRetry) or task.retry_count >= task.max_retry:
+            return (token, _ARCHIVE, text, None, True)
+        try:
+            failure = self._is_failure(exc) if self._is_failure else True
+            delay = (
+                _options.seconds("retry_delay", self._retry_delay(task.retry_count, exc, task))
+                if self._retry_delay
+                else None
+            )
+        except Exception:
+            log.exception("retry_delay or is_failure raised; using the defaults")
+            failure, delay = True, None
+        return (token, _RETRY, text, delay, failure)
+
+    # ---- deadlines and cancellation ------------------------------------------------------
+
+    def _cancel(self, r: _Running, why: BaseException) -> None:
+        if r.cancel_error is None:
+            r.cancel_error = why
+        if r.task._cancel is not None:
+            r.task._cancel.set()
+        t, loop = r.asyncio_task, self._loop
+        if t is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(t.cancel)
+
+    def _watchdog_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                cancelled = self._native.cancellations(0.05)
+            except Exception:
+                log.exception("reading cancellations failed")
+                cancelled = []
+            now = time.time()
+            expired: list[_Running] = []
+            with self._lock:
+                by_token = [(self._running.get(t), why) for t, why in cancelled]
+                expired = [r for r in self._running.values() if r.deadline <= now]
+            for r, _why in by_token:
+                if r is not None:
+                    self._cancel(r, TaskCancelled())
+                    if r.asyncio_task is None:
+                        self._report(r, r.cancel_error)
+            for r in expired:
+                self._cancel(r, DeadlineExceeded())
+                if r.asyncio_task is None:
+                    # A sync handler cannot be interrupted: it was told through task.cancelled,
+                    # and its task fails now; whatever it returns later is ignored.
+                    self._report(r, r.cancel_error)
+
+
+async def _await(aw: Awaitable[Any]) -> Any:
+    return await aw

@@ -1,0 +1,212 @@
+"""Tasks as the client writes them and as handlers receive them."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from ferroq.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from ferroq._native import NativeServer
+
+__all__ = ["Task", "TaskInfo", "TaskState"]
+
+
+class TaskState(str, enum.Enum):
+    """Where a task is in its life, with asynq's state names."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RETRY = "retry"
+    ARCHIVED = "archived"
+    COMPLETED = "completed"
+    AGGREGATING = "aggregating"
+
+
+def _check_type(type: str) -> str:
+    if not isinstance(type, str):
+        raise TypeError(f"task type must be a str, not {type.__class__.__name__}")
+    if not type.strip():
+        raise InvalidArgumentError("task type must not be blank")
+    return type
+
+
+def _check_payload(payload: bytes) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, (bytearray, memoryview)):
+        return bytes(payload)
+    raise TypeError(
+        f"payload must be bytes, not {payload.__class__.__name__}; "
+        "encode text or JSON first (for example json.dumps(obj).encode())"
+    )
+
+
+def _check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    if headers is None:
+        return {}
+    out = dict(headers)
+    for k, v in out.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError("headers must map str to str")
+    return out
+
+
+class Task:
+    """A unit of work: a type that picks the handler, an opaque payload and headers.
+
+    On the client it is what you enqueue. In a handler it also carries where it came from:
+    ``id``, ``queue``, ``retry_count``, ``max_retry`` and ``deadline``; ``write_result`` stores
+    bytes for an Inspector to read, and ``cancelled`` tells a long-running sync handler to stop.
+
+    Args:
+        type: Task type; routes it to a handler (``ServeMux`` matches by prefix).
+        payload: Opaque bytes. ferroq never pickles: encode with JSON, msgpack, protobuf...
+        headers: String metadata carried with the task (asynq v0.26+ reads it too).
+
+    Raises:
+        TypeError: ``payload`` is not bytes, or ``type`` is not a str.
+        InvalidArgumentError: ``type`` is blank.
+    """
+
+    __slots__ = (
+        "_cancel",
+        "_server",
+        "_token",
+        "deadline",
+        "headers",
+        "id",
+        "max_retry",
+        "payload",
+        "queue",
+        "retry_count",
+        "type",
+    )
+
+    def __init__(
+        self, type: str, payload: bytes = b"", *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.type: str = _check_type(type)
+        self.payload: bytes = _check_payload(payload)
+        self.headers: dict[str, str] = _check_headers(headers)
+        self.id: str | None = None
+        self.queue: str | None = None
+        self.retry_count: int = 0
+        self.max_retry: int = 0
+        self.deadline: datetime | None = None
+        self._server: NativeServer | None = None
+        self._token = 0
+        self._cancel: threading.Event | None = None
+
+    @classmethod
+    def _leased(
+        cls,
+        server: NativeServer,
+        row: tuple[int, str, str, bytes, dict[str, str], str, int, int, int],
+    ) -> Task:
+        token, id, type, payload, headers, queue, retried, retry, deadline = row
+        t = cls.__new__(cls)
+        t.type, t.payload, t.headers, t.id, t.queue = type, payload, headers, id, queue
+        t.retry_count, t.max_retry = retried, retry
+        t.deadline = datetime.fromtimestamp(deadline, timezone.utc)
+        t._server, t._token, t._cancel = server, token, threading.Event()
+        return t
+
+    def write_result(self, data: bytes) -> int:
+        """Stores ``data`` as this task's result (kept with the task when it has retention).
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            RuntimeError: Called outside a handler.
+            TaskNotFoundError: The task no longer runs here.
+        """
+        if self._server is None:
+            raise RuntimeError("write_result is only available inside a handler")
+        return self._server.write_result(self._token, _check_payload(data))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task passed its deadline or was cancelled; a sync handler should stop."""
+        return self._cancel is not None and self._cancel.is_set()
+
+    def wait_cancelled(self, timeout: float | None = None) -> bool:
+        """Blocks up to ``timeout`` seconds until the task is cancelled; returns ``cancelled``."""
+        if self._cancel is None:
+            return False
+        return self._cancel.wait(timeout)
+
+    def __repr__(self) -> str:
+        where = f" id={self.id!r} queue={self.queue!r}" if self.id else ""
+        return f"Task(type={self.type!r}, payload={self.payload[:32]!r}{where})"
+
+
+def _utc(ts: int) -> datetime | None:
+    return datetime.fromtimestamp(ts, timezone.utc) if ts > 0 else None
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What was written for a task.
+
+    Attributes:
+        id: Task ID.
+        queue: Queue name.
+        type: Task type.
+        payload: Payload bytes.
+        headers: Headers.
+        state: Current state.
+        max_retry: Retries allowed.
+        retried: Retries done.
+        last_error: Last error text, if any.
+        timeout: Per-run time limit, if any.
+        deadline: Absolute deadline, if any.
+        next_process_at: When it will run next, if known.
+        retention: How long it is kept after success.
+        group: Aggregation group, if any.
+    """
+
+    id: str
+    queue: str
+    type: str
+    payload: bytes
+    headers: dict[str, str]
+    state: TaskState
+    max_retry: int
+    retried: int = 0
+    last_error: str | None = None
+    timeout: timedelta | None = None
+    deadline: datetime | None = None
+    next_process_at: datetime | None = None
+    retention: timedelta = field(default=timedelta(0))
+    group: str | None = None
+
+    @classmethod
+    def _from_native(
+        cls,
+        row: tuple[str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str],
+    ) -> TaskInfo:
+        id, queue, type, payload, headers, state, retry, timeout, deadline, nxt, retention, group = (
+            row
+        )
+        return cls(
+            id=id,
+            queue=queue,
+            type=type,
+            payload=payload,
+            headers=headers,
+            state=TaskState(state),
+            max_retry=retry,
+            timeout=timedelta(seconds=timeout) if timeout > 0 else None,
+            deadline=_utc(deadline),
+            next_process_at=_utc(nxt),
+            retention=timedelta(seconds=retention),
+            group=group or None,
+        )

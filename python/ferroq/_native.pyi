@@ -1,6 +1,26 @@
 """Type stub of the Rust core (checked against the built module by stubtest)."""
 
-from typing import Any
+from typing import Any, TypeAlias, final
+
+__all__ = [
+    "BrokerConnectionError",
+    "BrokerError",
+    "DuplicateTaskError",
+    "FerroqError",
+    "HandlerNotFoundError",
+    "InvalidArgumentError",
+    "MalformedMessageError",
+    "NativeClient",
+    "NativeServer",
+    "RevokeTask",
+    "ServerClosedError",
+    "SkipRetry",
+    "TaskIdConflictError",
+    "TaskNotFoundError",
+    "__version__",
+    "decode_task_message",
+    "encode_task_message",
+]
 
 __version__: str
 
@@ -19,7 +39,7 @@ class RevokeTask(FerroqError): ...
 
 # (type, payload, headers, queue, max_retry, timeout, deadline, unique, process_at, task_id,
 #  retention, group)
-EnqueueRequest = tuple[
+_EnqueueRequest: TypeAlias = tuple[
     str,
     bytes,
     dict[str, str],
@@ -35,19 +55,23 @@ EnqueueRequest = tuple[
 ]
 # (id, queue, type, payload, headers, state, max_retry, timeout, deadline, next_process_at,
 #  retention, group)
-EnqueuedRow = tuple[str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str]
+_EnqueuedRow: TypeAlias = tuple[
+    str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str
+]
 # (token, id, type, payload, headers, queue, retried, max_retry, deadline)
-LeasedRow = tuple[int, str, str, bytes, dict[str, str], str, int, int, int]
+_LeasedRow: TypeAlias = tuple[int, str, str, bytes, dict[str, str], str, int, int, int]
 # (token, code, error, retry delay seconds, is_failure)
-OutcomeRow = tuple[int, int, str, float | None, bool]
+_OutcomeRow: TypeAlias = tuple[int, int, str, float | None, bool]
 
+@final
 class NativeClient:
     def __new__(cls, url: str, namespace: str = "asynq", max_idle: int = 8) -> NativeClient: ...
-    def enqueue(self, request: EnqueueRequest) -> EnqueuedRow: ...
-    def enqueue_many(self, requests: list[EnqueueRequest]) -> list[EnqueuedRow | FerroqError]: ...
+    def enqueue(self, request: _EnqueueRequest) -> _EnqueuedRow: ...
+    def enqueue_many(self, requests: list[_EnqueueRequest]) -> list[_EnqueuedRow | FerroqError]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
 
+@final
 class NativeServer:
     def __new__(
         cls,
@@ -72,8 +96,8 @@ class NativeServer:
     @property
     def queues(self) -> list[tuple[str, int]]: ...
     def start(self) -> None: ...
-    def next_batch(self, max: int, timeout: float) -> list[LeasedRow]: ...
-    def finish(self, outcomes: list[OutcomeRow]) -> None: ...
+    def next_batch(self, max: int, timeout: float) -> list[_LeasedRow]: ...
+    def finish(self, outcomes: list[_OutcomeRow]) -> None: ...
     def write_result(self, token: int, data: bytes) -> int: ...
     def cancellations(self, timeout: float) -> list[tuple[int, str]]: ...
     def inflight(self) -> list[int]: ...

@@ -1,5 +1,8 @@
-"""The ``ferroq`` command: ``worker`` runs a server for a ServeMux found by import path; ``demo``
-shows a client, a periodic producer and a server cooperating."""
+"""The ``ferroq`` command.
+
+``worker`` runs a server for a ServeMux found by import path; ``demo`` shows a client, a periodic
+producer and a server cooperating.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from ferroq.errors import FerroqError
 from ferroq.servemux import Handler
@@ -102,8 +106,7 @@ def _worker(args: argparse.Namespace) -> int:
         "worker %s serving %s with concurrency %d", server.server_id, queues or {"default": 1},
         server.concurrency,
     )  # fmt: skip
-    h: Handler = handler  # type: ignore[assignment]
-    server.run(h)
+    server.run(cast(Handler, handler))
     return 0
 
 

@@ -74,7 +74,9 @@ class Client:
         delay = _options.seconds("process_in", process_in)
         if delay is not None:
             at = time.time() + delay
-        if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int)):
+        if max_retry is not None and (
+            isinstance(max_retry, bool) or not isinstance(max_retry, int)
+        ):
             raise TypeError("max_retry must be an int")
         return (
             task.type,
@@ -135,9 +137,19 @@ class Client:
             BrokerError: Redis failed.
         """
         req = self._request(
-            task, queue, max_retry, timeout, deadline, unique, process_at, process_in,
-            task_id, retention, group, headers,
-        )  # fmt: skip
+            task,
+            queue,
+            max_retry,
+            timeout,
+            deadline,
+            unique,
+            process_at,
+            process_in,
+            task_id,
+            retention,
+            group,
+            headers,
+        )
         return TaskInfo._from_native(self._native.enqueue(req))
 
     def enqueue_many(
@@ -169,9 +181,19 @@ class Client:
         """
         reqs = [
             self._request(
-                t, queue, max_retry, timeout, deadline, unique, process_at, process_in,
-                None, retention, group, headers,
-            )  # fmt: skip
+                t,
+                queue,
+                max_retry,
+                timeout,
+                deadline,
+                unique,
+                process_at,
+                process_in,
+                None,
+                retention,
+                group,
+                headers,
+            )
             for t in tasks
         ]
         results: list[TaskInfo | FerroqError] = [

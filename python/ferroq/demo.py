@@ -1,5 +1,6 @@
-"""``ferroq demo``: a periodic producer, a client burst and a separate server process cooperating
-through Redis, with a live progress line.
+"""``ferroq demo``: producers and a separate server process cooperating through Redis.
+
+A periodic producer and a client burst feed a server process; a live progress line follows them.
 
 The periodic producer is a timer inside the demo process until ferroq's Scheduler lands (it
 enqueues ``demo:report`` every two seconds, as a ``@every 2s`` entry would).
@@ -110,7 +111,9 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
             if elapsed > 120:
                 print("\ndemo timed out")
                 return 1
-        print(f"\ndone: {tasks} tasks in {elapsed:.2f}s ({tasks / elapsed:,.0f} tasks/s end to end)")
+        print(
+            f"\ndone: {tasks} tasks in {elapsed:.2f}s ({tasks / elapsed:,.0f} tasks/s end to end)"
+        )
         return 0
     finally:
         stop.set()

@@ -96,7 +96,7 @@ class ServeMux:
         self._cache.clear()
 
     def not_found_handler(self, handler: Handler) -> Handler:
-        """Replaces the handler for unmatched types (default: fail with ``HandlerNotFoundError``)."""
+        """Replaces the handler for unmatched types (default: raise ``HandlerNotFoundError``)."""
         self._not_found = handler
         self._cache.clear()
         return handler
@@ -112,7 +112,7 @@ class ServeMux:
         return None
 
     def resolve(self, task_type: str) -> Handler:
-        """The handler to run for ``task_type``: matched (or not-found) and wrapped in middleware."""
+        """The handler for ``task_type`` (matched, else not-found), wrapped in middleware."""
         h = self._cache.get(task_type)
         if h is None:
             h = self.match(task_type) or self._not_found
@@ -124,6 +124,6 @@ class ServeMux:
             self._cache[task_type] = h
         return h
 
-    def __call__(self, task: Task) -> None | Awaitable[None]:
+    def __call__(self, task: Task) -> Awaitable[None] | None:
         """Runs the handler for ``task`` (so a mux can be used where a handler is expected)."""
         return self.resolve(task.type)(task)

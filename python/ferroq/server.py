@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -25,7 +25,7 @@ from ferroq import _options
 from ferroq._native import NativeServer
 from ferroq._options import Duration
 from ferroq.errors import RevokeTask, ServerClosedError, SkipRetry
-from ferroq.servemux import Handler, is_async
+from ferroq.servemux import Handler, ServeMux, is_async
 from ferroq.task import Task
 
 __all__ = ["DeadlineExceeded", "Server", "TaskCancelled"]
@@ -143,7 +143,7 @@ class Server:
             heartbeat_interval=secs("heartbeat_interval", heartbeat_interval),
             recoverer_interval=secs("recoverer_interval", recoverer_interval),
         )
-        self._handler: Handler | None = None
+        self._handler: ServeMux | Handler | None = None
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -165,7 +165,7 @@ class Server:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self, handler: Handler) -> None:
+    def start(self, handler: ServeMux | Handler) -> None:
         """Starts processing in background threads and returns.
 
         Args:
@@ -197,10 +197,10 @@ class Server:
         self._native.stop_fetching()
 
     def shutdown(self) -> None:
-        """Stops fetching, waits up to ``shutdown_timeout`` for running handlers, requeues the
-        tasks of those still running, writes every outcome and stops all threads.
+        """Stops fetching and shuts down, requeueing what does not finish in time.
 
-        Safe to call more than once.
+        Waits up to ``shutdown_timeout`` for running handlers, requeues the tasks of those still
+        running, writes every outcome and stops all threads. Safe to call more than once.
         """
         if self._closed.is_set():
             return
@@ -224,7 +224,7 @@ class Server:
             t.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def run(self, handler: Handler) -> None:
+    def run(self, handler: ServeMux | Handler) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down (SIGTSTP stops fetching).
 
         Signal handlers are installed only when called from the main thread.
@@ -289,9 +289,9 @@ class Server:
                     self._running[task._token] = r
                 self._start(handler, r)
 
-    def _start(self, handler: Handler, r: _Running) -> None:
+    def _start(self, handler: ServeMux | Handler, r: _Running) -> None:
         try:
-            h = handler.resolve(r.task.type) if hasattr(handler, "resolve") else handler
+            h = handler.resolve(r.task.type) if isinstance(handler, ServeMux) else handler
             if is_async(h):
                 assert self._loop is not None
                 fut = asyncio.run_coroutine_threadsafe(self._run_async(h, r), self._loop)
@@ -321,7 +321,7 @@ class Server:
         try:
             out = h(r.task)
             if out is not None:
-                await out  # type: ignore[misc]
+                await out
         except asyncio.CancelledError:
             self._report(r, r.cancel_error or TaskCancelled())
         except BaseException as exc:

@@ -193,9 +193,20 @@ class TaskInfo:
         cls,
         row: tuple[str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str],
     ) -> TaskInfo:
-        id, queue, type, payload, headers, state, retry, timeout, deadline, nxt, retention, group = (
-            row
-        )
+        (
+            id,
+            queue,
+            type,
+            payload,
+            headers,
+            state,
+            retry,
+            timeout,
+            deadline,
+            nxt,
+            retention,
+            group,
+        ) = row
         return cls(
             id=id,
             queue=queue,

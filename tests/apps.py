@@ -1,0 +1,33 @@
+"""Handlers that the tests run in separate worker processes (``ferroq worker tests.apps:mux``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from ferroq import ServeMux, Task
+
+mux = ServeMux()
+
+
+@mux.handle("ok:sync")
+def ok_sync(task: Task) -> None:
+    """Succeeds at once on the thread pool."""
+
+
+@mux.handle("ok:async")
+async def ok_async(task: Task) -> None:
+    """Succeeds after yielding once on the event loop."""
+    await asyncio.sleep(0)
+
+
+@mux.handle("crash")
+def crash(task: Task) -> None:
+    """Takes the whole worker process down mid-task."""
+    os._exit(3)
+
+
+@mux.handle("block")
+def block(task: Task) -> None:
+    """Runs until cancelled (or the deadline passes)."""
+    task.wait_cancelled(60)

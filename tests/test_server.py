@@ -1,0 +1,554 @@
+"""Server behaviour against real Redis: every outcome and background component, observed with
+redis-py and the independent protobuf reader in ``wire.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+
+import wire
+from ferroq import (
+    Client,
+    DeadlineExceeded,
+    RevokeTask,
+    ServeMux,
+    Server,
+    SkipRetry,
+    Task,
+)
+from util import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+MakeServer = Callable[..., Server]
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def msg(r: redis.Redis, task_id: str, q: str = "default") -> dict[str, Any]:
+    raw = r.hget(f"asynq:{{{q}}}:t:{task_id}", "msg")
+    assert isinstance(raw, bytes), f"no msg for {task_id}"
+    return wire.task(raw)
+
+
+def state(r: redis.Redis, task_id: str, q: str = "default") -> str | None:
+    v = r.hget(f"asynq:{{{q}}}:t:{task_id}", "state")
+    return v.decode() if isinstance(v, bytes) else None
+
+
+def counter(r: redis.Redis, key: str) -> int:
+    v = r.get(key)
+    return int(v) if v is not None else 0
+
+
+def mux_of(handlers: dict[str, Any]) -> ServeMux:
+    m = ServeMux()
+    for pattern, h in handlers.items():
+        m.handle(pattern, h)
+    return m
+
+
+def empty_active(r: redis.Redis, q: str = "default") -> bool:
+    return r.llen(f"asynq:{{{q}}}:active") == 0 and r.zcard(f"asynq:{{{q}}}:lease") == 0
+
+
+# ---- success ---------------------------------------------------------------------------------
+
+
+def test_success_deletes_the_task_and_counts_it(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    seen: list[Task] = []
+    info = client.enqueue(Task("t", b"p", headers={"h": "v"}), max_retry=3)
+    make_server().start(mux_of({"t": seen.append}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    wait_until(lambda: empty_active(r))
+    assert not r.exists(f"asynq:{{default}}:t:{info.id}")
+    assert counter(r, f"asynq:{{default}}:processed:{today()}") == 1
+    ttl = r.ttl(f"asynq:{{default}}:processed:{today()}")
+    assert 89 * 86400 < ttl <= 90 * 86400
+    assert not r.exists("asynq:{default}:failed")
+    (t,) = seen
+    assert (t.id, t.queue, t.type, t.payload, t.headers) == (
+        info.id,
+        "default",
+        "t",
+        b"p",
+        {"h": "v"},
+    )
+    assert (t.retry_count, t.max_retry) == (0, 3)
+    assert t.deadline is not None and t.deadline.timestamp() == pytest.approx(
+        time.time() + 1800, abs=5
+    )
+
+
+def test_retention_keeps_a_completed_task_with_its_result(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    def handler(task: Task) -> None:
+        assert task.write_result(b"answer") == 6
+
+    info = client.enqueue(Task("t"), retention=timedelta(hours=1), unique=60)
+    before = int(time.time())
+    make_server().start(mux_of({"t": handler}))
+    wait_until(lambda: state(r, info.id) == "completed")
+    m = msg(r, info.id)
+    assert before <= m["completed_at"] <= int(time.time())
+    score = r.zscore("asynq:{default}:completed", info.id)
+    assert score == m["completed_at"] + 3600
+    assert r.hget(f"asynq:{{default}}:t:{info.id}", "result") == b"answer"
+    assert empty_active(r)
+    assert not r.exists("asynq:{default}:unique:t:"), "success releases the unique lock"
+    assert counter(r, "asynq:{default}:processed") == 1
+
+
+def test_janitor_deletes_expired_completed_tasks(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("t"), retention=1)
+    make_server().start(mux_of({"t": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "completed")
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"), timeout=10)
+    assert r.zcard("asynq:{default}:completed") == 0
+
+
+# ---- failures --------------------------------------------------------------------------------
+
+
+def test_error_goes_to_retry_with_asynq_fields(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    errors: list[tuple[str, str]] = []
+
+    def boom(task: Task) -> None:
+        raise ValueError("bad input")
+
+    info = client.enqueue(Task("t"), max_retry=5, unique=300)
+    srv = make_server(
+        retry_delay=lambda n, e, t: 100, error_handler=lambda t, e: errors.append((t.type, str(e)))
+    )
+    srv.start(mux_of({"t": boom}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    now = time.time()
+    m = msg(r, info.id)
+    assert m["retried"] == 1
+    assert m["error_msg"] == "ValueError: bad input"
+    assert now - 5 <= m["last_failed_at"] <= now
+    score = r.zscore("asynq:{default}:retry", info.id)
+    assert score is not None and score == pytest.approx(now + 100, abs=3)
+    assert empty_active(r)
+    assert counter(r, "asynq:{default}:failed") == 1
+    assert counter(r, f"asynq:{{default}}:failed:{today()}") == 1
+    assert counter(r, "asynq:{default}:processed") == 1
+    assert errors == [("t", "bad input")]
+    assert r.get("asynq:{default}:unique:t:") == info.id.encode(), "retry keeps the lock"
+
+
+def test_last_retry_archives(client: Client, r: redis.Redis, make_server: MakeServer) -> None:
+    def boom(task: Task) -> None:
+        raise RuntimeError("nope")
+
+    info = client.enqueue(Task("t"), max_retry=0)
+    make_server().start(mux_of({"t": boom}))
+    wait_until(lambda: state(r, info.id) == "archived")
+    m = msg(r, info.id)
+    assert (m["retried"], m["error_msg"]) == (0, "RuntimeError: nope")
+    assert r.zscore("asynq:{default}:archived", info.id) == pytest.approx(time.time(), abs=5)
+    assert counter(r, "asynq:{default}:failed") == 1
+    assert empty_active(r)
+
+
+def test_skip_retry_archives_at_once(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    def skip(task: Task) -> None:
+        raise SkipRetry("malformed input")
+
+    info = client.enqueue(Task("t"), max_retry=10)
+    make_server().start(mux_of({"t": skip}))
+    wait_until(lambda: state(r, info.id) == "archived")
+    assert msg(r, info.id)["error_msg"] == "malformed input"
+
+
+def test_revoke_task_drops_it_as_processed(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    def revoke(task: Task) -> None:
+        raise RevokeTask("not needed")
+
+    info = client.enqueue(Task("t", b"x"), max_retry=10, unique=600)
+    make_server().start(mux_of({"t": revoke}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+    assert counter(r, "asynq:{default}:failed") == 0
+    assert r.keys("asynq:{default}:unique:*") == []
+
+
+def test_is_failure_false_retries_without_counting(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    def busy(task: Task) -> None:
+        raise ConnectionError("rate limited")
+
+    info = client.enqueue(Task("t"), max_retry=1)
+    make_server(is_failure=lambda e: not isinstance(e, ConnectionError)).start(mux_of({"t": busy}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["retried"] == 0
+    assert counter(r, "asynq:{default}:failed") == 0
+    assert counter(r, "asynq:{default}:processed") == 0
+
+
+def test_retry_is_forwarded_and_run_again(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    attempts: list[int] = []
+
+    def flaky(task: Task) -> None:
+        attempts.append(task.retry_count)
+        if task.retry_count == 0:
+            raise OSError("transient")
+
+    info = client.enqueue(Task("t"), max_retry=3)
+    make_server(retry_delay=lambda n, e, t: 0).start(mux_of({"t": flaky}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 2)
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+    assert attempts == [0, 1]
+
+
+def test_unknown_task_type_fails_like_asynq(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("nobody:handles"), max_retry=2)
+    make_server().start(mux_of({"t": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == 'handler not found for task "nobody:handles"'
+
+
+def test_scheduled_task_runs_when_due(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    ran = threading.Event()
+    info = client.enqueue(Task("t"), process_in=2)
+    assert r.zscore("asynq:{default}:scheduled", info.id) is not None
+    make_server().start(mux_of({"t": lambda t: ran.set()}))
+    # Scores are whole seconds, so the task is due between 1 and 2 seconds from now.
+    assert not ran.wait(0.8), "ran before it was due"
+    assert ran.wait(10)
+
+
+# ---- bad data in Redis -----------------------------------------------------------------------
+
+
+def test_malformed_message_is_archived_and_the_loop_goes_on(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    r.sadd("asynq:queues", "default")
+    r.hset("asynq:{default}:t:bad1", mapping={"msg": b"\xff\xfe garbage", "state": "pending"})
+    wrong = wire.encode_task(type="t", id="other", queue="default")
+    r.hset("asynq:{default}:t:bad2", mapping={"msg": wrong, "state": "pending"})
+    r.lpush("asynq:{default}:pending", "bad1", "bad2", "ghost")
+    ok = client.enqueue(Task("t"))
+    done = threading.Event()
+    make_server().start(mux_of({"t": lambda t: done.set()}))
+    assert done.wait(10)
+    wait_until(lambda: state(r, "bad1") == "archived" and state(r, "bad2") == "archived")
+    err = r.hget("asynq:{default}:t:bad1", "error")
+    assert isinstance(err, bytes) and b"malformed task message" in err
+    assert r.hget("asynq:{default}:t:bad1", "msg") == b"\xff\xfe garbage", "raw bytes are kept"
+    assert b"do not match" in (r.hget("asynq:{default}:t:bad2", "error") or b"")
+    wait_until(lambda: empty_active(r))
+    assert not r.exists(f"asynq:{{default}}:t:{ok.id}")
+    assert r.zcard("asynq:{default}:archived") == 2
+
+
+# ---- deadlines, cancellation, crashes --------------------------------------------------------
+
+
+def test_async_handler_is_cancelled_at_its_timeout(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    cancelled = threading.Event()
+
+    async def slow(task: Task) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=2)
+    make_server().start(mux_of({"t": slow}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert cancelled.is_set()
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+
+
+def test_hung_sync_handler_is_flagged_and_failed_at_its_deadline(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    flagged = threading.Event()
+    errors: list[BaseException] = []
+
+    def hang(task: Task) -> None:
+        if task.wait_cancelled(30):
+            flagged.set()
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=0)
+    make_server(error_handler=lambda t, e: errors.append(e)).start(mux_of({"t": hang}))
+    wait_until(lambda: state(r, info.id) == "archived")
+    assert flagged.wait(5)
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+    assert isinstance(errors[0], DeadlineExceeded)
+
+
+def test_cancel_message_cancels_a_running_handler(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started = threading.Event()
+
+    async def long(task: Task) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    info = client.enqueue(Task("t"), max_retry=3)
+    make_server().start(mux_of({"t": long}))
+    assert started.wait(10)
+    wait_until(lambda: r.publish("asynq:cancel", info.id) > 0)
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == "context canceled"
+
+
+def worker(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ferroq", "worker", "tests.apps:mux", "--redis", redis_url,
+         "--task-check-interval", "0.05", *args],
+        cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_crashed_worker_task_is_recovered_by_another_server(
+    client: Client, r: redis.Redis, redis_url: str, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("crash"), max_retry=2)
+    p = worker(redis_url)
+    assert p.wait(30) == 3, "the handler's os._exit ends the worker"
+    assert state(r, info.id) == "active"
+    assert r.zscore("asynq:{default}:lease", info.id) is not None
+    # Pretend the lease ran out long ago instead of waiting a minute for it.
+    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) - 120})
+    make_server().start(mux_of({"other": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    m = msg(r, info.id)
+    assert (m["retried"], m["error_msg"]) == (1, "asynq: task lease expired")
+    assert empty_active(r)
+
+
+def test_recovered_task_without_retries_left_is_archived(
+    client: Client, r: redis.Redis, redis_url: str, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("crash"), max_retry=0)
+    assert worker(redis_url).wait(30) == 3
+    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) - 120})
+    make_server().start(mux_of({"other": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "archived")
+
+
+def test_shutdown_requeues_what_still_runs(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started = threading.Event()
+
+    def stubborn(task: Task) -> None:
+        started.set()
+        time.sleep(3)
+
+    info = client.enqueue(Task("t"), max_retry=4)
+    srv = make_server(shutdown_timeout=0.3)
+    srv.start(mux_of({"t": stubborn}))
+    assert started.wait(10)
+    srv.shutdown()
+    assert state(r, info.id) == "pending"
+    assert r.lrange("asynq:{default}:pending", 0, -1) == [info.id.encode()]
+    assert msg(r, info.id)["retried"] == 0
+    assert empty_active(r)
+    assert r.zcard("asynq:servers") == 0
+
+
+def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis_url: str) -> None:
+    info = client.enqueue(Task("block"), timeout=2)
+    p = worker(redis_url, "--shutdown-timeout", "10")
+    wait_until(lambda: state(r, info.id) == "active")
+    p.terminate()
+    assert p.wait(30) == 0
+    # The handler returned at its deadline, so the task failed normally instead of being requeued.
+    assert state(r, info.id) == "retry"
+    assert r.zcard("asynq:servers") == 0
+
+
+# ---- heartbeat and leases --------------------------------------------------------------------
+
+
+def test_heartbeat_publishes_server_and_workers(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    info = client.enqueue(Task("hold", b"data"), queue="critical")
+    srv = make_server(concurrency=7, queues={"critical": 6, "default": 3})
+    srv.start(mux_of({"hold": hold}))
+    assert started.wait(10)
+    workers_key = cast(bytes, wait_until(lambda: r.zrange("asynq:workers", 0, -1))[0])
+    server_key = cast(bytes, r.zrange("asynq:servers", 0, -1)[0])
+    assert server_key.endswith(f":{srv.server_id}}}".encode())
+    si = wire.server_info(cast(bytes, r.get(server_key)))
+    assert si["pid"] == os.getpid() and si["server_id"] == srv.server_id
+    assert si["concurrency"] == 7 and si["queues"] == {"critical": 6, "default": 3}
+    assert si["status"] == "active" and si["start_time"]["seconds"] > 0
+    assert 0 < r.ttl(server_key) <= 1
+    wait_until(lambda: r.hget(workers_key, info.id))
+    wi = wire.worker_info(cast(bytes, r.hget(workers_key, info.id)))
+    assert (wi["task_id"], wi["task_type"], wi["task_payload"], wi["queue"]) == (
+        info.id, "hold", b"data", "critical",
+    )  # fmt: skip
+    assert wi["deadline"]["seconds"] == pytest.approx(time.time() + 1800, abs=5)
+    release.set()
+    srv.shutdown()
+    assert not r.exists(server_key) and not r.exists(workers_key)
+    assert r.zcard("asynq:servers") == 0 and r.zcard("asynq:workers") == 0
+
+
+def test_leases_are_renewed_while_a_handler_runs(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    info = client.enqueue(Task("t"))
+    make_server().start(mux_of({"t": hold}))
+    assert started.wait(10)
+    r.zadd("asynq:{default}:lease", {info.id: 5})  # as if the lease were about to lapse
+    wait_until(lambda: (r.zscore("asynq:{default}:lease", info.id) or 0) > time.time() + 20)
+    release.set()
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+
+
+def test_a_lost_lease_cancels_the_handler(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started, flagged = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        if task.wait_cancelled(20):
+            flagged.set()
+
+    info = client.enqueue(Task("t"))
+    make_server().start(mux_of({"t": hold}))
+    assert started.wait(10)
+    r.zrem("asynq:{default}:lease", info.id)  # another server recovered it
+    assert flagged.wait(10)
+    # The outcome is not written: the task belongs to whoever holds it now.
+    assert state(r, info.id) == "active"
+
+
+# ---- queues ----------------------------------------------------------------------------------
+
+
+def test_paused_queue_is_skipped(client: Client, r: redis.Redis, make_server: MakeServer) -> None:
+    ran = threading.Event()
+    r.set("asynq:{default}:paused", int(time.time()))
+    client.enqueue(Task("t"))
+    make_server().start(mux_of({"t": lambda t: ran.set()}))
+    assert not ran.wait(0.5)
+    assert r.llen("asynq:{default}:pending") == 1
+    r.delete("asynq:{default}:paused")
+    assert ran.wait(10)
+
+
+def test_strict_priority_drains_higher_queues_first(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    order: list[str] = []
+    for _ in range(20):
+        client.enqueue(Task("t", b"low"), queue="low")
+        client.enqueue(Task("t", b"high"), queue="high")
+    make_server(concurrency=1, queues={"high": 2, "low": 1}, strict_priority=True).start(
+        mux_of({"t": lambda t: order.append(t.payload.decode())})
+    )
+    wait_until(lambda: len(order) == 40)
+    assert order == ["high"] * 20 + ["low"] * 20
+
+
+def test_weighted_priority_serves_every_queue(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    seen: list[str] = []
+    for q in ("a", "b", "c"):
+        client.enqueue_many([Task("t", q.encode()) for _ in range(100)], queue=q)
+    make_server(concurrency=1, queues={"a": 6, "b": 3, "c": 1}).start(
+        mux_of({"t": lambda t: seen.append(t.payload.decode())})
+    )
+    wait_until(lambda: len(seen) == 300, timeout=30)
+    first = seen[:60]
+    # Weighted, not strict: the low-priority queue is served before the others are drained.
+    assert {"a", "b"} <= set(first)
+    assert first.count("a") > first.count("c")
+
+
+# ---- lifecycle -------------------------------------------------------------------------------
+
+
+def test_server_cannot_start_twice(make_server: MakeServer) -> None:
+    from ferroq import ServerClosedError
+
+    srv = make_server()
+    srv.start(lambda t: None)
+    with pytest.raises(ServerClosedError):
+        srv.start(lambda t: None)
+    srv.shutdown()
+    assert srv.status == "closed"
+
+
+def test_unreachable_redis_fails_start() -> None:
+    from ferroq import BrokerConnectionError
+
+    srv = Server("redis://127.0.0.1:1")
+    with pytest.raises(BrokerConnectionError):
+        srv.start(lambda t: None)
+
+
+def test_worker_processes_10000_tasks_sync_and_async(
+    client: Client, r: redis.Redis, redis_url: str
+) -> None:
+    n = 10_000
+    client.enqueue_many([Task("ok:sync" if i % 2 else "ok:async") for i in range(n)])
+    p = worker(redis_url, "--concurrency", "20", "--queue", "default=1")
+    try:
+        wait_until(lambda: counter(r, "asynq:{default}:processed") >= n, timeout=120)
+    finally:
+        p.terminate()
+        assert p.wait(30) == 0
+    assert counter(r, "asynq:{default}:processed") == n
+    assert counter(r, "asynq:{default}:failed") == 0
+    assert r.llen("asynq:{default}:pending") == 0
+    assert empty_active(r)
+    assert r.keys("asynq:{default}:t:*") == []

@@ -1,0 +1,47 @@
+# ferroq — `make help` lists the targets. Everything runs inside .venv, created on first use.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export VIRTUAL_ENV := $(abspath $(VENV))
+
+.PHONY: help
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/maturin:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "maturin>=1.7,<2"
+
+.PHONY: dev
+dev: $(BIN)/maturin ## Build the Rust core (release) into .venv with the test extras
+	$(BIN)/maturin develop --release --quiet --extras test
+
+.PHONY: demo
+demo: dev ## Run the demo: a periodic producer, a client and a server process (embedded Redis unless REDIS_URL is set)
+	$(BIN)/ferroq demo
+
+.PHONY: lint
+lint: dev ## cargo fmt/clippy, ruff, mypy --strict and stubtest
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest ferroq._native
+
+.PHONY: test
+test: lint ## Every check and test: lints, Rust unit/property tests, the pytest suite on Redis and Valkey
+	cargo test --quiet
+	$(BIN)/python -m pytest -q
+
+.PHONY: bench
+bench: dev ## Micro-benchmarks (pytest-benchmark) and the throughput harness
+	$(BIN)/python -m pytest bench -q --benchmark-enable --benchmark-only
+	$(BIN)/python bench/throughput.py
+
+.PHONY: clean
+clean: ## Remove build outputs and the virtualenv
+	rm -rf target $(VENV) python/ferroq/*.so .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Micro-benchmarks of the hot functions (opt-in: ``make bench``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
+
+from ferroq import Client, ServeMux, Task
+from ferroq._embedded import EmbeddedRedis
+from ferroq._native import decode_task_message, encode_task_message
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+MESSAGE: dict[str, Any] = {
+    "type": "email:welcome",
+    "payload": b'{"user_id": 123456, "template": "welcome"}',
+    "headers": {"trace": "4bf92f3577b34da6"},
+    "id": "0b4e5a4c-9f0e-4b8a-9a41-6d0f3c2b1a00",
+    "queue": "default",
+    "retry": 25,
+    "timeout": 1800,
+}
+
+
+def test_encode_task_message(benchmark: BenchmarkFixture) -> None:
+    benchmark(encode_task_message, MESSAGE)
+
+
+def test_decode_task_message(benchmark: BenchmarkFixture) -> None:
+    data = encode_task_message(MESSAGE)
+    benchmark(decode_task_message, data)
+
+
+def test_task_construction(benchmark: BenchmarkFixture) -> None:
+    benchmark(Task, "email:welcome", b"{}", headers={"trace": "x"})
+
+
+def test_servemux_resolve(benchmark: BenchmarkFixture) -> None:
+    mux = ServeMux()
+    for i in range(50):
+        mux.handle(f"type{i}:", lambda t: None)
+    benchmark(mux.resolve, "type42:sub")
+
+
+def test_enqueue_round_trip(benchmark: BenchmarkFixture, redis_url: str) -> None:
+    with Client(redis_url) as client:
+        task = Task("bench", b"x")
+        benchmark(client.enqueue, task)

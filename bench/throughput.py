@@ -1,0 +1,99 @@
+"""End-to-end throughput of ferroq alone on one machine (the peer comparison is a later step).
+
+Run: ``python bench/throughput.py [--tasks N]`` (``make bench``). Starts a private Redis unless
+``REDIS_URL`` is set, and prints one line per scenario: median of three runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from ferroq import Client, ServeMux, Server, Task
+from ferroq._embedded import EmbeddedRedis
+
+
+def enqueue_one_by_one(url: str, n: int) -> float:
+    with Client(url) as c:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            c.enqueue(Task("noop"))
+        return n / (time.perf_counter() - t0)
+
+
+def enqueue_many(url: str, n: int) -> float:
+    with Client(url) as c:
+        tasks = [Task("noop") for _ in range(n)]
+        t0 = time.perf_counter()
+        for i in range(0, n, 1000):
+            c.enqueue_many(tasks[i : i + 1000])
+        return n / (time.perf_counter() - t0)
+
+
+def process(url: str, n: int, *, asynchronous: bool) -> float:
+    with Client(url) as c:
+        for i in range(0, n, 1000):
+            c.enqueue_many([Task("noop") for _ in range(min(1000, n - i))])
+    done = threading.Semaphore(0)
+    mux = ServeMux()
+    if asynchronous:
+
+        async def noop_async(task: Task) -> None:
+            done.release()
+
+        mux.handle("noop", noop_async)
+    else:
+        mux.handle("noop", lambda task: done.release())
+    server = Server(url, concurrency=64, task_check_interval=0.05)
+    t0 = time.perf_counter()
+    server.start(mux)
+    for _ in range(n):
+        done.acquire()
+    rate = n / (time.perf_counter() - t0)
+    server.shutdown()
+    return rate
+
+
+def median_of_3(url: str, fn: Callable[[str, int], float], n: int) -> float:
+    rates = []
+    for _ in range(3):
+        redis.Redis.from_url(url).flushall()
+        rates.append(fn(url, n))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--tasks", type=int, default=10_000)
+    args = p.parse_args()
+    embedded = None
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        embedded = EmbeddedRedis().start()
+        url = embedded.url
+    try:
+        machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
+        print(f"machine: {machine}, Python {platform.python_version()}")
+        print(f"tasks per run: {args.tasks}, median of 3")
+        scenarios: list[tuple[str, Callable[[str, int], float]]] = [
+            ("enqueue, one call per task", enqueue_one_by_one),
+            ("enqueue_many (1000 per call)", enqueue_many),
+            ("process, no-op sync handler", lambda u, n: process(u, n, asynchronous=False)),
+            ("process, no-op async handler", lambda u, n: process(u, n, asynchronous=True)),
+        ]
+        for name, fn in scenarios:
+            print(f"{name:32s} {median_of_3(url, fn, args.tasks):>10,.0f} tasks/s")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()

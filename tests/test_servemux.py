@@ -1,0 +1,188 @@
+"""ServeMux routing and middleware (pure logic), and middleware running inside a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import pytest
+import redis
+
+from ferroq import (
+    Client,
+    Handler,
+    HandlerNotFoundError,
+    InvalidArgumentError,
+    Server,
+    ServeMux,
+    Task,
+)
+from util import wait_until
+
+
+def recorder(name: str, log: list[str]) -> Callable[[Task], None]:
+    def handle(task: Task) -> None:
+        log.append(name)
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("task_type", "want"),
+    [
+        ("email", "email"),
+        ("email:welcome", "email:"),
+        ("email:welcome:vip", "email:welcome:"),
+        ("email:welcome:", "email:welcome:"),
+        ("image:resize", "image"),
+        ("emai", None),
+        ("", None),
+    ],
+)
+def test_exact_match_then_longest_prefix(task_type: str, want: str | None) -> None:
+    log: list[str] = []
+    mux = ServeMux()
+    for pattern in ("email", "email:", "email:welcome:", "image"):
+        mux.handle(pattern, recorder(pattern, log))
+    h = mux.match(task_type)
+    if want is None:
+        assert h is None
+        return
+    assert h is not None
+    h(Task("x"))
+    assert log == [want]
+
+
+def test_unmatched_type_raises_handler_not_found() -> None:
+    mux = ServeMux()
+    with pytest.raises(HandlerNotFoundError, match='handler not found for task "nope"'):
+        mux(Task("nope"))
+
+
+def test_custom_not_found_handler() -> None:
+    log: list[str] = []
+    mux = ServeMux()
+    mux.not_found_handler(recorder("fallback", log))
+    mux(Task("anything"))
+    assert log == ["fallback"]
+
+
+def test_decorator_form_returns_the_function() -> None:
+    mux = ServeMux()
+
+    @mux.handle("t")
+    def handle(task: Task) -> None:
+        pass
+
+    assert mux.match("t") is handle
+
+
+@pytest.mark.parametrize("pattern", ["", "   "])
+def test_blank_pattern_is_rejected(pattern: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        ServeMux().handle(pattern, lambda t: None)
+
+
+def test_duplicate_pattern_is_rejected() -> None:
+    mux = ServeMux()
+    mux.handle("t", lambda t: None)
+    with pytest.raises(InvalidArgumentError, match="already registered"):
+        mux.handle("t", lambda t: None)
+
+
+def test_non_callable_handler_is_rejected() -> None:
+    with pytest.raises(TypeError):
+        ServeMux().handle("t", cast(Handler, 42))
+
+
+def test_middleware_wraps_in_registration_order() -> None:
+    log: list[str] = []
+
+    def mw(name: str) -> Callable[[Handler], Handler]:
+        def wrap(next_: Handler) -> Handler:
+            def run(task: Task) -> None:
+                log.append(f"{name}>")
+                next_(task)
+                log.append(f"<{name}")
+
+            return run
+
+        return wrap
+
+    mux = ServeMux()
+    mux.handle("t", recorder("handler", log))
+    mux.use(mw("a"), mw("b"))
+    mux.use(mw("c"))
+    mux(Task("t"))
+    assert log == ["a>", "b>", "c>", "handler", "<c", "<b", "<a"]
+
+
+def test_middleware_added_later_applies_to_cached_routes() -> None:
+    log: list[str] = []
+    mux = ServeMux()
+    mux.handle("t", recorder("handler", log))
+    mux(Task("t"))
+
+    def tag(next_: Handler) -> Handler:
+        def run(task: Task) -> None:
+            log.append("mw")
+            next_(task)
+
+        return run
+
+    mux.use(tag)
+    mux(Task("t"))
+    assert log == ["handler", "mw", "handler"]
+
+
+def test_async_middleware_and_sync_wrappers_run_in_a_server(
+    client: Client, r: redis.Redis, redis_url: str
+) -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def sync_mw(next_: Handler) -> Handler:
+        # A sync wrapper around an async handler returns its awaitable: the server awaits it.
+        def run(task: Task) -> None | Awaitable[None]:
+            with lock:
+                seen.append(f"sync:{task.type}")
+            return next_(task)
+
+        return cast(Handler, run)
+
+    def async_mw(next_: Handler) -> Handler:
+        async def run(task: Task) -> None:
+            with lock:
+                seen.append(f"async:{task.type}")
+            out = next_(task)
+            if out is not None:
+                await out
+
+        return run
+
+    mux = ServeMux()
+
+    @mux.handle("a")
+    async def handle_a(task: Task) -> None:
+        await asyncio.sleep(0)
+        with lock:
+            seen.append("ran:a")
+
+    @mux.handle("s")
+    def handle_s(task: Task) -> None:
+        with lock:
+            seen.append("ran:s")
+
+    mux.use(sync_mw, async_mw)
+    client.enqueue(Task("a"))
+    client.enqueue(Task("s"))
+    srv = Server(redis_url, task_check_interval=0.05)
+    try:
+        srv.start(mux)
+        wait_until(lambda: r.get("asynq:{default}:processed") == b"2")
+    finally:
+        srv.shutdown()
+    assert sorted(seen) == sorted(["sync:a", "async:a", "ran:a", "sync:s", "async:s", "ran:s"])
+    assert r.get("asynq:{default}:failed") is None

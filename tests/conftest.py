@@ -16,6 +16,7 @@ import redis
 
 from ferroq import Client, Server
 from ferroq._embedded import EmbeddedRedis, find_server_binary
+from util import FAST
 
 BACKENDS = ["redis", "valkey"]
 
@@ -61,15 +62,6 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 def client(redis_url: str) -> Iterator[Client]:
     with Client(redis_url) as c:
         yield c
-
-
-FAST = {
-    "task_check_interval": 0.05,
-    "delayed_task_check_interval": 0.2,
-    "janitor_interval": 0.2,
-    "heartbeat_interval": 0.5,
-    "shutdown_timeout": 2.0,
-}
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from ferroq import (
     Handler,
     HandlerNotFoundError,
     InvalidArgumentError,
-    Server,
     ServeMux,
+    Server,
     Task,
 )
 from util import wait_until
@@ -145,7 +145,7 @@ def test_async_middleware_and_sync_wrappers_run_in_a_server(
 
     def sync_mw(next_: Handler) -> Handler:
         # A sync wrapper around an async handler returns its awaitable: the server awaits it.
-        def run(task: Task) -> None | Awaitable[None]:
+        def run(task: Task) -> Awaitable[None] | None:
             with lock:
                 seen.append(f"sync:{task.type}")
             return next_(task)

@@ -27,6 +27,7 @@ from ferroq import (
     SkipRetry,
     Task,
 )
+from ferroq._embedded import EmbeddedRedis
 from util import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -552,3 +553,161 @@ def test_worker_processes_10000_tasks_sync_and_async(
     assert r.llen("asynq:{default}:pending") == 0
     assert empty_active(r)
     assert r.keys("asynq:{default}:t:*") == []
+
+
+# ---- foreign producers and failing Redis -----------------------------------------------------
+
+
+def test_task_written_by_another_producer_is_processed(
+    r: redis.Redis, make_server: MakeServer
+) -> None:
+    """A message as any proto3 writer (Go's asynq) emits it, with extreme but legal values."""
+    seen: list[Task] = []
+    data = wire.encode_task(
+        type="go:task", payload=b"\x00\x01", id="go-1", queue="default", retry=3,
+        timeout=-5, deadline=2**62, headers={"origin": "go"},
+    )  # fmt: skip
+    r.sadd("asynq:queues", "default")
+    r.hset("asynq:{default}:t:go-1", mapping={"msg": data, "state": "pending", "pending_since": 1})
+    r.lpush("asynq:{default}:pending", "go-1")
+    make_server().start(mux_of({"go:": seen.append}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    (t,) = seen
+    assert (t.id, t.payload, t.headers, t.max_retry) == ("go-1", b"\x00\x01", {"origin": "go"}, 3)
+    assert t.deadline is not None and t.deadline.year == 9999
+
+
+def test_a_killed_connection_is_replaced_transparently(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """Connections killed while idle (a Redis restart, a proxy timeout) cost nothing."""
+    done = threading.Event()
+
+    def first(task: Task) -> None:
+        pass
+
+    def drop_connections(task: Task) -> None:
+        me = r.client_id()
+        for c in r.client_list():
+            if int(c["id"]) != me:
+                r.client_kill_filter(_id=c["id"])
+        done.set()
+
+    client.enqueue(Task("first"))
+    make_server().start(mux_of({"first": first, "kill": drop_connections}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    info = client.enqueue(Task("kill"))
+    assert done.wait(10)
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+    assert counter(r, "asynq:{default}:processed") == 2
+    assert empty_active(r)
+
+
+def test_outcome_is_written_once_redis_is_back(caplog: pytest.LogCaptureFixture) -> None:
+    """While Redis is down the syncer keeps the outcome and writes it when Redis returns."""
+    store = EmbeddedRedis(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
+    started, release = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    try:
+        with Client(store.url) as c:
+            info = c.enqueue(Task("t"))
+        srv = Server(
+            store.url, syncer_interval=0.5, task_check_interval=0.05, heartbeat_interval=0.5
+        )
+        srv.start(mux_of({"t": hold}))
+        try:
+            assert started.wait(10)
+            store.terminate()
+            release.set()
+            wait_until(lambda: "retrying in the background" in caplog.text, timeout=20)
+            store.start()
+            obs = redis.Redis.from_url(store.url)
+            wait_until(lambda: not obs.exists(f"asynq:{{default}}:t:{info.id}"), timeout=20)
+            assert counter(obs, "asynq:{default}:processed") == 1
+            assert empty_active(obs)
+            obs.close()
+        finally:
+            srv.shutdown()
+    finally:
+        store.stop()
+
+
+# ---- single transitions, observed in Redis ---------------------------------------------------
+
+
+def test_dequeue_marks_the_task_active_with_a_lease(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    info = client.enqueue(Task("t"))
+    assert r.hexists(f"asynq:{{default}}:t:{info.id}", "pending_since")
+    make_server().start(mux_of({"t": hold}))
+    assert started.wait(10)
+    key = f"asynq:{{default}}:t:{info.id}"
+    assert state(r, info.id) == "active"
+    assert not r.hexists(key, "pending_since")
+    assert r.lrange("asynq:{default}:active", 0, -1) == [info.id.encode()]
+    assert r.llen("asynq:{default}:pending") == 0
+    lease = r.zscore("asynq:{default}:lease", info.id)
+    assert lease == pytest.approx(time.time() + 30, abs=3)
+    release.set()
+
+
+def test_forwarder_moves_due_tasks_to_pending(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    r.set("asynq:{default}:paused", 1)  # keep what is forwarded in pending, where we can see it
+    due = client.enqueue(Task("t"), process_in=3600)
+    r.zadd("asynq:{default}:scheduled", {due.id: int(time.time()) - 1})
+    later = client.enqueue(Task("t"), process_in=3600)
+    r.hset(f"asynq:{{default}}:t:{due.id}", "state", "scheduled")
+    make_server().start(mux_of({"t": lambda t: None}))
+    wait_until(lambda: state(r, due.id) == "pending")
+    since = int(r.hget(f"asynq:{{default}}:t:{due.id}", "pending_since") or 0)
+    assert since == pytest.approx(time.time_ns(), abs=5e9)
+    assert r.lrange("asynq:{default}:pending", 0, -1) == [due.id.encode()]
+    assert r.zrange("asynq:{default}:scheduled", 0, -1) == [later.id.encode()]
+    assert state(r, later.id) == "scheduled"
+
+
+def test_forwarder_returns_grouped_retries_to_their_group(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("t"), process_in=3600)
+    key = f"asynq:{{default}}:t:{info.id}"
+    r.hset(key, mapping={"state": "retry", "group": "batch"})
+    r.zrem("asynq:{default}:scheduled", info.id)
+    r.zadd("asynq:{default}:retry", {info.id: int(time.time()) - 1})
+    make_server().start(mux_of({"t": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "aggregating")
+    assert r.zscore("asynq:{default}:g:batch", info.id) is not None
+    assert r.zcard("asynq:{default}:retry") == 0
+
+
+def test_archive_drops_entries_older_than_90_days(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    old_score = int(time.time()) - 91 * 86400
+    r.zadd("asynq:{default}:archived", {"ancient": old_score, "recent": int(time.time()) - 60})
+    r.hset("asynq:{default}:t:ancient", mapping={"msg": b"x", "state": "archived"})
+    r.hset("asynq:{default}:t:recent", mapping={"msg": b"x", "state": "archived"})
+
+    def boom(task: Task) -> None:
+        raise SkipRetry("done for")
+
+    info = client.enqueue(Task("t"))
+    make_server().start(mux_of({"t": boom}))
+    wait_until(lambda: state(r, info.id) == "archived")
+    members = {cast(bytes, m).decode() for m in r.zrange("asynq:{default}:archived", 0, -1)}
+    assert members == {"recent", info.id}
+    assert not r.exists("asynq:{default}:t:ancient"), "the trimmed task's hash goes too"
+    assert r.exists("asynq:{default}:t:recent")

@@ -8,6 +8,15 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+FAST: dict[str, float] = {
+    "task_check_interval": 0.05,
+    "delayed_task_check_interval": 0.2,
+    "janitor_interval": 0.2,
+    "heartbeat_interval": 0.5,
+    "shutdown_timeout": 2.0,
+}
+"""Server intervals short enough for tests (asynq's defaults are seconds)."""
+
 
 def wait_until(pred: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
     """Polls ``pred`` until it returns something truthy; fails the test after ``timeout``.

@@ -119,8 +119,8 @@ class EmbeddedRedis:
             return ""
         return "\n".join(lines[-n:])
 
-    def stop(self) -> None:
-        """Stops the server and removes its directory."""
+    def terminate(self) -> None:
+        """Stops the server process but keeps its directory, so ``start`` can bring it back."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -129,6 +129,10 @@ class EmbeddedRedis:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+    def stop(self) -> None:
+        """Stops the server and removes its directory."""
+        self.terminate()
         self._dir.cleanup()
 
     def __enter__(self) -> EmbeddedRedis:

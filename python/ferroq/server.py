@@ -95,6 +95,7 @@ class Server:
         namespace: Key prefix (``asynq``).
         heartbeat_interval: Heartbeat and lease renewal period (5 s, as asynq).
         recoverer_interval: How often expired leases of dead servers are recovered (60 s).
+        syncer_interval: How often outcome writes that failed are retried (5 s).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class Server:
         namespace: str = "asynq",
         heartbeat_interval: Duration = 5.0,
         recoverer_interval: Duration = 60.0,
+        syncer_interval: Duration = 5.0,
     ) -> None:
         concurrency = concurrency if concurrency and concurrency > 0 else (os.cpu_count() or 1)
         self.concurrency = concurrency
@@ -142,6 +144,7 @@ class Server:
             janitor_batch_size=janitor_batch_size,
             heartbeat_interval=secs("heartbeat_interval", heartbeat_interval),
             recoverer_interval=secs("recoverer_interval", recoverer_interval),
+            syncer_interval=secs("syncer_interval", syncer_interval),
         )
         self._handler: ServeMux | Handler | None = None
         self._running: dict[int, _Running] = {}
@@ -278,12 +281,18 @@ class Server:
         while not self._stopping.is_set():
             try:
                 rows = native.next_batch(self.concurrency, 0.1)
-            except Exception:
+            except BaseException:  # a panic in the core arrives as a BaseException
                 log.exception("fetching leased tasks failed")
                 time.sleep(0.1)
                 continue
             for row in rows:
-                task = Task._leased(native, row)
+                try:
+                    task = Task._leased(native, row)
+                except Exception as exc:  # fields the Rust decoder accepted but Python cannot use
+                    log.exception("archiving task %s: unusable message", row[1])
+                    text = f"ferroq: unusable task message: {_error_text(exc)}"
+                    native.finish([(row[0], _ARCHIVE, text, None, True)])
+                    continue
                 r = _Running(task, float(row[8]))
                 with self._lock:
                     self._running[task._token] = r
@@ -383,7 +392,7 @@ class Server:
         while not self._closed.is_set():
             try:
                 cancelled = self._native.cancellations(0.05)
-            except Exception:
+            except BaseException:
                 log.exception("reading cancellations failed")
                 cancelled = []
             now = time.time()

@@ -114,7 +114,11 @@ class Task:
         t = cls.__new__(cls)
         t.type, t.payload, t.headers, t.id, t.queue = type, payload, headers, id, queue
         t.retry_count, t.max_retry = retried, retry
-        t.deadline = datetime.fromtimestamp(deadline, timezone.utc)
+        try:
+            t.deadline = datetime.fromtimestamp(deadline, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            # A deadline beyond datetime's range (year 9999) is as good as none.
+            t.deadline = datetime.max.replace(tzinfo=timezone.utc)
         t._server, t._token, t._cancel = server, token, threading.Event()
         return t
 

@@ -105,7 +105,7 @@ impl RdbPool {
     /// Takes a connection (idle or new), runs `f`, and keeps the connection if it is still open.
     pub fn with<T>(&self, f: impl FnOnce(&mut Rdb) -> Result<T>) -> Result<T> {
         let popped = self.idle.lock().pop();
-        let mut rdb = popped.unwrap_or_else(|| Rdb::new(&self.cfg, self.keys.clone()));
+        let mut rdb = popped.unwrap_or_else(|| Rdb::new(&self.cfg, self.keys.clone()).without_retry());
         let out = f(&mut rdb);
         if rdb.conn.is_connected() {
             let mut idle = self.idle.lock();
@@ -133,6 +133,7 @@ fn call(script: &'static Script) -> Call {
 pub struct Rdb {
     conn: Conn,
     keys: Keys,
+    retry_stale: bool,
 }
 
 fn script_error(e: redis::RedisError) -> Error {
@@ -173,8 +174,18 @@ fn pairs(reply: Value) -> Result<Vec<(String, Option<Vec<u8>>)>> {
 
 impl Rdb {
     /// An `Rdb` on its own lazily-connected connection.
+    /// Commands that fail because a reused connection died (Redis restarted, an idle timeout)
+    /// are retried once on a fresh one. Every script is safe to run twice: a second run of an
+    /// outcome finds the task gone (NOT FOUND) and changes nothing.
     pub fn new(cfg: &ConnConfig, keys: Keys) -> Self {
-        Self { conn: cfg.connect_lazy(), keys }
+        Self { conn: cfg.connect_lazy(), keys, retry_stale: true }
+    }
+
+    /// As [`Rdb::new`] without the retry: for enqueues, where a second run after an unseen first
+    /// success would report a false ID conflict to the caller.
+    pub fn without_retry(mut self) -> Self {
+        self.retry_stale = false;
+        self
     }
 
     /// The key builder.
@@ -183,8 +194,15 @@ impl Rdb {
     }
 
     /// Runs `f` on the live connection.
-    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        self.conn.run(f)
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+        let reused = self.conn.is_connected();
+        match self.conn.run(&mut f) {
+            Err(e) if reused && self.retry_stale && e.is_connection_error() => {
+                log::debug!("retrying on a fresh connection after: {e}");
+                self.conn.run(f)
+            }
+            out => out,
+        }
     }
 
     /// Round-trips a PING.

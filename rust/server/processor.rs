@@ -72,25 +72,24 @@ impl Processor {
 
     /// Registers a leased task and hands it to Python; false when it could not be run.
     fn admit(&mut self, l: Leased, now: std::time::SystemTime) -> bool {
-        let Some(raw) = l.msg.clone() else {
-            log::warn!("task {} in queue {} has no message; dropping the id", l.id, l.queue);
-            if let Err(e) = self.rdb.drop_orphan(&l.queue, &l.id) {
-                log::warn!("could not drop orphan id {}: {e}", l.id);
+        let Leased { queue, id, msg } = l;
+        let Some(raw) = msg else {
+            log::warn!("task {} in queue {} has no message; dropping the id", id, queue);
+            if let Err(e) = self.rdb.drop_orphan(&queue, &id) {
+                log::warn!("could not drop orphan id {}: {e}", id);
             }
             return false;
         };
         let msg = match decode_task(&raw) {
-            Ok(m) if m.id == l.id && m.queue == l.queue => m,
+            Ok(m) if m.id == id && m.queue == queue => m,
             Ok(m) => {
-                let why = format!(
-                    "message id/queue {}/{} do not match its key {}/{}",
-                    m.id, m.queue, l.id, l.queue
-                );
-                self.archive_malformed(&l, raw, &why);
+                let why =
+                    format!("message id/queue {}/{} do not match its key {}/{}", m.id, m.queue, id, queue);
+                self.archive_malformed(&queue, &id, raw, &why);
                 return false;
             }
             Err(e) => {
-                self.archive_malformed(&l, raw, &e.to_string());
+                self.archive_malformed(&queue, &id, raw, &e.to_string());
                 return false;
             }
         };
@@ -98,18 +97,16 @@ impl Processor {
         let deadline = effective_deadline(&msg, now);
         let entry = InFlight { msg: msg.clone(), deadline, started: now, lease_expiry: now + LEASE_DURATION };
         self.sh.inflight.lock().insert(token, entry);
-        if self.sh.ready_tx.send(Delivery { token, msg, deadline }).is_err() {
-            // Only when the server is torn down; shutdown requeues what is in flight.
-            return true;
-        }
+        // Fails only while the server is torn down; shutdown then requeues what is in flight.
+        let _ = self.sh.ready_tx.send(Delivery { token, msg, deadline });
         true
     }
 
-    fn archive_malformed(&mut self, l: &Leased, raw: Vec<u8>, why: &str) {
-        log::error!("archiving task {} of queue {}: malformed message: {why}", l.id, l.queue);
+    fn archive_malformed(&mut self, queue: &str, id: &str, raw: Vec<u8>, why: &str) {
+        log::error!("archiving task {id} of queue {queue}: malformed message: {why}");
         let reason = format!("ferroq: malformed task message: {why}");
-        if let Err(e) = self.rdb.archive_malformed(&l.queue, &l.id, raw, &reason, self.sh.now()) {
-            log::error!("could not archive malformed task {}: {e}", l.id);
+        if let Err(e) = self.rdb.archive_malformed(queue, id, raw, &reason, self.sh.now()) {
+            log::error!("could not archive malformed task {id}: {e}");
         }
     }
 }

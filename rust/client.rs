@@ -152,8 +152,7 @@ pub struct Client {
 
 impl Client {
     /// A client for `url` in `namespace`.
-    pub fn new(url: &str, keys: Keys, max_idle: usize) -> Result<Self> {
-        let cfg = ConnConfig::from_url(url)?;
+    pub fn new(cfg: ConnConfig, keys: Keys, max_idle: usize) -> Result<Self> {
         Ok(Self { pool: RdbPool::new(cfg, keys, max_idle), registered: Mutex::new(HashSet::new()) })
     }
 

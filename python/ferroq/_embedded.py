@@ -63,14 +63,21 @@ class EmbeddedRedis:
         binary: Server executable (default: ``find_server_binary()``).
         port: TCP port (default: a free one).
         args: Extra ``--option value`` arguments.
+        tls: The port speaks TLS (``--tls-port``): readiness is a TCP connect, not a PING.
     """
 
     def __init__(
-        self, binary: str | None = None, port: int | None = None, args: list[str] | None = None
+        self,
+        binary: str | None = None,
+        port: int | None = None,
+        args: list[str] | None = None,
+        *,
+        tls: bool = False,
     ) -> None:
         self.binary = binary or find_server_binary()
         self.port = port or free_port()
         self.args = args or []
+        self.tls = tls
         self._dir = tempfile.TemporaryDirectory(prefix="ferroq-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -106,8 +113,11 @@ class EmbeddedRedis:
     def _ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                if self.tls:
+                    return True
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                # NOAUTH: a password is set, but the server is up and serving.
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -19,6 +19,14 @@ def redis_url(url: str | None) -> str:
     return url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
+def read_ca(path: str | os.PathLike[str] | None) -> bytes | None:
+    """The PEM bytes of a CA file for ``rediss://`` (``None`` trusts the system's roots)."""
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def seconds(name: str, value: Duration | None) -> float | None:
     """A duration option in seconds (``None`` stays ``None``)."""
     if value is None:

@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--shutdown-timeout", type=float, default=8.0, help="seconds (default 8)")
     w.add_argument("--task-check-interval", type=float, default=1.0, help="idle poll, seconds")
     w.add_argument("--namespace", default="asynq", help="key prefix (default asynq)")
+    w.add_argument("--tls-ca-file", default=None, help="PEM CA to trust for rediss:// URLs")
 
     d = sub.add_parser("demo", help="a client, a periodic producer and a server working together")
     d.add_argument("--tasks", type=int, default=2000, help="size of the burst (default 2000)")
@@ -101,6 +102,7 @@ def _worker(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         task_check_interval=args.task_check_interval,
         namespace=args.namespace,
+        tls_ca_file=args.tls_ca_file,
     )
     logging.getLogger("ferroq").info(
         "worker %s serving %s with concurrency %d", server.server_id, queues or {"default": 1},

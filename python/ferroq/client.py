@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -38,6 +39,7 @@ class Client:
         redis_url: ``redis://[user:pass@]host:port/db``, ``rediss://`` for TLS or
             ``unix:///path.sock``. Defaults to ``$REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
         namespace: Key prefix; ``asynq`` (the default) shares queues with asynq.
+        tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
 
     Raises:
         InvalidArgumentError: The URL cannot be parsed.
@@ -48,8 +50,16 @@ class Client:
             info = client.enqueue(Task("email:send", b'{"to": 42}'), queue="critical")
     """
 
-    def __init__(self, redis_url: str | None = None, *, namespace: str = "asynq") -> None:
-        self._native = NativeClient(_options.redis_url(redis_url), namespace)
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        namespace: str = "asynq",
+        tls_ca_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._native = NativeClient(
+            _options.redis_url(redis_url), namespace, tls_ca=_options.read_ca(tls_ca_file)
+        )
 
     def _request(
         self,

@@ -96,6 +96,7 @@ class Server:
         heartbeat_interval: Heartbeat and lease renewal period (5 s, as asynq).
         recoverer_interval: How often expired leases of dead servers are recovered (60 s).
         syncer_interval: How often outcome writes that failed are retried (5 s).
+        tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class Server:
         heartbeat_interval: Duration = 5.0,
         recoverer_interval: Duration = 60.0,
         syncer_interval: Duration = 5.0,
+        tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         concurrency = concurrency if concurrency and concurrency > 0 else (os.cpu_count() or 1)
         self.concurrency = concurrency
@@ -145,6 +147,7 @@ class Server:
             heartbeat_interval=secs("heartbeat_interval", heartbeat_interval),
             recoverer_interval=secs("recoverer_interval", recoverer_interval),
             syncer_interval=secs("syncer_interval", syncer_interval),
+            tls_ca=_options.read_ca(tls_ca_file),
         )
         self._handler: ServeMux | Handler | None = None
         self._running: dict[int, _Running] = {}

@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::{duration, instant};
 use crate::client::{Client, EnqueueOptions, Enqueued, NewTask};
-use crate::rdb::Keys;
+use crate::rdb::{ConnConfig, Keys};
 
 /// One enqueue request as Python passes it.
 type PyRequest = (
@@ -90,9 +90,10 @@ pub struct NativeClient {
 #[pymethods]
 impl NativeClient {
     #[new]
-    #[pyo3(signature = (url, namespace = "asynq", max_idle = 8))]
-    fn new(url: &str, namespace: &str, max_idle: usize) -> PyResult<Self> {
-        Ok(Self { inner: Client::new(url, Keys::new(namespace), max_idle)? })
+    #[pyo3(signature = (url, namespace = "asynq", max_idle = 8, tls_ca = None))]
+    fn new(url: &str, namespace: &str, max_idle: usize, tls_ca: Option<Vec<u8>>) -> PyResult<Self> {
+        let cfg = ConnConfig::from_url_with_ca(url, tls_ca)?;
+        Ok(Self { inner: Client::new(cfg, Keys::new(namespace), max_idle)? })
     }
 
     /// Enqueues one task; returns the TaskInfo tuple.

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use super::duration;
 use crate::error::Error;
 use crate::message::{decode_task, encode_task, TaskMessage};
-use crate::rdb::Keys;
+use crate::rdb::{ConnConfig, Keys};
 use crate::server::{CancelReason, Outcome, ServerConfig, ServerCore};
 
 /// Outcome codes shared with `ferroq/server.py`.
@@ -32,7 +32,7 @@ impl NativeServer {
         url, *, namespace = "asynq", concurrency = 0, queues = None, strict_priority = false,
         task_check_interval = 1.0, delayed_task_check_interval = 5.0, janitor_interval = 8.0,
         janitor_batch_size = 100, heartbeat_interval = 5.0, recoverer_interval = 60.0,
-        syncer_interval = 5.0,
+        syncer_interval = 5.0, tls_ca = None,
     ))]
     fn new(
         url: &str,
@@ -47,6 +47,7 @@ impl NativeServer {
         heartbeat_interval: f64,
         recoverer_interval: f64,
         syncer_interval: f64,
+        tls_ca: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let positive = |what: &str, s: f64| -> PyResult<Duration> {
             let d = duration(what, s)?;
@@ -73,7 +74,8 @@ impl NativeServer {
         if let Some(q) = queues {
             cfg.queues = q.into_iter().collect();
         }
-        Ok(Self { core: ServerCore::new(url, Keys::new(namespace), cfg)? })
+        let conn = ConnConfig::from_url_with_ca(url, tls_ca)?;
+        Ok(Self { core: ServerCore::new(conn, Keys::new(namespace), cfg)? })
     }
 
     /// Server ID (UUID v4).

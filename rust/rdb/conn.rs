@@ -29,7 +29,17 @@ impl ConnConfig {
     /// Parses a Redis URL. Accepts `redis://[user:pass@]host[:port][/db]`, `rediss://` for TLS
     /// and `unix:///path/to.sock[?db=N]`.
     pub fn from_url(url: &str) -> Result<Self> {
-        if url.starts_with("rediss://") {
+        Self::from_url_with_ca(url, None)
+    }
+
+    /// As [`ConnConfig::from_url`], trusting the PEM certificate(s) `ca_pem` instead of the
+    /// system's roots for `rediss://` (a private CA, a self-signed server).
+    pub fn from_url_with_ca(url: &str, ca_pem: Option<Vec<u8>>) -> Result<Self> {
+        let tls = url.starts_with("rediss://");
+        if ca_pem.is_some() && !tls {
+            return Err(Error::InvalidArgument("a TLS CA certificate needs a rediss:// URL".into()));
+        }
+        if tls {
             TLS_PROVIDER.call_once(|| {
                 // Fails only when another provider is installed already, which serves as well.
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -38,8 +48,14 @@ impl ConnConfig {
         let info = url
             .into_connection_info()
             .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
-        let client = redis::Client::open(info)
-            .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
+        let client = match ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem) },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
         Ok(Self { client, reconnect_budget: Duration::from_secs(5) })
     }
 
@@ -132,6 +148,12 @@ mod tests {
         assert!(ConnConfig::from_url("rediss://127.0.0.1:6380").is_ok());
         assert!(matches!(ConnConfig::from_url("http://x"), Err(Error::InvalidArgument(_))));
         assert!(matches!(ConnConfig::from_url("not a url"), Err(Error::InvalidArgument(_))));
+        let pem = b"not a certificate".to_vec();
+        assert!(matches!(
+            ConnConfig::from_url_with_ca("redis://127.0.0.1", Some(pem.clone())),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(ConnConfig::from_url_with_ca("rediss://127.0.0.1", Some(pem)).is_err());
     }
 
     #[test]

@@ -299,16 +299,20 @@ pub struct ServerCore {
 
 impl ServerCore {
     /// A server core for `url`; nothing runs until [`ServerCore::start`].
-    pub fn new(url: &str, keys: Keys, cfg: ServerConfig) -> Result<Self> {
-        Self::with_clock(url, keys, cfg, Arc::new(SystemClock))
+    pub fn new(conn: ConnConfig, keys: Keys, cfg: ServerConfig) -> Result<Self> {
+        Self::with_clock(conn, keys, cfg, Arc::new(SystemClock))
     }
 
     /// As [`ServerCore::new`] with an injected clock.
-    pub fn with_clock(url: &str, keys: Keys, mut cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub fn with_clock(
+        conn: ConnConfig,
+        keys: Keys,
+        mut cfg: ServerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         if cfg.concurrency == 0 {
             cfg.concurrency = ServerConfig::default().concurrency;
         }
-        let conn = ConnConfig::from_url(url)?;
         let selector = QueueSelector::new(&cfg.queues, cfg.strict_priority);
         let (ready_tx, ready_rx) = bounded(cfg.concurrency.max(1));
         let (finish_tx, finish_rx) = unbounded();

@@ -90,26 +90,21 @@ pub fn build(
     if let Some(g) = &opts.group {
         non_blank("group", g)?;
     }
-    let timeout = match (opts.timeout, opts.deadline) {
+    // asynq reads Timeout(0) as "not given": a message always carries a timeout or a deadline.
+    let timeout = match (opts.timeout.filter(|t| !t.is_zero()), opts.deadline) {
         (None, None) => DEFAULT_TIMEOUT.as_secs() as i64,
         (Some(t), _) => i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
         (None, Some(_)) => 0,
     };
     let now_s = unix_secs(now);
-    let process_at = opts.process_at.map(unix_secs).unwrap_or(now_s);
+    // Compared at full precision, as asynq (`processAt.After(now)`); the score is whole seconds.
+    let delay = opts.process_at.and_then(|at| at.duration_since(now).ok()).filter(|d| !d.is_zero());
     let unique_ttl = match opts.unique {
         Some(d) if d < Duration::from_secs(1) => {
             return Err(Error::InvalidArgument("unique TTL must be at least 1 second".into()))
         }
-        Some(d) => {
-            let ttl = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-            // A scheduled unique task holds its lock until process-at plus the TTL.
-            if process_at > now_s {
-                ttl.saturating_add(process_at - now_s)
-            } else {
-                ttl
-            }
-        }
+        // A scheduled unique task holds its lock until process-at plus the TTL.
+        Some(d) => i64::try_from(d.saturating_add(delay.unwrap_or_default()).as_secs()).unwrap_or(i64::MAX),
         None => 0,
     };
     let payload_for_key = if task.payload.is_empty() { None } else { Some(task.payload.as_slice()) };
@@ -132,8 +127,9 @@ pub fn build(
         retention: opts.retention.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0),
         ..Default::default()
     };
-    let (placement, state, next) = if process_at > now_s {
-        (Placement::Scheduled(process_at), "scheduled", process_at)
+    let (placement, state, next) = if let Some(d) = delay {
+        let at = unix_secs(now + d);
+        (Placement::Scheduled(at), "scheduled", at)
     } else if opts.group.is_some() {
         (Placement::Group, "aggregating", 0)
     } else {
@@ -310,6 +306,24 @@ mod tests {
             assert_eq!(req.placement, c.placement, "{:?}", c.opts);
             assert_eq!(info.state, c.state);
         }
+    }
+
+    #[test]
+    fn zero_timeout_means_asynqs_default() {
+        let now = from_unix_secs(1_000);
+        let opts = EnqueueOptions { timeout: Some(Duration::ZERO), ..Default::default() };
+        let (req, _) = build(&Keys::default(), task("t", b""), opts, now).expect("valid");
+        assert_eq!((req.msg.timeout, req.msg.deadline), (1800, 0));
+    }
+
+    #[test]
+    fn process_at_is_compared_at_full_precision() {
+        let now = crate::clock::from_unix_nanos(1_000_100_000_000);
+        let at = crate::clock::from_unix_nanos(1_000_900_000_000);
+        let opts = EnqueueOptions { process_at: Some(at), ..Default::default() };
+        let (req, info) = build(&Keys::default(), task("t", b""), opts, now).expect("valid");
+        assert_eq!(req.placement, Placement::Scheduled(1_000));
+        assert_eq!(info.state, "scheduled");
     }
 
     #[test]

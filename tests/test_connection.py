@@ -107,3 +107,8 @@ def test_tls_with_a_private_ca(tls_files: Path) -> None:
 def test_ca_file_needs_a_tls_url(tls_files: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="rediss://"):
         Client("redis://127.0.0.1:6379", tls_ca_file=tls_files / "ca.pem")
+
+
+def test_ca_file_must_hold_a_certificate(tls_files: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="no PEM certificate"):
+        Client("rediss://127.0.0.1:6379", tls_ca_file=tls_files / "server.key")

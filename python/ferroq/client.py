@@ -125,8 +125,8 @@ class Client:
             task: The task.
             queue: Queue name (default ``"default"``).
             max_retry: Retries after the first failure (default 25).
-            timeout: Per-run time limit; 0 means none. Without ``timeout`` and ``deadline`` the
-                limit is 30 minutes, as in asynq.
+            timeout: Per-run time limit. Without a positive ``timeout`` and without ``deadline``
+                the limit is 30 minutes, as in asynq (which also reads 0 as "not given").
             deadline: Aware datetime after which a run is cancelled.
             unique: Refuse duplicates of (queue, type, payload) for this long (>= 1 s).
             process_at: Aware datetime to run at (scheduled until then).

@@ -39,6 +39,11 @@ impl ConnConfig {
         if ca_pem.is_some() && !tls {
             return Err(Error::InvalidArgument("a TLS CA certificate needs a rediss:// URL".into()));
         }
+        if let Some(pem) = &ca_pem {
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(Error::InvalidArgument("the TLS CA file holds no PEM certificate".into()));
+            }
+        }
         if tls {
             TLS_PROVIDER.call_once(|| {
                 // Fails only when another provider is installed already, which serves as well.
@@ -153,7 +158,10 @@ mod tests {
             ConnConfig::from_url_with_ca("redis://127.0.0.1", Some(pem.clone())),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(ConnConfig::from_url_with_ca("rediss://127.0.0.1", Some(pem)).is_err());
+        assert!(matches!(
+            ConnConfig::from_url_with_ca("rediss://127.0.0.1", Some(pem)),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -711,3 +711,23 @@ def test_archive_drops_entries_older_than_90_days(
     assert members == {"recent", info.id}
     assert not r.exists("asynq:{default}:t:ancient"), "the trimmed task's hash goes too"
     assert r.exists("asynq:{default}:t:recent")
+
+
+@pytest.mark.parametrize("exc", [SystemExit(1), KeyboardInterrupt(), GeneratorExit()])
+def test_base_exceptions_in_handlers_fail_the_task_not_the_server(
+    client: Client, r: redis.Redis, make_server: MakeServer, exc: BaseException
+) -> None:
+    def bad(task: Task) -> None:
+        raise exc
+
+    async def bad_async(task: Task) -> None:
+        raise exc
+
+    sync_info = client.enqueue(Task("sync"), max_retry=1)
+    async_info = client.enqueue(Task("async"), max_retry=1)
+    after = threading.Event()
+    make_server().start(mux_of({"sync": bad, "async": bad_async, "after": lambda t: after.set()}))
+    wait_until(lambda: state(r, sync_info.id) == "retry" and state(r, async_info.id) == "retry")
+    client.enqueue(Task("after"))
+    assert after.wait(10), "the server goes on"
+    assert msg(r, sync_info.id)["error_msg"].startswith(type(exc).__name__)

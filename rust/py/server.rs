@@ -177,8 +177,9 @@ impl NativeServer {
     }
 
     /// Tokens of the tasks in flight.
-    fn inflight(&self) -> Vec<u64> {
-        self.core.inflight_tokens()
+    fn inflight(&self, py: Python<'_>) -> Vec<u64> {
+        // Detached: core threads may hold the in-flight lock while they wait for the GIL.
+        py.detach(|| self.core.inflight_tokens())
     }
 
     /// Stops fetching new tasks.

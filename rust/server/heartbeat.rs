@@ -44,23 +44,23 @@ impl Heartbeat {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             match self.rdb.extend_lease(&q, &refs, now) {
                 Ok(lost) => {
-                    let mut inflight = self.sh.inflight.lock();
-                    for (token, f) in &valid {
-                        if f.msg.queue != q {
-                            continue;
-                        }
-                        if lost.contains(&f.msg.id) {
-                            log::warn!(
-                                "task {} lost its lease (recovered elsewhere); cancelling it",
-                                f.msg.id
-                            );
-                            if let Some(e) = inflight.get_mut(token) {
+                    let mut lost_ids = Vec::new();
+                    {
+                        let mut inflight = self.sh.inflight.lock();
+                        for (token, f) in valid.iter().filter(|(_, f)| f.msg.queue == q) {
+                            let Some(e) = inflight.get_mut(token) else { continue };
+                            if lost.contains(&f.msg.id) {
                                 e.lease_expiry = now;
+                                let _ = self.sh.cancel_tx.send((*token, CancelReason::LeaseLost));
+                                lost_ids.push(f.msg.id.clone());
+                            } else {
+                                e.lease_expiry = now + LEASE_DURATION;
                             }
-                            let _ = self.sh.cancel_tx.send((*token, CancelReason::LeaseLost));
-                        } else if let Some(e) = inflight.get_mut(token) {
-                            e.lease_expiry = now + LEASE_DURATION;
                         }
+                    }
+                    // Logged outside the lock: logging takes the GIL.
+                    for id in lost_ids {
+                        log::warn!("task {id} lost its lease (recovered elsewhere); cancelling it");
                     }
                 }
                 Err(e) => self.errors.error("lease renewal failed", &e),

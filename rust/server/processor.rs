@@ -154,6 +154,7 @@ impl Finisher {
         let now = self.sh.now();
         let mut items: Vec<(TaskMessage, Finish)> = Vec::with_capacity(batch.len());
         let mut freed = 0;
+        let mut expired = Vec::new();
         {
             let mut inflight = self.sh.inflight.lock();
             for (token, outcome) in batch {
@@ -164,15 +165,16 @@ impl Finisher {
                 freed += 1;
                 if now > f.lease_expiry {
                     // Our lease ended; the task may be running elsewhere. The recoverer owns it.
-                    log::warn!(
-                        "lease of task {} expired before its outcome; leaving it to the recoverer",
-                        f.msg.id
-                    );
+                    expired.push(f.msg.id);
                     continue;
                 }
                 let finish = outcome.to_finish(&f.msg, now);
                 items.push((f.msg, finish));
             }
+        }
+        // Logged outside the lock: logging takes the GIL, and Python threads take this lock.
+        for id in expired {
+            log::warn!("lease of task {id} expired before its outcome; leaving it to the recoverer");
         }
         if !items.is_empty() {
             let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f)| (m, f)).collect();
@@ -184,13 +186,13 @@ impl Finisher {
                             Err(Error::NotFound) => {
                                 log::warn!("task {} was gone when finishing it", msg.id)
                             }
-                            Err(e) => self.to_syncer(msg, finish, e),
+                            Err(e) => self.to_syncer(msg, finish, &e),
                         }
                     }
                 }
                 Err(e) => {
                     for (msg, finish) in items {
-                        self.to_syncer(msg, finish, Error::Protocol(e.to_string()));
+                        self.to_syncer(msg, finish, &e);
                     }
                 }
             }
@@ -198,7 +200,7 @@ impl Finisher {
         self.sh.slots.release(freed);
     }
 
-    fn to_syncer(&self, msg: TaskMessage, finish: Finish, e: Error) {
+    fn to_syncer(&self, msg: TaskMessage, finish: Finish, e: &Error) {
         log::warn!("could not write the outcome of task {}: {e}; retrying in the background", msg.id);
         let deadline = self.sh.now() + LEASE_DURATION;
         let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline });

@@ -33,9 +33,18 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict and stubtest
 	$(BIN)/python -m mypy.stubtest ferroq._native
 
 .PHONY: test
-test: lint ## Every check and test: lints, Rust unit/property tests, the pytest suite on Redis and Valkey
+test: lint ## Every check and test: lints, Rust tests, pytest on Redis and Valkey, `pip install .`
 	cargo test --quiet
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory package-check
+
+.PHONY: package-check
+package-check: ## `pip install .` into a fresh virtualenv works: the wheel imports and the CLI runs
+	rm -rf target/package-check
+	$(PYTHON) -m venv target/package-check
+	target/package-check/bin/pip install --quiet .
+	cd target && package-check/bin/python -c "import ferroq, ferroq._native as n; print('wheel ok:', ferroq.__version__, n.__file__)"
+	target/package-check/bin/ferroq --help >/dev/null
 
 .PHONY: bench
 bench: dev ## Micro-benchmarks (pytest-benchmark) and the throughput harness

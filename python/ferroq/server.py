@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -63,7 +63,6 @@ class _Running:
     deadline: float
     asyncio_task: asyncio.Task[None] | None = None
     cancel_error: BaseException | None = None
-    started: float = field(default_factory=time.monotonic)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -185,8 +184,8 @@ class Server:
             raise ServerClosedError("server already started or shut down")
         if not callable(handler):
             raise TypeError("handler must be callable (a ServeMux or a function taking a Task)")
-        self._handler = handler
         self._native.start()
+        self._handler = handler
         loop = asyncio.new_event_loop()
         self._loop = loop
         for name, target in (
@@ -306,8 +305,7 @@ class Server:
             h = handler.resolve(r.task.type) if isinstance(handler, ServeMux) else handler
             if is_async(h):
                 assert self._loop is not None
-                fut = asyncio.run_coroutine_threadsafe(self._run_async(h, r), self._loop)
-                fut.add_done_callback(lambda f: None)
+                asyncio.run_coroutine_threadsafe(self._run_async(h, r), self._loop)
             else:
                 self._pool.submit(self._run_sync, h, r)
         except BaseException as exc:  # a bad resolver or a closed pool must not lose the task

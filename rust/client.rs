@@ -23,8 +23,9 @@ pub const DEFAULT_QUEUE: &str = "default";
 pub struct NewTask {
     /// Task type.
     pub task_type: String,
-    /// Payload; empty stands for Go's nil payload (see [`Keys::unique`]).
-    pub payload: Vec<u8>,
+    /// Payload; `None` is Go's nil payload, which gives a different unique key than an empty one
+    /// (see [`Keys::unique`]).
+    pub payload: Option<Vec<u8>>,
     /// Headers.
     pub headers: BTreeMap<String, String>,
 }
@@ -107,7 +108,7 @@ pub fn build(
         Some(d) => i64::try_from(d.saturating_add(delay.unwrap_or_default()).as_secs()).unwrap_or(i64::MAX),
         None => 0,
     };
-    let payload_for_key = if task.payload.is_empty() { None } else { Some(task.payload.as_slice()) };
+    let payload_for_key = task.payload.as_deref();
     let unique_key = if opts.unique.is_some() {
         keys.unique(&queue, &task.task_type, payload_for_key)
     } else {
@@ -115,7 +116,7 @@ pub fn build(
     };
     let msg = TaskMessage {
         r#type: task.task_type,
-        payload: task.payload,
+        payload: task.payload.unwrap_or_default(),
         headers: task.headers,
         id,
         queue,
@@ -235,7 +236,7 @@ mod tests {
     use crate::clock::from_unix_secs;
 
     fn task(t: &str, p: &[u8]) -> NewTask {
-        NewTask { task_type: t.into(), payload: p.to_vec(), headers: BTreeMap::new() }
+        NewTask { task_type: t.into(), payload: Some(p.to_vec()), headers: BTreeMap::new() }
     }
 
     #[test]
@@ -334,8 +335,11 @@ mod tests {
             process_at: Some(from_unix_secs(1_100)),
             ..Default::default()
         };
-        let (req, _) = build(&Keys::default(), task("t", b""), opts, now).expect("valid");
+        let (req, _) = build(&Keys::default(), task("t", b""), opts.clone(), now).expect("valid");
         assert_eq!(req.unique_ttl, 160);
+        assert_eq!(req.msg.unique_key, "asynq:{default}:unique:t:d41d8cd98f00b204e9800998ecf8427e");
+        let nil = NewTask { payload: None, ..task("t", b"") };
+        let (req, _) = build(&Keys::default(), nil, opts, now).expect("valid");
         assert_eq!(req.msg.unique_key, "asynq:{default}:unique:t:");
     }
 

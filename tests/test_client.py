@@ -42,13 +42,14 @@ def qkey(q: str, suffix: str) -> str:
     return f"asynq:{{{q}}}:{suffix}"
 
 
+def unique_key(q: str, task_type: str, payload: bytes | None) -> str:
+    """asynq's lock key: md5 of the payload, or a trailing colon for a nil (absent) payload."""
+    digest = "" if payload is None else hashlib.md5(payload).hexdigest()
+    return qkey(q, f"unique:{task_type}:{digest}")
+
+
 def task_key(task_id: str, q: str = "default") -> str:
     return qkey(q, f"t:{task_id}")
-
-
-def unique_key(q: str, task_type: str, payload: bytes) -> str:
-    digest = hashlib.md5(payload).hexdigest() if payload else ""
-    return qkey(q, f"unique:{task_type}:{digest}")
 
 
 def task_hash(r: redis.Redis, task_id: str, q: str = "default") -> dict[str, bytes]:
@@ -316,13 +317,24 @@ def test_unique_option_takes_the_lock(
     assert lrange(r, qkey("default", "pending")) == [info.id]
 
 
-def test_unique_with_empty_payload_uses_trailing_colon_key(client: Client, r: redis.Redis) -> None:
+def test_unique_without_payload_uses_trailing_colon_key(client: Client, r: redis.Redis) -> None:
+    # Go's NewTask(t, nil): no checksum, a trailing colon.
     info = client.enqueue(Task("cleanup"), unique=30)
     lock = "asynq:{default}:unique:cleanup:"
     assert r.get(lock) == info.id.encode()
     assert task_hash(r, info.id)["unique_key"] == lock.encode()
     assert stored(r, info.id)["unique_key"] == lock
     assert not r.exists("asynq:{default}:unique:cleanup:" + hashlib.md5(b"").hexdigest())
+
+
+def test_unique_with_empty_payload_hashes_it(client: Client, r: redis.Redis) -> None:
+    # Go's NewTask(t, []byte{}): the md5 of no bytes. Not a duplicate of the nil-payload task.
+    nil = client.enqueue(Task("cleanup"), unique=30)
+    empty = client.enqueue(Task("cleanup", b""), unique=30)
+    lock = "asynq:{default}:unique:cleanup:d41d8cd98f00b204e9800998ecf8427e"
+    assert r.get(lock) == empty.id.encode()
+    assert r.get("asynq:{default}:unique:cleanup:") == nil.id.encode()
+    assert stored(r, empty.id)["payload"] == b""
 
 
 @pytest.mark.parametrize(
@@ -780,7 +792,6 @@ def test_enqueue_many_against_existing_lock(client: Client, r: redis.Redis) -> N
         pytest.param(lambda: Task("  "), InvalidArgumentError, id="blank-type"),
         pytest.param(lambda: Task("t", cast(Any, "str payload")), TypeError, id="str-payload"),
         pytest.param(lambda: Task("t", cast(Any, 123)), TypeError, id="int-payload"),
-        pytest.param(lambda: Task("t", cast(Any, None)), TypeError, id="none-payload"),
         pytest.param(lambda: Task(cast(Any, 5)), TypeError, id="int-type"),
         pytest.param(lambda: Task("t", headers=cast(Any, {"a": 1})), TypeError, id="int-header"),
     ],

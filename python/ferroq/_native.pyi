@@ -41,7 +41,7 @@ class RevokeTask(FerroqError): ...
 #  retention, group)
 _EnqueueRequest: TypeAlias = tuple[
     str,
-    bytes,
+    bytes | None,
     dict[str, str],
     str | None,
     int | None,

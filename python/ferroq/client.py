@@ -18,7 +18,7 @@ __all__ = ["Client"]
 
 _Request = tuple[
     str,
-    bytes,
+    bytes | None,
     dict[str, str],
     str | None,
     int | None,
@@ -90,7 +90,7 @@ class Client:
             raise TypeError("max_retry must be an int")
         return (
             task.type,
-            task.payload,
+            task._payload,
             _options.merged_headers(task.headers, headers),
             queue,
             max_retry,

@@ -37,7 +37,7 @@ def _check_type(type: str) -> str:
     return type
 
 
-def _check_payload(payload: bytes) -> bytes:
+def _check_payload(payload: object) -> bytes:
     if isinstance(payload, bytes):
         return payload
     if isinstance(payload, (bytearray, memoryview)):
@@ -68,6 +68,8 @@ class Task:
     Args:
         type: Task type; routes it to a handler (``ServeMux`` matches by prefix).
         payload: Opaque bytes. ferroq never pickles: encode with JSON, msgpack, protobuf...
+            Omitted (``None``) it is asynq's nil payload; ``b""`` is an empty one. They differ
+            only in the unique-lock key, where asynq tells them apart too.
         headers: String metadata carried with the task (asynq v0.26+ reads it too).
 
     Raises:
@@ -77,23 +79,27 @@ class Task:
 
     __slots__ = (
         "_cancel",
+        "_payload",
         "_server",
         "_token",
         "deadline",
         "headers",
         "id",
         "max_retry",
-        "payload",
         "queue",
         "retry_count",
         "type",
     )
 
     def __init__(
-        self, type: str, payload: bytes = b"", *, headers: Mapping[str, str] | None = None
+        self,
+        type: str,
+        payload: bytes | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.type: str = _check_type(type)
-        self.payload: bytes = _check_payload(payload)
+        self._payload: bytes | None = None if payload is None else _check_payload(payload)
         self.headers: dict[str, str] = _check_headers(headers)
         self.id: str | None = None
         self.queue: str | None = None
@@ -112,7 +118,7 @@ class Task:
     ) -> Task:
         token, id, type, payload, headers, queue, retried, retry, deadline = row
         t = cls.__new__(cls)
-        t.type, t.payload, t.headers, t.id, t.queue = type, payload, headers, id, queue
+        t.type, t._payload, t.headers, t.id, t.queue = type, payload, headers, id, queue
         t.retry_count, t.max_retry = retried, retry
         try:
             t.deadline = datetime.fromtimestamp(deadline, timezone.utc)
@@ -121,6 +127,11 @@ class Task:
             t.deadline = datetime.max.replace(tzinfo=timezone.utc)
         t._server, t._token, t._cancel = server, token, threading.Event()
         return t
+
+    @property
+    def payload(self) -> bytes:
+        """The payload (``b""`` when there is none)."""
+        return self._payload if self._payload is not None else b""
 
     def write_result(self, data: bytes) -> int:
         """Stores ``data`` as this task's result (kept with the task when it has retention).

@@ -12,7 +12,7 @@ use crate::rdb::{ConnConfig, Keys};
 /// One enqueue request as Python passes it.
 type PyRequest = (
     String,                   // type
-    Vec<u8>,                  // payload
+    Option<Vec<u8>>,          // payload (None: Go's nil payload)
     BTreeMap<String, String>, // headers
     Option<String>,           // queue
     Option<i32>,              // max_retry

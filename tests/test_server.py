@@ -414,7 +414,7 @@ def test_heartbeat_publishes_server_and_workers(
     srv = make_server(concurrency=7, queues={"critical": 6, "default": 3})
     srv.start(mux_of({"hold": hold}))
     assert started.wait(10)
-    workers_key = cast(bytes, wait_until(lambda: r.zrange("asynq:workers", 0, -1))[0])
+    workers_key = cast(list[bytes], wait_until(lambda: r.zrange("asynq:workers", 0, -1)))[0]
     server_key = cast(bytes, r.zrange("asynq:servers", 0, -1)[0])
     assert server_key.endswith(f":{srv.server_id}}}".encode())
     si = wire.server_info(cast(bytes, r.get(server_key)))

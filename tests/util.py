@@ -18,7 +18,7 @@ FAST: dict[str, float] = {
 """Server intervals short enough for tests (asynq's defaults are seconds)."""
 
 
-def wait_until(pred: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
+def wait_until(pred: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.02) -> T:
     """Polls ``pred`` until it returns something truthy; fails the test after ``timeout``.
 
     The timeout bounds a hang, it is not a performance assertion: generous on purpose.

@@ -47,7 +47,7 @@ def serve_and_capture(
             {"header": {"trace": "abc", "k": "v"}},
             {"headers": {"trace": "abc", "k": "v"}},
             id="headers",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_go_enqueues_ferroq_processes(

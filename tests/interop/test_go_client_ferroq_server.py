@@ -12,7 +12,7 @@ import redis
 
 from asynqgo import GoAsynq, GoError
 from ferroq import Client, ServeMux, Server, Task
-from util import FAST, wait_until
+from util import wait_until
 
 MakeServer = Callable[..., Server]
 
@@ -153,8 +153,3 @@ def test_go_failure_story_matches_ferroq(
 def _in_state(go: GoAsynq, task_id: str, state: str) -> dict[str, Any] | None:
     ti: dict[str, Any] = go.inspect("task", "default", task_id)
     return ti if ti["state"] == state else None
-
-
-def test_fast_settings_are_in_effect() -> None:
-    # The suite relies on short server intervals; a regression here would only slow it down.
-    assert FAST["delayed_task_check_interval"] <= 0.5

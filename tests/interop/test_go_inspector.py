@@ -51,6 +51,8 @@ def test_go_lists_ferroqs_server_and_its_workers(
         info.id, "hold", "07", "critical",
     )  # fmt: skip
     assert w["deadline"] == pytest.approx(time.time() + 90, abs=5)
+    (active,) = go.inspect("list", "critical", "active")
+    assert (active["id"], active["state"], active["is_orphaned"]) == (info.id, "active", False)
     release.set()
     srv.shutdown()
     assert go.inspect("servers") == []

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod cron;
 pub mod error;
 pub mod message;
 pub mod proto;
@@ -18,6 +19,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::errors::register(m)?;
     m.add_class::<py::client::NativeClient>()?;
     m.add_class::<py::server::NativeServer>()?;
+    m.add_class::<py::cron::NativeCron>()?;
+    m.add_function(wrap_pyfunction!(py::cron::go_duration, m)?)?;
     m.add_function(wrap_pyfunction!(py::server::encode_task_message, m)?)?;
     m.add_function(wrap_pyfunction!(py::server::decode_task_message, m)?)?;
     Ok(())

@@ -7,6 +7,7 @@ Python are the same class::
     ├── BrokerError                 Redis failed or answered with an error
     │   └── BrokerConnectionError   Redis could not be reached
     ├── InvalidArgumentError        a value the API does not accept
+    │   └── CronSpecError           a cron spec that cannot be parsed (names field and column)
     ├── MalformedMessageError       bytes in Redis are not a valid task message
     ├── DuplicateTaskError          a unique task holds the lock
     ├── TaskIdConflictError         the task ID is taken in that queue
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from ferroq._native import (
     BrokerConnectionError,
     BrokerError,
+    CronSpecError,
     DuplicateTaskError,
     FerroqError,
     HandlerNotFoundError,
@@ -44,6 +46,7 @@ __all__ = [
     "BatchEnqueueError",
     "BrokerConnectionError",
     "BrokerError",
+    "CronSpecError",
     "DuplicateTaskError",
     "FerroqError",
     "HandlerNotFoundError",

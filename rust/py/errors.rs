@@ -18,6 +18,12 @@ create_exception!(
 create_exception!(ferroq._native, InvalidArgumentError, FerroqError, "A value the API does not accept.");
 create_exception!(
     ferroq._native,
+    CronSpecError,
+    InvalidArgumentError,
+    "A cron spec that cannot be parsed; the message names the field and its position."
+);
+create_exception!(
+    ferroq._native,
     MalformedMessageError,
     FerroqError,
     "Bytes read from Redis are not a valid task message."
@@ -85,6 +91,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TaskNotFoundError", py.get_type::<TaskNotFoundError>())?;
     m.add("ServerClosedError", py.get_type::<ServerClosedError>())?;
     m.add("HandlerNotFoundError", py.get_type::<HandlerNotFoundError>())?;
+    m.add("CronSpecError", py.get_type::<CronSpecError>())?;
     m.add("SkipRetry", py.get_type::<SkipRetry>())?;
     m.add("RevokeTask", py.get_type::<RevokeTask>())?;
     Ok(())

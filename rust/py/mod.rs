@@ -1,6 +1,7 @@
 //! The PyO3 layer: the only place (with `lib.rs`) that uses `pyo3`.
 
 pub mod client;
+pub mod cron;
 pub mod errors;
 pub mod log;
 pub mod server;

@@ -54,9 +54,16 @@ def ferroq_mux() -> ServeMux:
 
 
 def settled(r: redis.Redis, q: str) -> bool:
-    busy = r.llen(f"asynq:{{{q}}}:pending") + r.llen(f"asynq:{{{q}}}:active")
-    busy += r.zcard(f"asynq:{{{q}}}:retry") + r.zcard(f"asynq:{{{q}}}:scheduled")
-    return busy == 0
+    """Every story has ended: nothing waiting or running, and the last steps were written.
+
+    Read in one MULTI so a task moving between two containers cannot slip between the reads.
+    """
+    pipe = r.pipeline(transaction=True)
+    pipe.llen(f"asynq:{{{q}}}:pending").llen(f"asynq:{{{q}}}:active")
+    pipe.zcard(f"asynq:{{{q}}}:retry").zcard(f"asynq:{{{q}}}:scheduled")
+    pipe.zcard(f"asynq:{{{q}}}:archived").zcard(f"asynq:{{{q}}}:completed")
+    pending, active, retry, scheduled, archived, completed = pipe.execute()
+    return pending + active + retry + scheduled == 0 and (archived, completed) == (3, 1)
 
 
 def snapshot(r: redis.Redis, q: str) -> dict[str, Any]:

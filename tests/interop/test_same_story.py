@@ -59,9 +59,10 @@ def settled(r: redis.Redis, q: str) -> bool:
     Read in one MULTI so a task moving between two containers cannot slip between the reads.
     """
     pipe = r.pipeline(transaction=True)
-    pipe.llen(f"asynq:{{{q}}}:pending").llen(f"asynq:{{{q}}}:active")
-    pipe.zcard(f"asynq:{{{q}}}:retry").zcard(f"asynq:{{{q}}}:scheduled")
-    pipe.zcard(f"asynq:{{{q}}}:archived").zcard(f"asynq:{{{q}}}:completed")
+    for name in ("pending", "active"):
+        pipe.llen(f"asynq:{{{q}}}:{name}")
+    for name in ("retry", "scheduled", "archived", "completed"):
+        pipe.zcard(f"asynq:{{{q}}}:{name}")
     pending, active, retry, scheduled, archived, completed = pipe.execute()
     return pending + active + retry + scheduled == 0 and (archived, completed) == (3, 1)
 

@@ -9,7 +9,9 @@ use parking_lot::Mutex;
 use crate::clock::unix_secs;
 use crate::error::{Error, Result};
 use crate::message::TaskMessage;
-use crate::rdb::{ConnConfig, EnqueueRequest, Keys, Placement, Rdb, RdbPool};
+use prost::Message;
+
+use crate::rdb::{ConnConfig, EnqueueRequest, Fired, Keys, Placement, Rdb, RdbPool};
 
 /// asynq's default `MaxRetry`.
 pub const DEFAULT_MAX_RETRY: i32 = 25;
@@ -217,6 +219,33 @@ impl Client {
                 Err(e) => Err(e),
             })
             .collect())
+    }
+
+    /// Enqueues one firing of a periodic entry exactly once across replicas (see
+    /// [`Rdb::periodic_enqueue`]). Returns what happened and the task as it would be written.
+    pub fn periodic_enqueue(
+        &self,
+        task: NewTask,
+        opts: EnqueueOptions,
+        entry_id: &str,
+        fire_at: i64,
+        last_ttl: u64,
+        record_history: bool,
+        now: SystemTime,
+    ) -> Result<(Fired, Enqueued)> {
+        let (req, info) = build(self.keys(), task, opts, now)?;
+        let event = record_history.then(|| {
+            crate::proto::SchedulerEnqueueEvent {
+                task_id: req.msg.id.clone(),
+                enqueue_time: Some(crate::message::timestamp(now)),
+            }
+            .encode_to_vec()
+        });
+        let fired = self.with_rdb(|rdb| {
+            self.register(rdb, &[req.msg.queue.as_str()])?;
+            rdb.periodic_enqueue(&req, entry_id, fire_at, last_ttl, event.clone(), now)
+        })?;
+        Ok((fired, info))
     }
 
     /// Runs `f` with a pooled connection (for inspection helpers).

@@ -4,7 +4,9 @@
 //! day-of-week`, or six with seconds last; `*`, `?`, lists, ranges (wrapping, like `FRI-MON`),
 //! steps, month and weekday names; `L`, `LW` and `nW` in the day of month; `n#k`, `Ln` and `nL` in
 //! the day of week; `@yearly @annually @monthly @weekly @daily @midnight @hourly`; `@every <Go
-//! duration>`; a `CRON_TZ=Zone ` or `TZ=Zone ` prefix. When both day fields are restricted a day
+//! duration>` (fired at whole multiples of the interval since the Unix epoch, so that every
+//! scheduler replica picks the same instants; asynq counts from its own start); a `CRON_TZ=Zone `
+//! or `TZ=Zone ` prefix. When both day fields are restricted a day
 //! matches either (Vixie cron's rule).
 //!
 //! Times are matched on the wall clock of the schedule's zone. Across DST transitions (the rule of
@@ -677,7 +679,10 @@ impl CronSchedule {
     /// The first firing strictly after the UTC instant `t`.
     pub fn next_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let f = match &self.kind {
-            Kind::Every(secs) => return Some(t.with_nanosecond(0)? + chrono::Duration::seconds(*secs)),
+            Kind::Every(secs) => {
+                let s = t.and_utc().timestamp();
+                return utc_from_unix((s.div_euclid(*secs) + 1) * secs, 0);
+            }
             Kind::Calendar(f) => f,
         };
         let z = self.zone;
@@ -709,7 +714,11 @@ impl CronSchedule {
     /// The last firing strictly before the UTC instant `t`.
     pub fn prev_before(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let f = match &self.kind {
-            Kind::Every(secs) => return Some(t.with_nanosecond(0)? - chrono::Duration::seconds(*secs)),
+            Kind::Every(secs) => {
+                let s = t.and_utc().timestamp();
+                let k = if t.nanosecond() == 0 { (s - 1).div_euclid(*secs) } else { s.div_euclid(*secs) };
+                return utc_from_unix(k * secs, 0);
+            }
             Kind::Calendar(f) => f,
         };
         let z = self.zone;
@@ -740,9 +749,9 @@ impl CronSchedule {
         }
     }
 
-    /// Whether the schedule fires at the UTC instant `t` (never for `@every`).
+    /// Whether the schedule fires at the UTC instant `t`.
     pub fn matches(&self, t: NaiveDateTime) -> bool {
-        if self.every().is_some() || t.nanosecond() != 0 {
+        if t.nanosecond() != 0 {
             return false;
         }
         self.next_after(t - chrono::Duration::seconds(1)) == Some(t)
@@ -870,7 +879,8 @@ mod tests {
             ("@hourly", "2026-01-01 00:00:00", &["2026-01-01 01:00:00"]),
             ("@weekly", "2026-01-01 00:00:00", &["2026-01-04 00:00:00"]),
             ("@yearly", "2026-01-01 00:00:00", &["2027-01-01 00:00:00"]),
-            ("@every 1h30m", "2026-01-01 00:00:10", &["2026-01-01 01:30:10", "2026-01-01 03:00:10"]),
+            ("@every 1h30m", "2026-01-01 00:00:10", &["2026-01-01 01:30:00", "2026-01-01 03:00:00"]),
+            ("@every 7s", "2026-01-01 00:00:00", &["2026-01-01 00:00:07", "2026-01-01 00:00:14"]),
             ("CRON_TZ=Asia/Tokyo 0 9 * * *", "2026-01-01 00:00:00", &["2026-01-02 00:00:00"]),
             ("TZ=America/New_York 0 9 * * *", "2026-01-01 00:00:00", &["2026-01-01 14:00:00"]),
         ];

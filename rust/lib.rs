@@ -21,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::server::NativeServer>()?;
     m.add_class::<py::cron::NativeCron>()?;
     m.add_function(wrap_pyfunction!(py::cron::go_duration, m)?)?;
+    m.add_function(wrap_pyfunction!(py::cron::encode_scheduler_entry, m)?)?;
     m.add_function(wrap_pyfunction!(py::server::encode_task_message, m)?)?;
     m.add_function(wrap_pyfunction!(py::server::decode_task_message, m)?)?;
     Ok(())

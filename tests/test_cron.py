@@ -181,12 +181,15 @@ def test_invalid_specs_raise_cron_spec_error(spec: str, message: str) -> None:
 def test_descriptors_every_and_zone_prefix() -> None:
     t = datetime(2026, 5, 17, 10, 20, 30, 500_000, tzinfo=timezone.utc)
     assert CronSchedule("@daily").next_after(t) == datetime(2026, 5, 18, tzinfo=timezone.utc)
-    assert CronSchedule("@every 1h30m").next_after(t) == datetime(
-        2026, 5, 17, 11, 50, 30, tzinfo=timezone.utc
-    )
+    every = CronSchedule("@every 1h30m")
+    # Aligned to the Unix epoch, so every replica of a scheduler fires at the same instants.
+    assert every.next_after(t) == datetime(2026, 5, 17, 10, 30, tzinfo=timezone.utc)
+    assert every.prev_before(t) == datetime(2026, 5, 17, 9, 0, tzinfo=timezone.utc)
+    assert every.matches(datetime(2026, 5, 17, 9, 0, tzinfo=timezone.utc))
     tokyo = CronSchedule("CRON_TZ=Asia/Tokyo 0 9 * * *", tz="Europe/Paris")
     assert tokyo.next_after(t).isoformat() == "2026-05-18T09:00:00+09:00"
     assert not CronSchedule("@every 5m").matches(t)
+    assert every.every == timedelta(hours=1, minutes=30)
 
 
 def test_naive_datetimes_are_refused() -> None:

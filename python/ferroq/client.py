@@ -14,7 +14,7 @@ from ferroq._options import Duration
 from ferroq.errors import BatchEnqueueError, FerroqError, InvalidArgumentError
 from ferroq.task import Task, TaskInfo
 
-__all__ = ["Client"]
+__all__ = ["Client", "build_request"]
 
 _Request = tuple[
     str,
@@ -30,6 +30,48 @@ _Request = tuple[
     float | None,
     str | None,
 ]
+
+
+def build_request(
+    task: Task,
+    *,
+    queue: str | None = None,
+    max_retry: int | None = None,
+    timeout: Duration | None = None,
+    deadline: datetime | None = None,
+    unique: Duration | None = None,
+    process_at: datetime | None = None,
+    process_in: Duration | None = None,
+    task_id: str | None = None,
+    retention: Duration | None = None,
+    group: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> _Request:
+    """Validates a task and its enqueue options into the core's request tuple."""
+    if not isinstance(task, Task):
+        raise TypeError(f"expected a Task, not {task.__class__.__name__}")
+    if process_at is not None and process_in is not None:
+        raise InvalidArgumentError("give process_at or process_in, not both")
+    at = _options.timestamp("process_at", process_at)
+    delay = _options.seconds("process_in", process_in)
+    if delay is not None:
+        at = time.time() + delay
+    if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int)):
+        raise TypeError("max_retry must be an int")
+    return (
+        task.type,
+        task._payload,
+        _options.merged_headers(task.headers, headers),
+        queue,
+        max_retry,
+        _options.seconds("timeout", timeout),
+        _options.timestamp("deadline", deadline),
+        _options.seconds("unique", unique),
+        at,
+        task_id,
+        _options.seconds("retention", retention),
+        group,
+    )
 
 
 class Client:
@@ -59,48 +101,6 @@ class Client:
     ) -> None:
         self._native = NativeClient(
             _options.redis_url(redis_url), namespace, tls_ca=_options.read_ca(tls_ca_file)
-        )
-
-    def _request(
-        self,
-        task: Task,
-        queue: str | None,
-        max_retry: int | None,
-        timeout: Duration | None,
-        deadline: datetime | None,
-        unique: Duration | None,
-        process_at: datetime | None,
-        process_in: Duration | None,
-        task_id: str | None,
-        retention: Duration | None,
-        group: str | None,
-        headers: Mapping[str, str] | None,
-    ) -> _Request:
-        if not isinstance(task, Task):
-            raise TypeError(f"expected a Task, not {task.__class__.__name__}")
-        if process_at is not None and process_in is not None:
-            raise InvalidArgumentError("give process_at or process_in, not both")
-        at = _options.timestamp("process_at", process_at)
-        delay = _options.seconds("process_in", process_in)
-        if delay is not None:
-            at = time.time() + delay
-        if max_retry is not None and (
-            isinstance(max_retry, bool) or not isinstance(max_retry, int)
-        ):
-            raise TypeError("max_retry must be an int")
-        return (
-            task.type,
-            task._payload,
-            _options.merged_headers(task.headers, headers),
-            queue,
-            max_retry,
-            _options.seconds("timeout", timeout),
-            _options.timestamp("deadline", deadline),
-            _options.seconds("unique", unique),
-            at,
-            task_id,
-            _options.seconds("retention", retention),
-            group,
         )
 
     def enqueue(
@@ -146,20 +146,11 @@ class Client:
                 ``process_at`` and ``process_in``, or ``unique`` under 1 s.
             BrokerError: Redis failed.
         """
-        req = self._request(
-            task,
-            queue,
-            max_retry,
-            timeout,
-            deadline,
-            unique,
-            process_at,
-            process_in,
-            task_id,
-            retention,
-            group,
-            headers,
-        )
+        req = build_request(
+            task, queue=queue, max_retry=max_retry, timeout=timeout, deadline=deadline,
+            unique=unique, process_at=process_at, process_in=process_in, task_id=task_id,
+            retention=retention, group=group, headers=headers,
+        )  # fmt: skip
         return TaskInfo._from_native(self._native.enqueue(req))
 
     def enqueue_many(
@@ -190,19 +181,19 @@ class Client:
             BrokerError: Redis failed; none, some or all tasks may have been written.
         """
         reqs = [
-            self._request(
+            build_request(
                 t,
-                queue,
-                max_retry,
-                timeout,
-                deadline,
-                unique,
-                process_at,
-                process_in,
-                None,
-                retention,
-                group,
-                headers,
+                queue=queue,
+                max_retry=max_retry,
+                timeout=timeout,
+                deadline=deadline,
+                unique=unique,
+                process_at=process_at,
+                process_in=process_in,
+                task_id=None,
+                retention=retention,
+                group=group,
+                headers=headers,
             )
             for t in tasks
         ]

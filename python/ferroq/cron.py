@@ -100,7 +100,7 @@ class CronSchedule:
         return self._out(self._native.prev_before(*_split(dt)))
 
     def matches(self, dt: datetime) -> bool:
-        """Whether the schedule fires at ``dt`` exactly (never true for ``@every``)."""
+        """Whether the schedule fires at ``dt`` exactly."""
         return self._native.matches(*_split(dt))
 
     def iter(self, start: datetime) -> Iterator[datetime]:

@@ -127,3 +127,40 @@ pub struct WorkerInfo {
     #[prost(message, optional, tag = "9")]
     pub deadline: Option<Timestamp>,
 }
+
+/// One periodic entry of a scheduler, in `asynq:schedulers:{<scheduler id>}`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SchedulerEntry {
+    /// Entry ID.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// Cron spec as given.
+    #[prost(string, tag = "2")]
+    pub spec: String,
+    /// Task type.
+    #[prost(string, tag = "3")]
+    pub task_type: String,
+    /// Task payload.
+    #[prost(bytes = "vec", tag = "4")]
+    pub task_payload: Vec<u8>,
+    /// asynq `Option.String()` forms of the enqueue options.
+    #[prost(string, repeated, tag = "5")]
+    pub enqueue_options: Vec<String>,
+    /// Next firing.
+    #[prost(message, optional, tag = "6")]
+    pub next_enqueue_time: Option<Timestamp>,
+    /// Last firing (Go's zero time when none).
+    #[prost(message, optional, tag = "7")]
+    pub prev_enqueue_time: Option<Timestamp>,
+}
+
+/// One firing, in `asynq:scheduler_history:<entry id>`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SchedulerEnqueueEvent {
+    /// ID of the enqueued task.
+    #[prost(string, tag = "1")]
+    pub task_id: String,
+    /// When it was enqueued.
+    #[prost(message, optional, tag = "2")]
+    pub enqueue_time: Option<Timestamp>,
+}

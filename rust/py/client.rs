@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::{duration, instant};
 use crate::client::{Client, EnqueueOptions, Enqueued, NewTask};
-use crate::rdb::{ConnConfig, Keys};
+use crate::rdb::{ConnConfig, Fired, Keys};
 
 /// One enqueue request as Python passes it.
 type PyRequest = (
@@ -115,6 +115,70 @@ impl NativeClient {
             }
         }
         Ok(out)
+    }
+
+    /// Enqueues one firing of a periodic entry unless a replica already did; returns
+    /// ("enqueued" | "already_fired" | "duplicate", the TaskInfo tuple).
+    #[pyo3(signature = (request, entry_id, fire_at, last_ttl, record_history = true))]
+    fn periodic_enqueue<'py>(
+        &self,
+        py: Python<'py>,
+        request: PyRequest,
+        entry_id: &str,
+        fire_at: i64,
+        last_ttl: u64,
+        record_history: bool,
+    ) -> PyResult<(&'static str, Bound<'py, PyTuple>)> {
+        let (task, opts) = convert(request)?;
+        let (fired, done) = py.detach(|| {
+            self.inner.periodic_enqueue(
+                task,
+                opts,
+                entry_id,
+                fire_at,
+                last_ttl,
+                record_history,
+                std::time::SystemTime::now(),
+            )
+        })?;
+        let what = match fired {
+            Fired::Enqueued => "enqueued",
+            Fired::AlreadyFired => "already_fired",
+            Fired::Duplicate => "duplicate",
+        };
+        Ok((what, info(py, &done)?))
+    }
+
+    /// The last firing (Unix s) of a periodic entry that any replica enqueued.
+    fn periodic_last(&self, py: Python<'_>, queue: &str, entry_id: &str) -> PyResult<Option<i64>> {
+        Ok(py.detach(|| self.inner.run(|rdb| rdb.periodic_last(queue, entry_id)))?)
+    }
+
+    /// Publishes a scheduler's encoded `SchedulerEntry` messages for `ttl` seconds.
+    fn write_scheduler_entries(
+        &self,
+        py: Python<'_>,
+        scheduler_id: &str,
+        entries: Vec<Vec<u8>>,
+        ttl: f64,
+    ) -> PyResult<()> {
+        let ttl = duration("ttl", ttl)?;
+        Ok(py.detach(|| {
+            self.inner.run(|rdb| {
+                rdb.write_scheduler_entries(scheduler_id, &entries, ttl, std::time::SystemTime::now())
+            })
+        })?)
+    }
+
+    /// Removes a scheduler's published entries.
+    fn clear_scheduler_entries(&self, py: Python<'_>, scheduler_id: &str) -> PyResult<()> {
+        Ok(py.detach(|| self.inner.run(|rdb| rdb.clear_scheduler_entries(scheduler_id)))?)
+    }
+
+    /// Queues served by live servers, from their heartbeats.
+    fn served_queues(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let set = py.detach(|| self.inner.run(|rdb| rdb.served_queues(std::time::SystemTime::now())))?;
+        Ok(set.into_iter().collect())
     }
 
     /// Sends PING.

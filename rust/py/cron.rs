@@ -79,3 +79,30 @@ impl NativeCron {
 pub fn go_duration(secs: f64) -> String {
     go_duration_string(secs)
 }
+
+/// Encodes an asynq `SchedulerEntry` (`prev_at` None is Go's zero time, "never").
+#[pyfunction]
+#[pyo3(signature = (id, spec, task_type, payload, options, next_at, prev_at = None))]
+pub fn encode_scheduler_entry<'py>(
+    py: Python<'py>,
+    id: String,
+    spec: String,
+    task_type: String,
+    payload: Vec<u8>,
+    options: Vec<String>,
+    next_at: f64,
+    prev_at: Option<f64>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    use prost::Message;
+    let ts = |secs: f64| crate::message::timestamp(crate::clock::from_unix_nanos((secs * 1e9) as i64));
+    let e = crate::proto::SchedulerEntry {
+        id,
+        spec,
+        task_type,
+        task_payload: payload,
+        enqueue_options: options,
+        next_enqueue_time: Some(ts(next_at)),
+        prev_enqueue_time: Some(prev_at.map(ts).unwrap_or(crate::message::GO_ZERO_TIME)),
+    };
+    Ok(pyo3::types::PyBytes::new(py, &e.encode_to_vec()))
+}

@@ -145,6 +145,23 @@ impl Keys {
     pub fn workers_of(&self, host: &str, pid: i32, server_id: &str) -> String {
         format!("{}:workers:{{{host}:{pid}:{server_id}}}", self.ns)
     }
+    /// ZSET of scheduler-entries keys scored by expiry.
+    pub fn schedulers(&self) -> String {
+        format!("{}:schedulers", self.ns)
+    }
+    /// LIST of one scheduler's `SchedulerEntry` messages.
+    pub fn scheduler_entries(&self, scheduler_id: &str) -> String {
+        format!("{}:schedulers:{{{scheduler_id}}}", self.ns)
+    }
+    /// ZSET of `SchedulerEnqueueEvent`s of one entry (no hash tag, as asynq).
+    pub fn scheduler_history(&self, entry_id: &str) -> String {
+        format!("{}:scheduler_history:{entry_id}", self.ns)
+    }
+    /// STRING: the last firing (Unix s) of a periodic entry that was enqueued, shared by every
+    /// scheduler replica (ferroq's; in the queue's slot so it can join the enqueue's transaction).
+    pub fn periodic_last(&self, q: &str, entry_id: &str) -> String {
+        self.queue_key(q, &format!("periodic:{entry_id}"))
+    }
     /// Pub/Sub channel on which task IDs to cancel are published.
     pub fn cancel_channel(&self) -> String {
         format!("{}:cancel", self.ns)
@@ -180,6 +197,10 @@ mod tests {
             (k.workers(), "asynq:workers"),
             (k.workers_of("h", 7, "sid"), "asynq:workers:{h:7:sid}"),
             (k.cancel_channel(), "asynq:cancel"),
+            (k.schedulers(), "asynq:schedulers"),
+            (k.scheduler_entries("h:1:u"), "asynq:schedulers:{h:1:u}"),
+            (k.scheduler_history("e1"), "asynq:scheduler_history:e1"),
+            (k.periodic_last("q", "e1"), "asynq:{q}:periodic:e1"),
         ];
         for (got, want) in cases {
             assert_eq!(got, want);

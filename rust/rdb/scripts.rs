@@ -39,4 +39,5 @@ scripts! {
     WRITE_RESULT => "write_result.lua",
     WRITE_SERVER_STATE => "write_server_state.lua",
     CLEAR_SERVER_STATE => "clear_server_state.lua",
+    WRITE_SCHEDULER_ENTRIES => "write_scheduler_entries.lua",
 }

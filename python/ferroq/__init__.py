@@ -17,10 +17,12 @@ The public API::
 
 from ferroq._native import __version__
 from ferroq.client import Client
+from ferroq.cron import CronSchedule
 from ferroq.errors import (
     BatchEnqueueError,
     BrokerConnectionError,
     BrokerError,
+    CronSpecError,
     DuplicateTaskError,
     FerroqError,
     HandlerNotFoundError,
@@ -32,6 +34,7 @@ from ferroq.errors import (
     TaskIdConflictError,
     TaskNotFoundError,
 )
+from ferroq.scheduler import PeriodicTaskConfig, PeriodicTaskManager, Scheduler
 from ferroq.servemux import AsyncHandler, Handler, Middleware, ServeMux, SyncHandler
 from ferroq.server import DeadlineExceeded, Server, TaskCancelled
 from ferroq.task import Task, TaskInfo, TaskState
@@ -42,6 +45,8 @@ __all__ = [
     "BrokerConnectionError",
     "BrokerError",
     "Client",
+    "CronSchedule",
+    "CronSpecError",
     "DeadlineExceeded",
     "DuplicateTaskError",
     "FerroqError",
@@ -50,7 +55,10 @@ __all__ = [
     "InvalidArgumentError",
     "MalformedMessageError",
     "Middleware",
+    "PeriodicTaskConfig",
+    "PeriodicTaskManager",
     "RevokeTask",
+    "Scheduler",
     "ServeMux",
     "Server",
     "ServerClosedError",

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import cast
 
+from ferroq import _options
 from ferroq.errors import FerroqError
 from ferroq.servemux import Handler
 from ferroq.server import Server
 
-__all__ = ["load_object", "main"]
+__all__ = ["doctor", "load_object", "main"]
 
 
 def load_object(path: str) -> object:
@@ -78,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--namespace", default="asynq", help="key prefix (default asynq)")
     w.add_argument("--tls-ca-file", default=None, help="PEM CA to trust for rediss:// URLs")
 
+    s = sub.add_parser("scheduler", help="run a Scheduler (or PeriodicTaskManager) by import path")
+    s.add_argument("app", help="module:attribute of a Scheduler, e.g. myapp.periodic:scheduler")
+
+    doc = sub.add_parser("doctor", help="check that every queue with work has a live server")
+    doc.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
+    doc.add_argument("--namespace", default="asynq", help="key prefix (default asynq)")
+
     d = sub.add_parser("demo", help="a client, a periodic producer and a server working together")
     d.add_argument("--tasks", type=int, default=2000, help="size of the burst (default 2000)")
     d.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL, else embedded)")
@@ -112,6 +121,64 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scheduler(args: argparse.Namespace) -> int:
+    from ferroq.scheduler import PeriodicTaskManager, Scheduler
+
+    try:
+        obj = load_object(args.app)
+    except ValueError as e:
+        print(f"ferroq scheduler: {e}", file=sys.stderr)
+        return 2
+    if not isinstance(obj, (Scheduler, PeriodicTaskManager)):
+        print(f"ferroq scheduler: {args.app} is not a Scheduler", file=sys.stderr)
+        return 2
+    obj.run()
+    return 0
+
+
+def _queue_of(options: list[str]) -> str:
+    for opt in options:
+        if opt.startswith("Queue(") and opt.endswith(")"):
+            value = json.loads(opt[len("Queue(") : -1])
+            return value if isinstance(value, str) else "default"
+    return "default"
+
+
+def doctor(redis_url: str | None, namespace: str = "asynq") -> list[str]:
+    """Problems of a deployment: queues with work, or fed by a scheduler, that no server serves.
+
+    Returns an empty list when all is well.
+    """
+    from ferroq._native import NativeClient
+
+    native = NativeClient(_options.redis_url(redis_url), namespace)
+    served = set(native.served_queues())
+    problems: list[str] = []
+    for queue, pending, scheduled, retry in native.queue_overview():
+        if queue not in served and pending + scheduled + retry > 0:
+            problems.append(
+                f"queue {queue!r} has {pending} pending, {scheduled} scheduled and {retry} "
+                "retry tasks but no live server serves it"
+            )
+    for entry, spec, task_type, options in native.scheduler_entries():
+        queue = _queue_of(options)
+        if queue not in served:
+            problems.append(
+                f"scheduler entry {entry} ({spec!r}, {task_type}) feeds queue {queue!r}, "
+                "which no live server serves"
+            )
+    return problems
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    problems = doctor(args.redis, args.namespace)
+    for p in problems:
+        print(f"problem: {p}")
+    if not problems:
+        print("ok: every queue with work, and every scheduled queue, has a live server")
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ferroq`` command."""
     args = _parser().parse_args(argv)
@@ -122,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "worker":
             return _worker(args)
+        if args.command == "scheduler":
+            return _scheduler(args)
+        if args.command == "doctor":
+            return _doctor(args)
         from ferroq.demo import run_demo
 
         return run_demo(tasks=args.tasks, redis_url=args.redis)

@@ -25,6 +25,9 @@ type PyRequest = (
     Option<String>,           // group
 );
 
+/// (entry id, spec, task type, enqueue option strings)
+type EntryRow = (String, String, String, Vec<String>);
+
 fn convert(r: PyRequest) -> PyResult<(NewTask, EnqueueOptions)> {
     let (
         task_type,
@@ -179,6 +182,18 @@ impl NativeClient {
     fn served_queues(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let set = py.detach(|| self.inner.run(|rdb| rdb.served_queues(std::time::SystemTime::now())))?;
         Ok(set.into_iter().collect())
+    }
+
+    /// Every known queue with its (pending, scheduled, retry) sizes.
+    fn queue_overview(&self, py: Python<'_>) -> PyResult<Vec<(String, i64, i64, i64)>> {
+        Ok(py.detach(|| self.inner.run(|rdb| rdb.queue_overview()))?)
+    }
+
+    /// Entries of live schedulers: (entry id, spec, task type, enqueue option strings).
+    fn scheduler_entries(&self, py: Python<'_>) -> PyResult<Vec<EntryRow>> {
+        let entries =
+            py.detach(|| self.inner.run(|rdb| rdb.scheduler_entries(std::time::SystemTime::now())))?;
+        Ok(entries.into_iter().map(|e| (e.id, e.spec, e.task_type, e.enqueue_options)).collect())
     }
 
     /// Sends PING.

@@ -438,6 +438,50 @@ impl Rdb {
         Ok(out)
     }
 
+    /// Every queue in `<ns>:queues` with its pending, scheduled and retry sizes.
+    pub fn queue_overview(&mut self) -> Result<Vec<(String, i64, i64, i64)>> {
+        let all = self.keys.all_queues();
+        let keys = self.keys.clone();
+        self.run(|c| {
+            let mut queues: Vec<String> = redis::cmd("SMEMBERS").arg(&all).query(c)?;
+            queues.sort();
+            let mut pipe = redis::pipe();
+            for q in &queues {
+                pipe.llen(keys.pending(q)).zcard(keys.scheduled(q)).zcard(keys.retry(q));
+            }
+            let sizes: Vec<i64> = pipe.query(c)?;
+            Ok(queues
+                .into_iter()
+                .zip(sizes.chunks(3))
+                .map(|(q, s)| {
+                    (
+                        q,
+                        s.first().copied().unwrap_or(0),
+                        s.get(1).copied().unwrap_or(0),
+                        s.get(2).copied().unwrap_or(0),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    /// Entries of live schedulers (undecodable ones skipped, as asynq's readers do).
+    pub fn scheduler_entries(&mut self, now: SystemTime) -> Result<Vec<crate::proto::SchedulerEntry>> {
+        use prost::Message;
+        let all = self.keys.schedulers();
+        let now_s = unix_secs(now);
+        let blobs: Vec<Vec<u8>> = self.run(|c| {
+            let keys: Vec<String> = redis::cmd("ZRANGEBYSCORE").arg(&all).arg(now_s).arg("+inf").query(c)?;
+            let mut out = Vec::new();
+            for k in keys {
+                let items: Vec<Vec<u8>> = redis::cmd("LRANGE").arg(&k).arg(0).arg(-1).query(c)?;
+                out.extend(items);
+            }
+            Ok(out)
+        })?;
+        Ok(blobs.iter().filter_map(|b| crate::proto::SchedulerEntry::decode(b.as_slice()).ok()).collect())
+    }
+
     // ---- processing ---------------------------------------------------------------------------
 
     /// Leases up to `max` tasks from the first queue in `order` that has any (paused queues are

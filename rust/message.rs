@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use prost::Message;
 
-use crate::clock::{unix_nanos, unix_secs};
+use crate::clock::unix_nanos;
 use crate::error::{Error, Result};
 pub use crate::proto::{ServerInfo, TaskMessage, Timestamp, WorkerInfo};
 
@@ -53,22 +53,35 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
     Timestamp { seconds: nanos.div_euclid(1_000_000_000), nanos: nanos.rem_euclid(1_000_000_000) as i32 }
 }
 
-/// The deadline a handler runs under, per asynq's processor: the earlier of now+timeout and the
-/// deadline; either alone; neither → now + 30 min. Unix seconds.
-pub fn effective_deadline(msg: &TaskMessage, now: SystemTime) -> i64 {
-    let now_s = unix_secs(now);
-    match (msg.timeout > 0, msg.deadline > 0) {
-        (true, true) => now_s.saturating_add(msg.timeout).min(msg.deadline),
-        (true, false) => now_s.saturating_add(msg.timeout),
-        (false, true) => msg.deadline,
-        (false, false) => now_s.saturating_add(DEFAULT_TIMEOUT.as_secs() as i64),
+/// Longest timeout or deadline distance honoured; larger values from Redis are clamped so time
+/// arithmetic cannot overflow.
+const MAX_SPAN: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The deadline a handler runs under, per asynq's processor: the earlier of now+timeout (at full
+/// precision) and the deadline; either alone; neither → now + 30 min.
+pub fn effective_deadline(msg: &TaskMessage, now: SystemTime) -> SystemTime {
+    let after = |d: Duration| now.checked_add(d.min(MAX_SPAN)).unwrap_or(now);
+    let by_timeout = (msg.timeout > 0).then(|| after(Duration::from_secs(msg.timeout.unsigned_abs())));
+    let by_deadline = (msg.deadline > 0).then(|| {
+        let latest = after(MAX_SPAN);
+        let d = crate::clock::from_unix_secs(msg.deadline);
+        if d > latest {
+            latest
+        } else {
+            d
+        }
+    });
+    match (by_timeout, by_deadline) {
+        (Some(t), Some(d)) => t.min(d),
+        (Some(t), None) => t,
+        (None, Some(d)) => d,
+        (None, None) => after(DEFAULT_TIMEOUT),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::from_unix_secs;
     use proptest::prelude::*;
 
     fn sample() -> TaskMessage {
@@ -121,17 +134,22 @@ mod tests {
 
     #[test]
     fn deadlines_follow_asynq() {
-        let now = from_unix_secs(1_000);
+        let now = crate::clock::from_unix_nanos(1_000_500_000_000);
+        let at = |m: &TaskMessage| crate::clock::unix_nanos(effective_deadline(m, now));
         let mut m = sample();
         m.timeout = 10;
         m.deadline = 0;
-        assert_eq!(effective_deadline(&m, now), 1_010);
+        assert_eq!(at(&m), 1_010_500_000_000, "timeout keeps the sub-second part");
         m.deadline = 1_005;
-        assert_eq!(effective_deadline(&m, now), 1_005);
+        assert_eq!(at(&m), 1_005_000_000_000);
         m.timeout = 0;
-        assert_eq!(effective_deadline(&m, now), 1_005);
+        assert_eq!(at(&m), 1_005_000_000_000);
         m.deadline = 0;
-        assert_eq!(effective_deadline(&m, now), 2_800);
+        assert_eq!(at(&m), 2_800_500_000_000);
+        m.timeout = i64::MAX;
+        assert!(effective_deadline(&m, now) > now, "huge values are clamped, not overflowed");
+        m.deadline = i64::MAX;
+        assert!(effective_deadline(&m, now) > now);
     }
 
     #[test]

@@ -574,7 +574,7 @@ def test_task_written_by_another_producer_is_processed(
     wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
     (t,) = seen
     assert (t.id, t.payload, t.headers, t.max_retry) == ("go-1", b"\x00\x01", {"origin": "go"}, 3)
-    assert t.deadline is not None and t.deadline.year == 9999
+    assert t.deadline is not None and t.deadline.year > 2100, "clamped, not overflowed"
 
 
 def test_a_killed_connection_is_replaced_transparently(
@@ -731,3 +731,124 @@ def test_base_exceptions_in_handlers_fail_the_task_not_the_server(
     client.enqueue(Task("after"))
     assert after.wait(10), "the server goes on"
     assert msg(r, sync_info.id)["error_msg"].startswith(type(exc).__name__)
+
+
+# ---- hostile handlers and hooks (each once stalled or lost tasks) ----------------------------
+
+
+@pytest.mark.parametrize("delay", [float("inf"), float("nan"), 1e19])
+def test_an_absurd_retry_delay_does_not_stall_the_server(
+    client: Client, r: redis.Redis, make_server: MakeServer, delay: float
+) -> None:
+    def boom(task: Task) -> None:
+        raise ValueError("x")
+
+    bad = client.enqueue(Task("boom"), max_retry=3)
+    after = threading.Event()
+    make_server(concurrency=1, retry_delay=lambda n, e, t: delay).start(
+        mux_of({"boom": boom, "after": lambda t: after.set()})
+    )
+    wait_until(lambda: state(r, bad.id) == "retry")
+    client.enqueue(Task("after"))
+    assert after.wait(10), "the server goes on"
+    assert (r.zscore("asynq:{default}:retry", bad.id) or 0) > time.time()
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_broken_errors_and_hooks_still_give_an_outcome(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    def boom(task: Task) -> None:
+        raise Unprintable()
+
+    def hook(task: Task, exc: BaseException) -> None:
+        raise KeyboardInterrupt  # even this must not lose the task
+
+    info = client.enqueue(Task("t"), max_retry=0)
+    after = threading.Event()
+    make_server(concurrency=1, error_handler=hook).start(
+        mux_of({"t": boom, "after": lambda t: after.set()})
+    )
+    wait_until(lambda: state(r, info.id) == "archived")
+    assert msg(r, info.id)["error_msg"] == "Unprintable"
+    client.enqueue(Task("after"))
+    assert after.wait(10)
+
+
+def test_revoke_deletes_even_with_retention(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    def revoke(task: Task) -> None:
+        raise RevokeTask("drop it")
+
+    info = client.enqueue(Task("t"), retention=3600)
+    make_server().start(mux_of({"t": revoke}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+    assert r.zcard("asynq:{default}:completed") == 0
+
+
+def test_busy_slots_are_not_mistaken_for_empty_queues(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """With every slot busy the processor waits for a slot, not for the idle poll (here 30 s)."""
+    client.enqueue_many([Task("t") for _ in range(4)])
+    make_server(concurrency=1, task_check_interval=30).start(
+        mux_of({"t": lambda t: time.sleep(0.2)})
+    )
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 4, timeout=10)
+
+
+def test_a_task_queued_behind_a_hung_handler_still_runs_once(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    runs: list[str] = []
+    release = threading.Event()
+
+    def hang(task: Task) -> None:
+        release.wait(10)  # ignores task.cancelled
+
+    def quick(task: Task) -> None:
+        runs.append(task.id or "")
+
+    hung = client.enqueue(Task("hang"), timeout=1, max_retry=0)
+    make_server(concurrency=1).start(mux_of({"hang": hang, "quick": quick}))
+    wait_until(lambda: state(r, hung.id) == "active")
+    nxt = client.enqueue(Task("quick"), timeout=60)
+    wait_until(lambda: state(r, hung.id) == "archived")
+    wait_until(lambda: runs == [nxt.id])
+    release.set()
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{nxt.id}"))
+    assert runs == [nxt.id]
+
+
+def test_an_async_handler_that_ignores_cancellation_is_failed_anyway(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    cancels: list[int] = []
+
+    async def stubborn(task: Task) -> None:
+        while True:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancels.append(1)  # swallowed
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=1)
+    make_server().start(mux_of({"t": stubborn}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+    assert cancels == [1], "cancelled once, not again and again"
+
+
+def test_a_timeout_keeps_its_fraction_of_a_second(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("t"), timeout=2)
+    make_server().start(mux_of({"t": lambda t: time.sleep(1.5)}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    assert not r.exists(f"asynq:{{default}}:t:{info.id}"), "succeeded within its 2 s"

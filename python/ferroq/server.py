@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import threading
@@ -33,7 +34,10 @@ __all__ = ["DeadlineExceeded", "Server", "TaskCancelled"]
 log = logging.getLogger("ferroq.server")
 
 # Outcome codes understood by NativeServer.finish.
-_DONE, _RETRY, _ARCHIVE, _REQUEUE = 0, 1, 2, 3
+_DONE, _RETRY, _ARCHIVE, _REQUEUE, _REVOKE = 0, 1, 2, 3, 4
+# How long an async handler may take to unwind after it was cancelled before its task is failed
+# anyway (a handler that swallows CancelledError must not hold its slot forever).
+_CANCEL_GRACE = 1.0
 
 RetryDelay = Callable[[int, BaseException, Task], Duration]
 """``retry_delay(retried, error, task)``: how long to wait before the next attempt."""
@@ -63,15 +67,21 @@ class _Running:
     deadline: float
     asyncio_task: asyncio.Task[None] | None = None
     cancel_error: BaseException | None = None
+    cancelled_at: float | None = None
+    reported: bool = False
 
 
 def _error_text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not lose the outcome
+        text = ""
+    name = type(exc).__name__
     if isinstance(exc, (DeadlineExceeded, TaskCancelled)) or type(exc).__module__.startswith(
         "ferroq"
     ):
-        return str(exc) or type(exc).__name__
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        return text or name
+    return f"{name}: {text}" if text else name
 
 
 class Server:
@@ -154,7 +164,9 @@ class Server:
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._closed = threading.Event()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="ferroq-worker")
+        # Twice the slots: a sync handler that overran its deadline keeps its thread until it
+        # returns, and must not keep the next task from starting.
+        self._pool = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="ferroq-worker")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
 
@@ -212,6 +224,10 @@ class Server:
         self._stopping.set()
         self._native.stop_fetching()
         deadline = time.monotonic() + self._shutdown_timeout
+        # After the dispatcher has stopped, nothing new starts: what runs now is all there is.
+        for t in self._threads:
+            if t.name == "ferroq-dispatcher":
+                t.join(timeout=5)
         with self._idle:
             while self._running and time.monotonic() < deadline:
                 self._idle.wait(max(0.0, min(0.1, deadline - time.monotonic())))
@@ -219,6 +235,7 @@ class Server:
             self._running.clear()
         for token, r in abandoned:
             log.warning("requeueing task %s: still running at shutdown", r.task.id)
+            r.reported = True
             self._cancel(r, TaskCancelled())
             self._native.finish([(token, _REQUEUE, "", None, False)])
         self._closed.set()
@@ -274,7 +291,8 @@ class Server:
             for t in pending:
                 t.cancel()
             if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                # Bounded: a handler that swallows its cancellation must not hang shutdown.
+                loop.run_until_complete(asyncio.wait(pending, timeout=_CANCEL_GRACE))
             loop.close()
 
     def _dispatch_loop(self) -> None:
@@ -287,6 +305,10 @@ class Server:
                 log.exception("fetching leased tasks failed")
                 time.sleep(0.1)
                 continue
+            if self._stopping.is_set():
+                # Shutdown began while these were on their way: give them straight back.
+                native.finish([(row[0], _REQUEUE, "", None, False) for row in rows])
+                break
             for row in rows:
                 try:
                     task = Task._leased(native, row)
@@ -312,6 +334,8 @@ class Server:
             self._report(r, exc)
 
     def _run_sync(self, h: Handler, r: _Running) -> None:
+        if r.reported:
+            return  # failed at its deadline (or cancelled) while it waited for a thread
         try:
             out = h(r.task)
             if out is not None and hasattr(out, "__await__"):
@@ -345,10 +369,23 @@ class Server:
         token = r.task._token
         with self._lock:
             # The first report wins: a deadline may have failed the task while its handler ran.
-            if self._running.pop(token, None) is None:
+            if r.reported or token not in self._running:
                 return
-            self._idle.notify_all()
-        self._native.finish([self._outcome(r.task, exc)])
+            r.reported = True
+        try:
+            try:
+                outcome = self._outcome(r.task, exc)
+            except BaseException:
+                log.exception("deciding the outcome of task %s failed; retrying it", r.task.id)
+                outcome = (token, _RETRY, "ferroq: the outcome could not be decided", None, True)
+            self._native.finish([outcome])
+        except BaseException:
+            log.exception("reporting the outcome of task %s failed", r.task.id)
+        finally:
+            # Only now: shutdown waits for _running to empty before it requeues what is left.
+            with self._lock:
+                self._running.pop(token, None)
+                self._idle.notify_all()
 
     def _outcome(
         self, task: Task, exc: BaseException | None
@@ -359,20 +396,22 @@ class Server:
         if self._error_handler is not None:
             try:
                 self._error_handler(task, exc)
-            except Exception:
+            except BaseException:
                 log.exception("error_handler raised")
         text = _error_text(exc)
         if isinstance(exc, RevokeTask):
-            return (token, _DONE, text, None, False)
+            return (token, _REVOKE, text, None, False)
         if isinstance(exc, SkipRetry) or task.retry_count >= task.max_retry:
             return (token, _ARCHIVE, text, None, True)
         try:
-            failure = self._is_failure(exc) if self._is_failure else True
+            failure = bool(self._is_failure(exc)) if self._is_failure else True
             delay = (
                 _options.seconds("retry_delay", self._retry_delay(task.retry_count, exc, task))
                 if self._retry_delay
                 else None
             )
+            if delay is not None and not math.isfinite(delay):
+                raise ValueError(f"retry_delay returned {delay}")
         except Exception:
             log.exception("retry_delay or is_failure raised; using the defaults")
             failure, delay = True, None
@@ -381,6 +420,10 @@ class Server:
     # ---- deadlines and cancellation ------------------------------------------------------
 
     def _cancel(self, r: _Running, why: BaseException) -> None:
+        """Tells a handler to stop, once: a second cancel would break its cleanup code."""
+        if r.cancelled_at is not None:
+            return
+        r.cancelled_at = time.monotonic()
         if r.cancel_error is None:
             r.cancel_error = why
         if r.task._cancel is not None:
@@ -392,26 +435,36 @@ class Server:
     def _watchdog_loop(self) -> None:
         while not self._closed.is_set():
             try:
-                cancelled = self._native.cancellations(0.05)
-            except BaseException:
-                log.exception("reading cancellations failed")
-                cancelled = []
-            now = time.time()
-            expired: list[_Running] = []
-            with self._lock:
-                by_token = [(self._running.get(t), why) for t, why in cancelled]
-                expired = [r for r in self._running.values() if r.deadline <= now]
-            for r, _why in by_token:
-                if r is not None:
-                    self._cancel(r, TaskCancelled())
-                    if r.asyncio_task is None:
-                        self._report(r, r.cancel_error)
-            for r in expired:
-                self._cancel(r, DeadlineExceeded())
+                self._watch_once()
+            except BaseException:  # the watchdog must outlive anything a handler does
+                log.exception("watchdog pass failed")
+                time.sleep(0.05)
+
+    def _watch_once(self) -> None:
+        cancelled = self._native.cancellations(0.05)
+        now, mono = time.time(), time.monotonic()
+        with self._lock:
+            by_token = [self._running.get(t) for t, _why in cancelled]
+            expired = [r for r in self._running.values() if r.deadline <= now]
+            stuck = [
+                r
+                for r in self._running.values()
+                if r.cancelled_at is not None and mono - r.cancelled_at > _CANCEL_GRACE
+            ]
+        for r in by_token:
+            if r is not None:
+                self._cancel(r, TaskCancelled())
                 if r.asyncio_task is None:
-                    # A sync handler cannot be interrupted: it was told through task.cancelled,
-                    # and its task fails now; whatever it returns later is ignored.
                     self._report(r, r.cancel_error)
+        for r in expired:
+            self._cancel(r, DeadlineExceeded())
+            if r.asyncio_task is None:
+                # A sync handler cannot be interrupted: it was told through task.cancelled,
+                # and its task fails now; whatever it returns later is ignored.
+                self._report(r, r.cancel_error)
+        for r in stuck:
+            # An async handler that ignores its cancellation: fail the task without it.
+            self._report(r, r.cancel_error)
 
 
 async def _await(aw: Awaitable[Any]) -> Any:

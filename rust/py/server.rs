@@ -18,6 +18,7 @@ const DONE: u8 = 0;
 const RETRY: u8 = 1;
 const ARCHIVE: u8 = 2;
 const REQUEUE: u8 = 3;
+const REVOKE: u8 = 4;
 
 /// The Rust server core behind `ferroq.Server`.
 #[pyclass(module = "ferroq._native", frozen)]
@@ -56,6 +57,11 @@ impl NativeServer {
             }
             Ok(d)
         };
+        let heartbeat = positive("heartbeat_interval", heartbeat_interval)?;
+        if heartbeat > crate::rdb::LEASE_DURATION / 3 {
+            // Leases last 30 s; renewals must come well inside them.
+            return Err(Error::InvalidArgument("heartbeat_interval must be at most 10 seconds".into()).into());
+        }
         let mut cfg = ServerConfig {
             concurrency,
             strict_priority,
@@ -66,7 +72,7 @@ impl NativeServer {
             )?,
             janitor_interval: positive("janitor_interval", janitor_interval)?,
             janitor_batch_size,
-            heartbeat_interval: positive("heartbeat_interval", heartbeat_interval)?,
+            heartbeat_interval: heartbeat,
             recoverer_interval: positive("recoverer_interval", recoverer_interval)?,
             syncer_interval: positive("syncer_interval", syncer_interval)?,
             ..ServerConfig::default()
@@ -124,7 +130,7 @@ impl NativeServer {
                     m.queue.into_pyobject(py)?.into_any(),
                     m.retried.into_pyobject(py)?.into_any(),
                     m.retry.into_pyobject(py)?.into_any(),
-                    d.deadline.into_pyobject(py)?.into_any(),
+                    crate::clock::unix_f64(d.deadline).into_pyobject(py)?.into_any(),
                 ],
             )?;
             out.append(t)?;
@@ -145,6 +151,7 @@ impl NativeServer {
                 },
                 ARCHIVE => Outcome::Archive { error },
                 REQUEUE => Outcome::Requeue,
+                REVOKE => Outcome::Revoke,
                 other => return Err(Error::InvalidArgument(format!("unknown outcome code {other}")).into()),
             };
             out.push((token, o));

@@ -52,8 +52,10 @@ pub struct EnqueueRequest {
 /// How a leased task ends.
 #[derive(Debug, Clone)]
 pub enum Finish {
-    /// Success (or revoked): deleted, or kept as completed when the message has retention.
+    /// Success: deleted, or kept as completed when the message has retention.
     Done,
+    /// `RevokeTask`: deleted (even with retention), counted as processed, lock released.
+    Revoke,
     /// Back to pending at the head of the line (shutdown).
     Requeue,
     /// To the retry zset.
@@ -177,8 +179,11 @@ fn pairs(reply: Value) -> Result<Vec<(String, Option<Vec<u8>>)>> {
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(id), Some(msg)) = (it.next(), it.next()) {
-        let id = string_of(id).ok_or_else(|| Error::protocol("task id is not a string"))?;
-        out.push((id, bytes_of(msg)));
+        // One unusable ID (not UTF-8) must not hide the others from the caller.
+        match string_of(id) {
+            Some(id) => out.push((id, bytes_of(msg))),
+            None => log::error!("skipping a task id that is not UTF-8"),
+        }
     }
     Ok(out)
 }
@@ -445,6 +450,9 @@ impl Rdb {
         self.run(|c| {
             let mut queues: Vec<String> = redis::cmd("SMEMBERS").arg(&all).query(c)?;
             queues.sort();
+            if queues.is_empty() {
+                return Ok(Vec::new());
+            }
             let mut pipe = redis::pipe();
             for q in &queues {
                 pipe.llen(keys.pending(q)).zcard(keys.scheduled(q)).zcard(keys.retry(q));
@@ -537,7 +545,7 @@ impl Rdb {
                     .arg(i64::MAX);
                 (s, inv)
             }
-            Finish::Done => {
+            Finish::Done | Finish::Revoke => {
                 let (s, mut inv) = call(&scripts::DONE);
                 inv.key(k.active(q))
                     .key(k.lease(q))

@@ -85,7 +85,7 @@ impl Heartbeat {
                     task_payload: f.msg.payload.clone(),
                     queue: f.msg.queue.clone(),
                     start_time: Some(timestamp(f.started)),
-                    deadline: Some(timestamp(crate::clock::from_unix_secs(f.deadline))),
+                    deadline: Some(timestamp(f.deadline)),
                 };
                 (f.msg.id.clone(), w.encode_to_vec())
             })
@@ -121,7 +121,7 @@ impl Component for Heartbeat {
     fn run(mut self) {
         loop {
             self.exec();
-            if !self.sh.sleep(self.sh.cfg.heartbeat_interval) {
+            if !self.sh.sleep_late(self.sh.cfg.heartbeat_interval) {
                 break;
             }
         }

@@ -88,15 +88,17 @@ pub struct Delivery {
     pub token: u64,
     /// The task as dequeued.
     pub msg: TaskMessage,
-    /// Effective deadline, Unix seconds.
-    pub deadline: i64,
+    /// Effective deadline.
+    pub deadline: SystemTime,
 }
 
 /// How a handler run ended, as Python reports it.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    /// Success, or `RevokeTask`.
+    /// Success.
     Done,
+    /// `RevokeTask`: deleted whatever its retention.
+    Revoke,
     /// Give the task back to pending (shutdown).
     Requeue,
     /// Retry after `delay` (asynq's default formula when `None`).
@@ -120,10 +122,12 @@ impl Outcome {
     pub fn to_finish(self, msg: &TaskMessage, now: SystemTime) -> Finish {
         match self {
             Outcome::Done => Finish::Done,
+            Outcome::Revoke => Finish::Revoke,
             Outcome::Requeue => Finish::Requeue,
             Outcome::Retry { delay, error, is_failure } => {
-                let delay = delay.unwrap_or_else(|| default_retry_delay(msg.retried));
-                let at = crate::clock::unix_secs(now + delay);
+                // Clamped: a user's retry_delay may return anything finite.
+                let delay = delay.unwrap_or_else(|| default_retry_delay(msg.retried)).min(MAX_RETRY_DELAY);
+                let at = crate::clock::unix_secs(now.checked_add(delay).unwrap_or(now));
                 Finish::Retry { retry_at: at, error, is_failure }
             }
             Outcome::Archive { error } => Finish::Archive { error },
@@ -144,7 +148,7 @@ pub enum CancelReason {
 #[derive(Debug, Clone)]
 pub(crate) struct InFlight {
     pub msg: TaskMessage,
-    pub deadline: i64,
+    pub deadline: SystemTime,
     pub started: SystemTime,
     /// Until when this server holds the lease, as last confirmed by Redis.
     pub lease_expiry: SystemTime,
@@ -233,6 +237,9 @@ pub(crate) struct Shared {
     /// Dropped when the outcome writer must drain and exit.
     finish_stop_tx: Mutex<Option<Sender<()>>>,
     pub finish_stop_rx: Receiver<()>,
+    /// Dropped last: the syncer and the heartbeat outlive the outcome writer.
+    late_stop_tx: Mutex<Option<Sender<()>>>,
+    late_stop_rx: Receiver<()>,
 }
 
 impl Shared {
@@ -247,6 +254,11 @@ impl Shared {
     /// Sleeps for `d`; returns false when the server is shutting down.
     pub fn sleep(&self, d: Duration) -> bool {
         matches!(self.stop_rx.recv_timeout(d), Err(RecvTimeoutError::Timeout))
+    }
+
+    /// As [`Shared::sleep`], for the components stopped after every outcome is written.
+    pub fn sleep_late(&self, d: Duration) -> bool {
+        matches!(self.late_stop_rx.recv_timeout(d), Err(RecvTimeoutError::Timeout))
     }
 
     pub fn stopping(&self) -> bool {
@@ -295,6 +307,7 @@ pub struct ServerCore {
     processor: Mutex<Option<JoinHandle<()>>>,
     finisher: Mutex<Option<JoinHandle<()>>>,
     heartbeat: Mutex<Option<JoinHandle<()>>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ServerCore {
@@ -320,6 +333,7 @@ impl ServerCore {
         let (sync_tx, sync_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded(0);
         let (finish_stop_tx, finish_stop_rx) = bounded(0);
+        let (late_stop_tx, late_stop_rx) = bounded(0);
         let slots = Slots::new(cfg.concurrency);
         let started = clock.now();
         let shared = Shared {
@@ -346,6 +360,8 @@ impl ServerCore {
             stop_rx,
             finish_stop_tx: Mutex::new(Some(finish_stop_tx)),
             finish_stop_rx,
+            late_stop_tx: Mutex::new(Some(late_stop_tx)),
+            late_stop_rx,
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -353,6 +369,7 @@ impl ServerCore {
             processor: Mutex::new(None),
             finisher: Mutex::new(None),
             heartbeat: Mutex::new(None),
+            syncer: Mutex::new(None),
         })
     }
 
@@ -389,7 +406,7 @@ impl ServerCore {
         threads.push(("forwarder", spawn("ferroq-forwarder", forwarder::Forwarder::new(sh.clone()))?));
         threads.push(("recoverer", spawn("ferroq-recoverer", recoverer::Recoverer::new(sh.clone()))?));
         threads.push(("janitor", spawn("ferroq-janitor", janitor::Janitor::new(sh.clone()))?));
-        threads.push(("syncer", spawn("ferroq-syncer", syncer::Syncer::new(sh.clone()))?));
+        *self.syncer.lock() = Some(spawn("ferroq-syncer", syncer::Syncer::new(sh.clone()))?);
         threads.push(("subscriber", spawn("ferroq-subscriber", subscriber::Subscriber::new(sh.clone()))?));
         *self.finisher.lock() = Some(spawn("ferroq-finisher", processor::Finisher::new(sh.clone()))?);
         *self.processor.lock() = Some(spawn("ferroq-processor", processor::Processor::new(sh.clone()))?);
@@ -481,14 +498,23 @@ impl ServerCore {
         for (name, h) in self.threads.lock().drain(..) {
             join(Some(h), name);
         }
+        // Now that every outcome went out, the syncer makes its last attempt, and the heartbeat
+        // (which kept the leases of the tasks being requeued) clears the server state.
+        sh.late_stop_tx.lock().take();
+        join(self.syncer.lock().take(), "syncer");
         join(self.heartbeat.lock().take(), "heartbeat");
     }
 }
 
 impl Drop for ServerCore {
+    /// Signals every component to stop without waiting: a drop may run with the GIL held, and a
+    /// component that logs needs the GIL. Leased tasks are left to the recoverer.
     fn drop(&mut self) {
         if !matches!(self.status(), Status::New | Status::Closed) {
-            self.shutdown();
+            self.shared.fetching.store(false, Ordering::SeqCst);
+            self.shared.stop_tx.lock().take();
+            self.shared.finish_stop_tx.lock().take();
+            self.shared.late_stop_tx.lock().take();
         }
     }
 }
@@ -533,6 +559,9 @@ pub(crate) fn by_queue<'a>(items: impl Iterator<Item = &'a InFlight>) -> BTreeMa
     }
     m
 }
+
+/// Longest retry delay honoured (100 years); longer ones are clamped.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// asynq's default retry delay: n⁴ + 15 + rand[0, 30)·(n+1) seconds, n = retries so far.
 pub fn default_retry_delay(retried: i32) -> Duration {

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
@@ -40,11 +40,12 @@ impl Processor {
         self.sh.sleep(base / 2 + jitter)
     }
 
-    /// One round: lease what fits and deliver it. Returns how many tasks were delivered.
-    fn exec(&mut self) -> Result<usize, Error> {
+    /// One round: lease what fits and deliver it. Returns how many tasks were delivered, or
+    /// None when every slot was busy (not a reason to sleep: a slot frees when a task ends).
+    fn exec(&mut self) -> Result<Option<usize>, Error> {
         let n = self.sh.slots.acquire_up_to(MAX_BATCH, Duration::from_millis(100));
         if n == 0 {
-            return Ok(0);
+            return Ok(None);
         }
         let now = self.sh.now();
         let leased = {
@@ -67,7 +68,7 @@ impl Processor {
                 self.sh.slots.release(1);
             }
         }
-        Ok(delivered)
+        Ok(Some(delivered))
     }
 
     /// Registers a leased task and hands it to Python; false when it could not be run.
@@ -121,7 +122,7 @@ impl Component for Processor {
                 continue;
             }
             match self.exec() {
-                Ok(0) => {
+                Ok(Some(0)) => {
                     if !self.idle_sleep() {
                         break;
                     }
@@ -152,7 +153,7 @@ impl Finisher {
     /// Writes one batch of outcomes.
     fn exec(&mut self, batch: Vec<(u64, Outcome)>) {
         let now = self.sh.now();
-        let mut items: Vec<(TaskMessage, Finish)> = Vec::with_capacity(batch.len());
+        let mut items: Vec<(TaskMessage, Finish, SystemTime)> = Vec::with_capacity(batch.len());
         let mut freed = 0;
         let mut expired = Vec::new();
         {
@@ -169,7 +170,7 @@ impl Finisher {
                     continue;
                 }
                 let finish = outcome.to_finish(&f.msg, now);
-                items.push((f.msg, finish));
+                items.push((f.msg, finish, f.lease_expiry));
             }
         }
         // Logged outside the lock: logging takes the GIL, and Python threads take this lock.
@@ -177,22 +178,22 @@ impl Finisher {
             log::warn!("lease of task {id} expired before its outcome; leaving it to the recoverer");
         }
         if !items.is_empty() {
-            let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f)| (m, f)).collect();
+            let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f, _)| (m, f)).collect();
             match self.rdb.finish_many(&refs, now) {
                 Ok(results) => {
-                    for ((msg, finish), r) in items.into_iter().zip(results) {
+                    for ((msg, finish, lease), r) in items.into_iter().zip(results) {
                         match r {
                             Ok(()) => {}
                             Err(Error::NotFound) => {
                                 log::warn!("task {} was gone when finishing it", msg.id)
                             }
-                            Err(e) => self.to_syncer(msg, finish, &e),
+                            Err(e) => self.to_syncer(msg, finish, lease, &e),
                         }
                     }
                 }
                 Err(e) => {
-                    for (msg, finish) in items {
-                        self.to_syncer(msg, finish, &e);
+                    for (msg, finish, lease) in items {
+                        self.to_syncer(msg, finish, lease, &e);
                     }
                 }
             }
@@ -200,10 +201,11 @@ impl Finisher {
         self.sh.slots.release(freed);
     }
 
-    fn to_syncer(&self, msg: TaskMessage, finish: Finish, e: &Error) {
+    /// Hands a failed write to the syncer, which retries it until the task's lease ends (then the
+    /// task is the recoverer's).
+    fn to_syncer(&self, msg: TaskMessage, finish: Finish, lease_expiry: SystemTime, e: &Error) {
         log::warn!("could not write the outcome of task {}: {e}; retrying in the background", msg.id);
-        let deadline = self.sh.now() + LEASE_DURATION;
-        let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline });
+        let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline: lease_expiry });
     }
 }
 
@@ -225,7 +227,10 @@ impl Component for Finisher {
             };
             let mut batch = vec![first];
             batch.extend(rx.try_iter().take(MAX_FINISH_BATCH - 1));
-            self.exec(batch);
+            // A panic writing one batch must not end the writer: every later outcome depends on it.
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.exec(batch))) {
+                log::error!("writing a batch of outcomes panicked: {}", super::panic_text(&p));
+            }
         }
     }
 }

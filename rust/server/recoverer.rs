@@ -38,7 +38,17 @@ impl Recoverer {
             };
             for l in expired {
                 let raw = l.msg.unwrap_or_default();
-                let msg = match decode_task(&raw) {
+                let decoded = decode_task(&raw).and_then(|m| {
+                    if m.id == l.id && m.queue == q {
+                        Ok(m)
+                    } else {
+                        Err(Error::Decode(format!(
+                            "message id/queue {}/{} do not match its key",
+                            m.id, m.queue
+                        )))
+                    }
+                });
+                let msg = match decoded {
                     Ok(m) => m,
                     Err(e) => {
                         let why = format!("ferroq: malformed task message: {e}");

@@ -48,7 +48,7 @@ impl Syncer {
 
 impl Component for Syncer {
     fn run(mut self) {
-        while self.sh.sleep(self.sh.cfg.syncer_interval) {
+        while self.sh.sleep_late(self.sh.cfg.syncer_interval) {
             self.exec();
         }
         self.exec();

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 
-from ferroq import ServeMux, Task
+from ferroq import Scheduler, ServeMux, Task
 
 mux = ServeMux()
+
+#: A scheduler replica for the high-availability test: fires every second into queue "ticks".
+scheduler = Scheduler(heartbeat_interval=1)
+scheduler.register("* * * * * *", Task("tick"), queue="ticks")
 
 
 @mux.handle("ok:sync")

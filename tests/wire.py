@@ -49,6 +49,17 @@ WORKER_FIELDS = {
     9: ("deadline", "ts"),
 }
 
+SCHEDULER_ENTRY_FIELDS = {
+    1: ("id", "str"),
+    2: ("spec", "str"),
+    3: ("task_type", "str"),
+    4: ("task_payload", "bytes"),
+    5: ("enqueue_options", "strs"),
+    6: ("next_enqueue_time", "ts"),
+    7: ("prev_enqueue_time", "ts"),
+}
+ENQUEUE_EVENT_FIELDS = {1: ("task_id", "str"), 2: ("enqueue_time", "ts")}
+
 
 def _varint(buf: bytes, i: int) -> tuple[int, int]:
     shift = result = 0
@@ -92,19 +103,10 @@ def fields(buf: bytes) -> list[tuple[int, int, Any]]:
 
 def decode(buf: bytes, schema: dict[int, tuple[str, str]]) -> dict[str, Any]:
     """Decodes ``buf`` with ``schema``; absent fields get proto3 defaults."""
-    defaults = {
-        "str": "",
-        "bytes": b"",
-        "int": 0,
-        "bool": False,
-        "map": {},
-        "map_int": {},
-        "ts": None,
-    }
-    msg: dict[str, Any] = {name: defaults[kind] for name, kind in schema.values()}
-    for k in ("headers", "queues"):
-        if k in msg:
-            msg[k] = {}
+    defaults: dict[str, Any] = {"str": "", "bytes": b"", "int": 0, "bool": False, "ts": None}
+    msg: dict[str, Any] = {}
+    for name, kind in schema.values():
+        msg[name] = {} if kind in ("map", "map_int") else [] if kind == "strs" else defaults[kind]
     for num, _wt, raw in fields(buf):
         if num not in schema:
             msg.setdefault("_unknown", []).append(num)
@@ -112,6 +114,8 @@ def decode(buf: bytes, schema: dict[int, tuple[str, str]]) -> dict[str, Any]:
         name, kind = schema[num]
         if kind == "str":
             msg[name] = raw.decode()
+        elif kind == "strs":
+            msg[name].append(raw.decode())
         elif kind == "bytes":
             msg[name] = bytes(raw)
         elif kind == "int":
@@ -179,3 +183,13 @@ def encode_task(**kw: Any) -> bytes:
                 )
                 out += _enc_varint(num << 3 | 2) + _enc_varint(len(entry)) + entry
     return bytes(out)
+
+
+def scheduler_entry(buf: bytes) -> dict[str, Any]:
+    """Decodes a SchedulerEntry."""
+    return decode(buf, SCHEDULER_ENTRY_FIELDS)
+
+
+def enqueue_event(buf: bytes) -> dict[str, Any]:
+    """Decodes a SchedulerEnqueueEvent."""
+    return decode(buf, ENQUEUE_EVENT_FIELDS)

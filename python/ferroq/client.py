@@ -56,6 +56,9 @@ def build_request(
     delay = _options.seconds("process_in", process_in)
     if delay is not None:
         at = time.time() + delay
+    for name, value in (("queue", queue), ("task_id", task_id), ("group", group)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidArgumentError(f"{name} must be a non-blank str")
     if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int)):
         raise TypeError("max_retry must be an int")
     return (

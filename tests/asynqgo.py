@@ -53,7 +53,8 @@ class GoError(Exception):
 
 
 class GoServer:
-    """A running Go asynq server; ``handled`` collects one dict per task its handler saw."""
+    """A running Go asynq process (server or scheduler); ``handled`` collects one dict per task
+    its handler saw, ``started`` is its first report."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
@@ -64,6 +65,7 @@ class GoServer:
         first = self.events.get(timeout=30)
         if first.get("event") != "started":
             raise GoError(f"go server did not start: {first}")
+        self.started = first
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -123,6 +125,12 @@ class GoAsynq:
     def inspect(self, *args: str) -> Any:
         """One Inspector call, e.g. ``inspect("list", "default", "retry")``."""
         return self._run("inspect", "-redis", self.url, *args)
+
+    def schedule(self, spec: str, task_type: str, queue: str = "default") -> GoServer:
+        """Starts a Go ``asynq.Scheduler`` with one entry (its ID is ``started["entry_id"]``)."""
+        args = [str(self.binary), "schedule", "-redis", self.url, "-spec", spec, "-type", task_type,
+                "-queue", queue]  # fmt: skip
+        return GoServer(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
 
     def serve(self, queues: str = "default=1", **opts: str) -> GoServer:
         """Starts a Go server; task types pick the handler's behaviour (see main.go)."""

@@ -4,6 +4,7 @@
 //	asynqctl enqueue -redis URL -type T [options]      one TaskInfo
 //	asynqctl serve   -redis URL -queues q=1,r=2 ...    one JSON line per handled task
 //	asynqctl inspect -redis URL OP [ARGS]              the Inspector's answer
+//	asynqctl schedule -redis URL -spec S -type T ...   a Go Scheduler with one entry
 package main
 
 import (
@@ -37,6 +38,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "inspect":
 		err = inspect(os.Args[2:])
+	case "schedule":
+		err = schedule(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -393,6 +396,34 @@ func inspect(args []string) error {
 			return err
 		}
 		emit(taskInfo(ti))
+	case "cron":
+		entries, err := in.SchedulerEntries()
+		if err != nil {
+			return err
+		}
+		list := []map[string]any{}
+		for _, e := range entries {
+			opts := []string{}
+			for _, o := range e.Opts {
+				opts = append(opts, o.String())
+			}
+			list = append(list, map[string]any{
+				"id": e.ID, "spec": e.Spec, "type": e.Task.Type(),
+				"payload_hex": hex.EncodeToString(e.Task.Payload()), "opts": opts,
+				"next": unix(e.Next), "prev": unix(e.Prev),
+			})
+		}
+		emit(list)
+	case "history":
+		events, err := in.ListSchedulerEnqueueEvents(arg(1), asynq.PageSize(1000))
+		if err != nil {
+			return err
+		}
+		list := []map[string]any{}
+		for _, ev := range events {
+			list = append(list, map[string]any{"task_id": ev.TaskID, "enqueued_at": unix(ev.EnqueuedAt)})
+		}
+		emit(list)
 	case "run":
 		return done(in.RunTask(arg(1), arg(2)))
 	case "archive":
@@ -416,5 +447,33 @@ func done(err error) error {
 		return err
 	}
 	emit(map[string]any{"ok": true})
+	return nil
+}
+
+func schedule(args []string) error {
+	fs := flag.NewFlagSet("schedule", flag.ExitOnError)
+	uri := fs.String("redis", "", "Redis URL")
+	spec := fs.String("spec", "@every 1s", "cron spec")
+	typ := fs.String("type", "ok:go-periodic", "task type")
+	queue := fs.String("queue", "default", "Queue option")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := asynq.NewScheduler(redisOpt(*uri), &asynq.SchedulerOpts{
+		LogLevel:          asynq.WarnLevel,
+		HeartbeatInterval: time.Second,
+	})
+	id, err := s.Register(*spec, asynq.NewTask(*typ, nil), asynq.Queue(*queue))
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	emit(map[string]any{"event": "started", "entry_id": id})
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	s.Shutdown()
 	return nil
 }

@@ -54,3 +54,29 @@ def test_enqueue_round_trip(benchmark: BenchmarkFixture, redis_url: str) -> None
     with Client(redis_url) as client:
         task = Task("bench", b"x")
         benchmark(client.enqueue, task)
+
+
+def test_cron_next_after_ferroq(benchmark: BenchmarkFixture) -> None:
+    from datetime import datetime, timezone
+
+    from ferroq.cron import CronSchedule
+
+    s = CronSchedule("*/7 9-17 * * mon-fri", tz="Europe/Paris")
+    t = datetime(2026, 3, 28, 17, 55, tzinfo=timezone.utc)
+    benchmark(s.next_after, t)
+
+
+def test_cron_next_after_croniter(benchmark: BenchmarkFixture) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    tz = ZoneInfo("Europe/Paris")
+    t = datetime(2026, 3, 28, 18, 55, tzinfo=tz)
+
+    def next_after() -> datetime:
+        result: datetime = croniter("*/7 9-17 * * mon-fri", t).get_next(datetime)
+        return result
+
+    benchmark(next_after)

@@ -71,7 +71,11 @@ def test_entry_fires_on_schedule_with_its_options(
     r: redis.Redis, make_scheduler: Callable[..., Scheduler]
 ) -> None:
     posted: list[TaskInfo | None] = []
-    s = make_scheduler(post_enqueue=lambda info, err: posted.append(info))
+    pre: list[tuple[str, Any]] = []
+    s = make_scheduler(
+        post_enqueue=lambda info, err: posted.append(info),
+        pre_enqueue=lambda task, opts: pre.append((task.type, opts["queue"])),
+    )
     eid = s.register("* * * * * *", Task("tick", b"p"), queue="q", max_retry=3, timeout=90)
     s.start()
     tasks = wait_until(lambda: at_least(periodic_tasks(r, "q"), 2))
@@ -87,6 +91,7 @@ def test_entry_fires_on_schedule_with_its_options(
     assert all(f.microsecond == 0 for f in fired)
     assert (fired[1] - fired[0]).total_seconds() == 1
     assert posted and all(p is not None and p.queue == "q" for p in posted)
+    assert pre and pre[0] == ("tick", "q")
     history = cast(list[bytes], r.zrange(f"asynq:scheduler_history:{eid}", 0, -1))
     events = [wire.enqueue_event(h) for h in history]
     assert {e["task_id"] for e in events} >= {t["id"] for t in tasks[:1]}

@@ -160,6 +160,8 @@ class Server:
         )
         self._handler: ServeMux | Handler | None = None
         self._running: dict[int, _Running] = {}
+        # Cancellations that arrived before their task was dispatched (token → when).
+        self._early_cancels: dict[int, float] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -320,6 +322,11 @@ class Server:
                 r = _Running(task, float(row[8]))
                 with self._lock:
                     self._running[task._token] = r
+                    cancelled_early = self._early_cancels.pop(task._token, None) is not None
+                if cancelled_early:
+                    r.cancel_error = TaskCancelled()
+                    self._report(r, r.cancel_error)
+                    continue
                 self._start(handler, r)
 
     def _start(self, handler: ServeMux | Handler, r: _Running) -> None:
@@ -445,6 +452,12 @@ class Server:
         now, mono = time.time(), time.monotonic()
         with self._lock:
             by_token = [self._running.get(t) for t, _why in cancelled]
+            for t, _why in cancelled:
+                if t not in self._running:
+                    self._early_cancels[t] = mono
+            for t, at in list(self._early_cancels.items()):
+                if mono - at > 60:  # its task ended or was requeued without being dispatched
+                    del self._early_cancels[t]
             expired = [r for r in self._running.values() if r.deadline <= now]
             stuck = [
                 r

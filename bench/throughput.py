@@ -61,6 +61,43 @@ def process(url: str, n: int, *, asynchronous: bool) -> float:
     return rate
 
 
+def round_trip(url: str, samples: int = 300) -> tuple[float, float]:
+    """Enqueue → handler start on an idle server, one task at a time: (p50, p99) in ms."""
+    started = threading.Event()
+    srv = Server(url, concurrency=8)  # asynq's default 1 s poll: only the wake-up is fast
+    srv.start(lambda task: started.set())
+    lat: list[float] = []
+    try:
+        with Client(url) as c:
+            c.enqueue(Task("warm"))
+            started.wait(5)
+            for _ in range(samples):
+                started.clear()
+                time.sleep(0.002)  # idle again
+                t0 = time.perf_counter()
+                c.enqueue(Task("ping"))
+                if not started.wait(5):
+                    raise RuntimeError("task never ran")
+                lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        srv.shutdown()
+    lat.sort()
+    return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
+
+
+def idle_cpu(url: str, seconds: float = 5.0) -> float:
+    """CPU used by this process (all threads) while a started server waits: % of one core."""
+    srv = Server(url, concurrency=64)
+    srv.start(lambda task: None)
+    try:
+        time.sleep(1.0)
+        c0, t0 = time.process_time(), time.perf_counter()
+        time.sleep(seconds)
+        return 100 * (time.process_time() - c0) / (time.perf_counter() - t0)
+    finally:
+        srv.shutdown()
+
+
 def median_of_3(url: str, fn: Callable[[str, int], float], n: int) -> float:
     rates = []
     for _ in range(3):
@@ -90,6 +127,10 @@ def main() -> None:
         ]
         for name, fn in scenarios:
             print(f"{name:32s} {median_of_3(url, fn, args.tasks):>10,.0f} tasks/s")
+        redis.Redis.from_url(url).flushall()
+        p50, p99 = round_trip(url)
+        print(f"{'round trip, idle server':32s} p50 {p50:.3f} ms · p99 {p99:.3f} ms")
+        print(f"{'idle server CPU':32s} {idle_cpu(url):>10.2f} % of a core")
     finally:
         if embedded is not None:
             embedded.stop()

@@ -852,3 +852,33 @@ def test_a_timeout_keeps_its_fraction_of_a_second(
     make_server().start(mux_of({"t": lambda t: time.sleep(1.5)}))
     wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
     assert not r.exists(f"asynq:{{default}}:t:{info.id}"), "succeeded within its 2 s"
+
+
+# ---- waking without polling ------------------------------------------------------------------
+
+
+def test_an_idle_server_wakes_for_a_ferroq_enqueue_without_polling(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """With a 60 s poll, only the wake-up published by the enqueue can explain a prompt run."""
+    ran = threading.Event()
+    srv = make_server(task_check_interval=60, delayed_task_check_interval=60)
+    srv.start(mux_of({"t": lambda t: ran.set()}))
+    wait_until(lambda: r.pubsub_numsub("asynq:{default}:wake")[0][1] == 1)
+    time.sleep(0.2)  # let the processor go idle
+    client.enqueue(Task("t"))
+    assert ran.wait(10)
+
+
+def test_tasks_from_producers_that_do_not_publish_are_served_at_the_poll(
+    r: redis.Redis, make_server: MakeServer
+) -> None:
+    """asynq's Go client never publishes a wake-up: its tasks wait for the next poll."""
+    ran = threading.Event()
+    make_server(task_check_interval=0.5).start(mux_of({"t": lambda t: ran.set()}))
+    time.sleep(0.3)
+    data = wire.encode_task(type="t", id="silent", queue="default", retry=1, timeout=60)
+    r.sadd("asynq:queues", "default")
+    r.hset("asynq:{default}:t:silent", mapping={"msg": data, "state": "pending"})
+    r.lpush("asynq:{default}:pending", "silent")
+    assert ran.wait(10)

@@ -162,6 +162,12 @@ impl Keys {
     pub fn periodic_last(&self, q: &str, entry_id: &str) -> String {
         self.queue_key(q, &format!("periodic:{entry_id}"))
     }
+    /// Pub/Sub channel on which ferroq producers announce new pending tasks of a queue, so idle
+    /// servers wake at once instead of at their next poll (asynq producers do not publish; they
+    /// are served at the poll).
+    pub fn wake_channel(&self, q: &str) -> String {
+        self.queue_key(q, "wake")
+    }
     /// Pub/Sub channel on which task IDs to cancel are published.
     pub fn cancel_channel(&self) -> String {
         format!("{}:cancel", self.ns)
@@ -201,6 +207,7 @@ mod tests {
             (k.scheduler_entries("h:1:u"), "asynq:schedulers:{h:1:u}"),
             (k.scheduler_history("e1"), "asynq:scheduler_history:e1"),
             (k.periodic_last("q", "e1"), "asynq:{q}:periodic:e1"),
+            (k.wake_channel("q"), "asynq:{q}:wake"),
         ];
         for (got, want) in cases {
             assert_eq!(got, want);

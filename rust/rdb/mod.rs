@@ -250,12 +250,13 @@ impl Rdb {
             (Placement::Pending, false) => {
                 let (s, mut inv) = call(&scripts::ENQUEUE);
                 inv.key(task_key).key(k.pending(q)).arg(bytes).arg(&m.id).arg(unix_nanos(now));
+                inv.arg(k.wake_channel(q));
                 (s, inv)
             }
             (Placement::Pending, true) => {
                 let (s, mut inv) = call(&scripts::ENQUEUE_UNIQUE);
                 inv.key(&m.unique_key).key(task_key).key(k.pending(q));
-                inv.arg(&m.id).arg(req.unique_ttl).arg(bytes).arg(unix_nanos(now));
+                inv.arg(&m.id).arg(req.unique_ttl).arg(bytes).arg(unix_nanos(now)).arg(k.wake_channel(q));
                 (s, inv)
             }
             (Placement::Scheduled(at), false) => {

@@ -20,8 +20,10 @@ impl Forwarder {
     fn exec(&mut self) {
         let now = self.sh.now();
         for q in self.sh.selector.names() {
-            if let Err(e) = self.rdb.forward_if_ready(q, now) {
-                self.errors.error("forwarding scheduled tasks failed", &e);
+            match self.rdb.forward_if_ready(q, now) {
+                Ok(0) => {}
+                Ok(_) => self.sh.wake(),
+                Err(e) => self.errors.error("forwarding scheduled tasks failed", &e),
             }
         }
     }

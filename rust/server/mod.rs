@@ -237,6 +237,9 @@ pub(crate) struct Shared {
     /// Dropped when the outcome writer must drain and exit.
     finish_stop_tx: Mutex<Option<Sender<()>>>,
     pub finish_stop_rx: Receiver<()>,
+    /// One pending wake-up for the processor's idle wait (new work was announced).
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
     /// Dropped last: the syncer and the heartbeat outlive the outcome writer.
     late_stop_tx: Mutex<Option<Sender<()>>>,
     late_stop_rx: Receiver<()>,
@@ -254,6 +257,20 @@ impl Shared {
     /// Sleeps for `d`; returns false when the server is shutting down.
     pub fn sleep(&self, d: Duration) -> bool {
         matches!(self.stop_rx.recv_timeout(d), Err(RecvTimeoutError::Timeout))
+    }
+
+    /// Wakes the processor from its idle wait (one wake-up is kept if it is not waiting yet).
+    pub fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+
+    /// Waits up to `d` or until woken; returns false when the server is shutting down.
+    pub fn idle_wait(&self, d: Duration) -> bool {
+        crossbeam_channel::select! {
+            recv(self.stop_rx) -> _ => false,
+            recv(self.wake_rx) -> _ => true,
+            default(d) => !self.stopping(),
+        }
     }
 
     /// As [`Shared::sleep`], for the components stopped after every outcome is written.
@@ -334,6 +351,7 @@ impl ServerCore {
         let (stop_tx, stop_rx) = bounded(0);
         let (finish_stop_tx, finish_stop_rx) = bounded(0);
         let (late_stop_tx, late_stop_rx) = bounded(0);
+        let (wake_tx, wake_rx) = bounded(1);
         let slots = Slots::new(cfg.concurrency);
         let started = clock.now();
         let shared = Shared {
@@ -362,6 +380,8 @@ impl ServerCore {
             finish_stop_rx,
             late_stop_tx: Mutex::new(Some(late_stop_tx)),
             late_stop_rx,
+            wake_tx,
+            wake_rx,
         };
         Ok(Self {
             shared: Arc::new(shared),

@@ -33,11 +33,12 @@ impl Processor {
         Self { sh, rdb, errors: RateLimitedLog::new(Duration::from_secs(3)) }
     }
 
-    /// asynq's idle sleep: interval/2 + rand[0, interval).
+    /// asynq's idle sleep, interval/2 + rand[0, interval), cut short when a ferroq producer
+    /// announces new work (asynq producers do not: their tasks wait for the poll).
     fn idle_sleep(&self) -> bool {
         let base = self.sh.cfg.task_check_interval;
         let jitter = base.mul_f64(fastrand::f64());
-        self.sh.sleep(base / 2 + jitter)
+        self.sh.idle_wait(base / 2 + jitter)
     }
 
     /// One round: lease what fits and deliver it. Returns how many tasks were delivered, or

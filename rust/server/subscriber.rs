@@ -1,5 +1,7 @@
 //! Subscriber: listens on `asynq:cancel` and cancels the handler of any task ID published there
-//! that runs in this process. Reconnects every 5 s while Redis is unreachable.
+//! that runs in this process; listens on the wake channels of the served queues and wakes the
+//! processor when a ferroq producer announces work. Reconnects every 5 s while Redis is
+//! unreachable (the processor's poll covers the gap).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +25,17 @@ impl Subscriber {
     fn exec(&mut self) -> crate::error::Result<()> {
         let mut conn = self.sh.rdb().pubsub_connection()?;
         let mut ps = conn.as_pubsub();
-        ps.subscribe(self.sh.keys.cancel_channel())?;
+        let cancel = self.sh.keys.cancel_channel();
+        ps.subscribe(&cancel)?;
+        for q in self.sh.selector.names() {
+            ps.subscribe(self.sh.keys.wake_channel(q))?;
+        }
+        // Work may have arrived while we were not listening.
+        self.sh.wake();
         ps.set_read_timeout(Some(POLL))?;
         while !self.sh.stopping() {
             match ps.get_message() {
+                Ok(m) if m.get_channel_name() != cancel => self.sh.wake(),
                 Ok(m) => {
                     let id: String = match m.get_payload() {
                         Ok(id) => id,

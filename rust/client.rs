@@ -193,12 +193,15 @@ impl Client {
         items: Vec<(NewTask, EnqueueOptions)>,
         now: SystemTime,
     ) -> Result<Vec<Result<Enqueued>>> {
-        let mut built = Vec::with_capacity(items.len());
+        let mut reqs: Vec<EnqueueRequest> = Vec::with_capacity(items.len());
+        // Per item: what it reports if its write succeeds, or why it was refused before sending.
+        let mut built: Vec<Result<Enqueued>> = Vec::with_capacity(items.len());
         for (t, o) in items {
-            built.push(build(self.keys(), t, o, now));
+            built.push(build(self.keys(), t, o, now).map(|(r, info)| {
+                reqs.push(r);
+                info
+            }));
         }
-        let reqs: Vec<EnqueueRequest> =
-            built.iter().filter_map(|b| b.as_ref().ok().map(|(r, _)| r.clone())).collect();
         let mut queues: Vec<&str> = reqs.iter().map(|r| r.msg.queue.as_str()).collect();
         queues.sort_unstable();
         queues.dedup();
@@ -211,7 +214,7 @@ impl Client {
         Ok(built
             .into_iter()
             .map(|b| match b {
-                Ok((_, info)) => match written.next() {
+                Ok(info) => match written.next() {
                     Some(Ok(())) => Ok(info),
                     Some(Err(e)) => Err(e),
                     None => Err(Error::protocol("missing pipeline reply")),

@@ -170,6 +170,7 @@ class Server:
         # returns, and must not keep the next task from starting.
         self._pool = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="ferroq-worker")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._async_tasks: set[asyncio.Task[None]] = set()
         self._threads: list[threading.Thread] = []
 
     @property
@@ -311,6 +312,7 @@ class Server:
                 # Shutdown began while these were on their way: give them straight back.
                 native.finish([(row[0], _REQUEUE, "", None, False) for row in rows])
                 break
+            async_batch: list[tuple[Handler, _Running]] = []
             for row in rows:
                 try:
                     task = Task._leased(native, row)
@@ -327,18 +329,42 @@ class Server:
                     r.cancel_error = TaskCancelled()
                     self._report(r, r.cancel_error)
                     continue
-                self._start(handler, r)
+                self._start(handler, r, async_batch)
+            if async_batch:
+                self._start_async(async_batch)
 
-    def _start(self, handler: ServeMux | Handler, r: _Running) -> None:
+    def _start(
+        self,
+        handler: ServeMux | Handler,
+        r: _Running,
+        async_batch: list[tuple[Handler, _Running]],
+    ) -> None:
         try:
             h = handler.resolve(r.task.type) if isinstance(handler, ServeMux) else handler
             if is_async(h):
-                assert self._loop is not None
-                asyncio.run_coroutine_threadsafe(self._run_async(h, r), self._loop)
+                async_batch.append((h, r))
             else:
                 self._pool.submit(self._run_sync, h, r)
         except BaseException as exc:  # a bad resolver or a closed pool must not lose the task
             self._report(r, exc)
+
+    def _start_async(self, batch: list[tuple[Handler, _Running]]) -> None:
+        """Hands a whole batch to the event loop with one wake-up of the loop."""
+        loop = self._loop
+        assert loop is not None
+
+        def spawn() -> None:
+            for h, r in batch:
+                t = loop.create_task(self._run_async(h, r))
+                # The loop keeps only weak references to tasks.
+                self._async_tasks.add(t)
+                t.add_done_callback(self._async_tasks.discard)
+
+        try:
+            loop.call_soon_threadsafe(spawn)
+        except BaseException as exc:  # the loop is closed: shutdown raced the dispatch
+            for _, r in batch:
+                self._report(r, exc)
 
     def _run_sync(self, h: Handler, r: _Running) -> None:
         if r.reported:

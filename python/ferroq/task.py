@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -167,9 +166,14 @@ def _utc(ts: int) -> datetime | None:
     return datetime.fromtimestamp(ts, timezone.utc) if ts > 0 else None
 
 
-@dataclass(frozen=True)
+_InfoRow = tuple[str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str]
+
+
 class TaskInfo:
-    """What was written for a task.
+    """What was written for a task (read-only).
+
+    Built from the core's reply without converting anything up front: ``enqueue_many`` returns
+    thousands of these, and most callers only read ``id``.
 
     Attributes:
         id: Task ID.
@@ -188,51 +192,93 @@ class TaskInfo:
         group: Aggregation group, if any.
     """
 
-    id: str
-    queue: str
-    type: str
-    payload: bytes
-    headers: dict[str, str]
-    state: TaskState
-    max_retry: int
-    retried: int = 0
-    last_error: str | None = None
-    timeout: timedelta | None = None
-    deadline: datetime | None = None
-    next_process_at: datetime | None = None
-    retention: timedelta = field(default=timedelta(0))
-    group: str | None = None
+    __slots__ = ("_row",)
+
+    def __init__(self, row: _InfoRow) -> None:
+        self._row = row
 
     @classmethod
-    def _from_native(
-        cls,
-        row: tuple[str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str],
-    ) -> TaskInfo:
-        (
-            id,
-            queue,
-            type,
-            payload,
-            headers,
-            state,
-            retry,
-            timeout,
-            deadline,
-            nxt,
-            retention,
-            group,
-        ) = row
-        return cls(
-            id=id,
-            queue=queue,
-            type=type,
-            payload=payload,
-            headers=headers,
-            state=TaskState(state),
-            max_retry=retry,
-            timeout=timedelta(seconds=timeout) if timeout > 0 else None,
-            deadline=_utc(deadline),
-            next_process_at=_utc(nxt),
-            retention=timedelta(seconds=retention),
-            group=group or None,
+    def _from_native(cls, row: _InfoRow) -> TaskInfo:
+        return cls(row)
+
+    @property
+    def id(self) -> str:
+        """Task ID."""
+        return self._row[0]
+
+    @property
+    def queue(self) -> str:
+        """Queue name."""
+        return self._row[1]
+
+    @property
+    def type(self) -> str:
+        """Task type."""
+        return self._row[2]
+
+    @property
+    def payload(self) -> bytes:
+        """Payload bytes."""
+        return self._row[3]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers."""
+        return dict(self._row[4])
+
+    @property
+    def state(self) -> TaskState:
+        """Current state."""
+        return TaskState(self._row[5])
+
+    @property
+    def max_retry(self) -> int:
+        """Retries allowed."""
+        return self._row[6]
+
+    @property
+    def retried(self) -> int:
+        """Retries done (0 for a task just enqueued)."""
+        return 0
+
+    @property
+    def last_error(self) -> str | None:
+        """Last error text (none for a task just enqueued)."""
+        return None
+
+    @property
+    def timeout(self) -> timedelta | None:
+        """Per-run time limit, if any."""
+        return timedelta(seconds=self._row[7]) if self._row[7] > 0 else None
+
+    @property
+    def deadline(self) -> datetime | None:
+        """Absolute deadline, if any."""
+        return _utc(self._row[8])
+
+    @property
+    def next_process_at(self) -> datetime | None:
+        """When it will run next, if known."""
+        return _utc(self._row[9])
+
+    @property
+    def retention(self) -> timedelta:
+        """How long it is kept after success."""
+        return timedelta(seconds=self._row[10])
+
+    @property
+    def group(self) -> str | None:
+        """Aggregation group, if any."""
+        return self._row[11] or None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TaskInfo) and self._row == other._row
+
+    def __hash__(self) -> int:
+        return hash(self._row[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskInfo(id={self.id!r}, queue={self.queue!r}, type={self.type!r}, "
+            f"state={self.state.value!r}, next_process_at={self.next_process_at})"
         )

@@ -302,17 +302,64 @@ impl Rdb {
     }
 
     /// Writes many new tasks in one pipeline (not atomic: each succeeds or fails on its own).
+    /// Plain pending tasks go in batches of one script call per queue and chunk; unique,
+    /// scheduled and grouped ones one call each.
     pub fn enqueue_many(&mut self, reqs: &[EnqueueRequest], now: SystemTime) -> Result<Vec<Result<()>>> {
-        let invs: Vec<_> = reqs.iter().map(|r| self.enqueue_invocation(r, now)).collect();
+        const CHUNK: usize = 500;
+        let plain = |r: &EnqueueRequest| r.placement == Placement::Pending && r.msg.unique_key.is_empty();
+        // Each call, and the request indexes it answers for.
+        let mut invs: Vec<Call> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut batches: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, r) in reqs.iter().enumerate() {
+            if plain(r) {
+                batches.entry(r.msg.queue.as_str()).or_default().push(i);
+            } else {
+                invs.push(self.enqueue_invocation(r, now));
+                owners.push(vec![i]);
+            }
+        }
+        for (q, idx) in batches {
+            for chunk in idx.chunks(CHUNK) {
+                let (s, mut inv) = call(&scripts::ENQUEUE_BATCH);
+                inv.key(self.keys.pending(q))
+                    .arg(self.keys.task_prefix(q))
+                    .arg(unix_nanos(now))
+                    .arg(self.keys.wake_channel(q));
+                for &i in chunk {
+                    inv.arg(&reqs[i].msg.id).arg(encode_task(&reqs[i].msg));
+                }
+                invs.push((s, inv));
+                owners.push(chunk.to_vec());
+            }
+        }
         let replies = self.run_pipeline(&invs)?;
-        Ok(replies
-            .into_iter()
-            .map(|r| match r {
-                Ok(Value::Int(code)) => Self::enqueue_reply(code),
-                Ok(other) => Err(Error::protocol(format!("enqueue returned {other:?}"))),
-                Err(e) => Err(e),
-            })
-            .collect())
+        let mut out: Vec<Option<Result<()>>> = (0..reqs.len()).map(|_| None).collect();
+        for (idx, reply) in owners.iter().zip(replies) {
+            match reply {
+                Ok(Value::Int(code)) if idx.len() == 1 => out[idx[0]] = Some(Self::enqueue_reply(code)),
+                Ok(Value::Array(codes)) if codes.len() == idx.len() => {
+                    for (&i, code) in idx.iter().zip(codes) {
+                        out[i] = Some(match code {
+                            Value::Int(c) => Self::enqueue_reply(c),
+                            other => Err(Error::protocol(format!("enqueue returned {other:?}"))),
+                        });
+                    }
+                }
+                Ok(other) => {
+                    for &i in idx {
+                        out[i] = Some(Err(Error::protocol(format!("enqueue returned {other:?}"))));
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    for &i in idx {
+                        out[i] = Some(Err(Error::Protocol(text.clone())));
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::protocol("missing reply")))).collect())
     }
 
     /// Sends script invocations in one pipeline, loading each distinct script first so EVALSHA

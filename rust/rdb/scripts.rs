@@ -22,6 +22,7 @@ macro_rules! scripts {
 scripts! {
     ENQUEUE => "enqueue.lua",
     ENQUEUE_UNIQUE => "enqueue_unique.lua",
+    ENQUEUE_BATCH => "enqueue_batch.lua",
     SCHEDULE => "schedule.lua",
     SCHEDULE_UNIQUE => "schedule_unique.lua",
     ADD_TO_GROUP => "add_to_group.lua",

@@ -51,6 +51,10 @@ bench: dev ## Micro-benchmarks (pytest-benchmark) and the throughput harness
 	$(BIN)/python -m pytest bench -q --benchmark-enable --benchmark-only
 	$(BIN)/python bench/throughput.py
 
+.PHONY: bench-scale
+bench-scale: dev ## Scale run: a 1,000,000-task backlog, 100 queues, worker memory
+	$(BIN)/python bench/scale.py
+
 .PHONY: clean
 clean: ## Remove build outputs and the virtualenv
 	rm -rf target $(VENV) python/ferroq/*.so .pytest_cache .mypy_cache .ruff_cache

@@ -543,26 +543,35 @@ impl Rdb {
     /// Leases up to `max` tasks from the first queue in `order` that has any (paused queues are
     /// skipped by the script).
     pub fn dequeue(&mut self, order: &[&str], max: usize, now: SystemTime) -> Result<Vec<Leased>> {
+        if order.is_empty() {
+            return Ok(Vec::new());
+        }
         let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
+        let mut inv = scripts::DEQUEUE.prepare_invoke();
         for q in order {
-            let mut inv = scripts::DEQUEUE.prepare_invoke();
             inv.key(self.keys.pending(q))
                 .key(self.keys.paused(q))
                 .key(self.keys.active(q))
-                .key(self.keys.lease(q))
-                .arg(expiry)
-                .arg(self.keys.task_prefix(q))
-                .arg(max.max(1));
-            let reply: Value = self.run(|c| inv.invoke(c).map_err(script_error))?;
-            let got = pairs(reply)?;
-            if !got.is_empty() {
-                return Ok(got
-                    .into_iter()
-                    .map(|(id, msg)| Leased { queue: (*q).to_string(), id, msg })
-                    .collect());
-            }
+                .key(self.keys.lease(q));
         }
-        Ok(Vec::new())
+        inv.arg(expiry).arg(max.max(1));
+        for q in order {
+            inv.arg(self.keys.task_prefix(q));
+        }
+        let reply: Value = self.run(|c| inv.invoke(c).map_err(script_error))?;
+        let mut items = match reply {
+            Value::Array(items) if !items.is_empty() => items,
+            _ => return Ok(Vec::new()),
+        };
+        let served = match items.remove(0) {
+            Value::Int(i) => usize::try_from(i - 1).ok().and_then(|i| order.get(i)),
+            _ => None,
+        }
+        .ok_or_else(|| Error::protocol("dequeue named no queue"))?;
+        Ok(pairs(Value::Array(items))?
+            .into_iter()
+            .map(|(id, msg)| Leased { queue: (*served).to_string(), id, msg })
+            .collect())
     }
 
     /// The script invocation that ends a leased task. `msg` is the message as dequeued.

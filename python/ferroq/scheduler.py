@@ -281,15 +281,16 @@ class Scheduler:
 
     def run(self) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down."""
-        self.start()
         done = threading.Event()
         if threading.current_thread() is threading.main_thread():
+            # Before start(): a signal during start-up must not be the default "terminate now".
 
             def on_signal(signum: int, frame: FrameType | None) -> None:
                 done.set()
 
             signal.signal(signal.SIGTERM, on_signal)
             signal.signal(signal.SIGINT, on_signal)
+        self.start()
         try:
             while not done.wait(0.5):
                 pass
@@ -505,11 +506,11 @@ class PeriodicTaskManager:
 
     def run(self) -> None:
         """Starts, then blocks until SIGTERM or SIGINT."""
-        self.start()
         done = threading.Event()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda s, f: done.set())
             signal.signal(signal.SIGINT, lambda s, f: done.set())
+        self.start()
         try:
             while not done.wait(0.5):
                 pass

@@ -252,9 +252,9 @@ class Server:
     def run(self, handler: ServeMux | Handler) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down (SIGTSTP stops fetching).
 
-        Signal handlers are installed only when called from the main thread.
+        Signal handlers are installed only when called from the main thread, and before the
+        server starts, so a signal during start-up is not the default "terminate now".
         """
-        self.start(handler)
         wake = threading.Event()
         if threading.current_thread() is threading.main_thread():
 
@@ -270,6 +270,7 @@ class Server:
             signal.signal(signal.SIGINT, on_term)
             if hasattr(signal, "SIGTSTP"):
                 signal.signal(signal.SIGTSTP, on_tstp)
+        self.start(handler)
         try:
             while not wake.wait(0.5) and not self._closed.is_set():
                 pass

@@ -80,3 +80,32 @@ def test_cron_next_after_croniter(benchmark: BenchmarkFixture) -> None:
         return result
 
     benchmark(next_after)
+
+
+def test_lease_handoff_ack_round_100_tasks(benchmark: BenchmarkFixture, redis_url: str) -> None:
+    """One full round: the core leases 100 tasks (one script call), hands them to Python, and
+    Python's 100 outcomes go back and are written (one pipeline) before the slots free up."""
+    from ferroq._native import NativeServer
+
+    rounds = 200
+    with Client(redis_url) as c:
+        for _ in range(rounds):
+            c.enqueue_many([Task("noop") for _ in range(100)], queue="handoff")
+    native = NativeServer(
+        redis_url, concurrency=100, queues={"handoff": 1}, task_check_interval=0.01
+    )
+    native.start()
+    try:
+
+        def one_round() -> None:
+            rows = native.next_batch(100, 5.0)
+            while len(rows) < 100:
+                rows += native.next_batch(100 - len(rows), 5.0)
+            for row in rows:
+                Task._leased(native, row)
+            native.finish([(row[0], 0, "", None, False) for row in rows])
+
+        # pedantic: each round consumes 100 of the tasks enqueued above, so the count is fixed.
+        benchmark.pedantic(one_round, rounds=rounds, iterations=1)  # type: ignore[no-untyped-call]
+    finally:
+        native.shutdown()

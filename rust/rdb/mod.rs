@@ -558,7 +558,9 @@ impl Rdb {
         for q in order {
             inv.arg(self.keys.task_prefix(q));
         }
-        let reply: Value = self.run(|c| inv.invoke(c).map_err(script_error))?;
+        // Never retried: if the reply was lost after the script ran, a retry would lease a second
+        // batch while the first waits in `active` for the recoverer.
+        let reply: Value = self.conn.run(|c| inv.invoke(c).map_err(script_error))?;
         let mut items = match reply {
             Value::Array(items) if !items.is_empty() => items,
             _ => return Ok(Vec::new()),

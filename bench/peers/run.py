@@ -1,0 +1,511 @@
+"""Peer comparison: ferroq against Celery, RQ, arq, Dramatiq, Huey, SAQ, taskiq and Go asynq.
+
+Run: ``python bench/peers/run.py --tasks 10000 --runs 3 [--only celery,rq]`` or ``--smoke``.
+
+For each peer, on a private ``redis-server`` (loopback, no persistence, FLUSHALL before every
+run), each run:
+
+1. *enqueue*: the peer's producer enqueues ``--tasks`` no-op tasks, one library call per task;
+2. *process*: the peer's worker (one process unless the config column says otherwise) is
+   started on that backlog and runs until every task has finished.
+
+Both numbers are taken inside the peer's own processes (``_common.py``, ``asynq/main.go``), not
+here: the orchestrator would also count interpreter start-up and imports, and polling Redis
+from outside cannot tell a prefetched message from a finished one. The process number runs from
+the worker's start call to the last task's completion, so worker start-up is included, as in
+asynq's own BenchmarkEndToEndSimple and ``bench/throughput.py``; the "first task" column shows
+how much of it that is. Each table cell is the median of ``--runs`` runs.
+
+Each Python peer runs in its own venv under ``~/.cache/ferroq-bench/venvs/<peer>`` (reused while
+its pinned requirements are unchanged); the Go peer is built once into ``~/.cache/ferroq-bench``.
+This script needs only the standard library. At the end it runs ``bench/throughput.py`` (ferroq)
+against the same Redis so one command produces the whole comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+CACHE = Path(os.environ.get("FERROQ_BENCH_CACHE", Path.home() / ".cache" / "ferroq-bench"))
+RESULT_PREFIX = "BENCH-RESULT "
+HIREDIS = "hiredis==3.5.0"  # C reply parser, picked up by redis-py when present: the fast path
+SMOKE_PEERS = ("huey", "rq")  # small pure-Python installs, quick runs
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One row of the table: which venv, which module, and the tuned arguments for each role."""
+
+    name: str
+    venv: str  # venv directory name; variants of one peer share it ("" for the Go peer)
+    requirements: tuple[str, ...]
+    module: str  # peer_*.py, or "asynq" for the Go program
+    produce_args: tuple[str, ...] = ()
+    work_args: tuple[str, ...] = ()
+    note: str = ""  # why this config, shown under the table
+
+
+# The tuned configs: each was the fastest one-process setting in a sweep on the 2-core machine
+# (the notes say what else was tried). Variants outside the one-process rule are extra rows.
+PEERS: tuple[Peer, ...] = (
+    Peer(
+        "celery",
+        "celery",
+        ("celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.1.0", HIREDIS),
+        "peer_celery.py",
+        work_args=("--pool", "solo", "--concurrency", "1", "--prefetch", "16"),
+        note="solo pool; threads (2-8) and prefork (1-2 children) were no faster",
+    ),
+    Peer(
+        "rq",
+        "rq",
+        ("rq==3.0.0", "redis==8.1.0", HIREDIS),
+        "peer_rq.py",
+        produce_args=("--result-ttl", "0"),
+        work_args=("--worker", "simple"),
+        note="SimpleWorker in burst mode; the default Worker spawns a process per job",
+    ),
+    Peer(
+        "arq",
+        "arq",
+        ("arq==0.28.0", "redis==5.3.1", HIREDIS),  # arq 0.28 requires redis<6
+        "peer_arq.py",
+        work_args=("--max-jobs", "200", "--poll-delay", "0.01"),
+        note="default max_jobs=10 / poll_delay=0.5 s idles between polls",
+    ),
+    Peer(
+        "dramatiq",
+        "dramatiq",
+        ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
+        "peer_dramatiq.py",
+        work_args=("--threads", "8", "--prefetch", "100"),
+        note="dramatiq_queue_prefetch=100; the default (2 x threads) starves the threads",
+    ),
+    Peer(
+        "dramatiq-2proc",
+        "dramatiq",
+        ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
+        "peer_dramatiq.py",
+        work_args=("--processes", "2", "--threads", "8", "--prefetch", "100"),
+        note="outside the one-process rule: the setting the performance issue quotes",
+    ),
+    Peer(
+        "huey",
+        "huey",
+        ("huey==3.5.4", "redis==8.1.0", HIREDIS),
+        "peer_huey.py",
+        work_args=("--workers", "1", "--worker-type", "thread"),
+        note="more worker threads only add GIL contention",
+    ),
+    Peer(
+        "saq",
+        "saq",
+        # saq 0.26.4 imports typing_extensions without declaring it.
+        ("saq==0.26.4", "typing_extensions==4.16.0", "redis==8.1.0", HIREDIS),
+        "peer_saq.py",
+        work_args=("--concurrency", "50"),
+    ),
+    Peer(
+        "taskiq",
+        "taskiq",
+        ("taskiq==0.13.0", "taskiq-redis==1.2.4", "redis==8.1.0", HIREDIS),
+        "peer_taskiq.py",
+        produce_args=("--broker", "stream"),
+        work_args=("--broker", "stream", "--max-async-tasks", "10"),
+        note="RedisStreamBroker (acks); ListQueueBroker was no faster",
+    ),
+    Peer("asynq", "", (), "asynq", note="mirrors asynq's BenchmarkEndToEndSimple"),
+)
+
+
+@dataclass
+class Row:
+    """Collected numbers for one peer (or the reason it has none)."""
+
+    peer: Peer
+    version: str = ""
+    config: str = ""
+    enqueue: list[float] = field(default_factory=list)
+    process: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
+    failed: str = ""
+
+
+class Failure(Exception):
+    """A peer could not be set up or measured; the message goes into the table."""
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_command(port: int, *args: str) -> bytes:
+    """One command, one reply line: enough for PING and FLUSHALL without a client library."""
+    payload = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(payload.encode())
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    if reply.startswith(b"-"):
+        raise RuntimeError(f"redis {args[0]}: {reply.decode().strip()}")
+    return reply.strip()
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[int]:
+    """A private redis-server on a free loopback port, without persistence."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis_command(port, "PING") == b"+PONG":
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- Setup ---------------------------------------------------------------------------------
+
+
+def ensure_venv(peer: Peer, python: str) -> Path:
+    """Create or refresh the peer's venv; skipped while its requirements are unchanged."""
+    venv = CACHE / "venvs" / peer.venv
+    marker = venv / ".ferroq-bench-requirements"
+    wanted = "\n".join(peer.requirements) + "\n"
+    py = venv / "bin" / "python"
+    if py.exists() and marker.exists() and marker.read_text() == wanted:
+        return py
+    log(f"setup: {peer.venv} venv ({' '.join(peer.requirements)})")
+    try:
+        if not py.exists():
+            subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
+        cmd = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*cmd, *peer.requirements], check=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as e:
+        raise Failure(f"venv setup failed: {e}") from e
+    marker.write_text(wanted)
+    return py
+
+
+def ensure_asynq() -> Path:
+    """Build the Go peer once per source version (GOFLAGS=-mod=mod resolves go.sum as needed)."""
+    src = HERE / "asynq"
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum", "main.go"):
+        if (src / name).exists():
+            digest.update((src / name).read_bytes())
+    binary = CACHE / f"asynq-bench-{digest.hexdigest()[:12]}"
+    if binary.exists():
+        return binary
+    if shutil.which("go") is None:
+        raise Failure("go toolchain not found")
+    log("setup: building the asynq peer")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOFLAGS": "-mod=mod"}
+    try:
+        subprocess.run(
+            ["go", "build", "-o", str(binary), "."],
+            cwd=src,
+            env=env,
+            check=True,
+            timeout=600,
+            capture_output=True,
+            text=True,
+        )
+    except subprocess.CalledProcessError as e:
+        raise Failure(f"go build failed: {last_line(e.stderr)}") from e
+    except subprocess.SubprocessError as e:
+        raise Failure(f"go build failed: {e}") from e
+    return binary
+
+
+# --- Running -------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def last_line(text: str | None) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+def run_role(role: str, cmd: Sequence[str], timeout: float) -> dict[str, object]:
+    """Run one role in its own process group; return its result line, or raise Failure.
+
+    The group is killed afterwards in every case: workers exit without a graceful shutdown, and
+    forked pool children must not keep consuming during the next run.
+    """
+    proc = subprocess.Popen(
+        cmd,
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise Failure(f"{role}: timeout after {timeout:.0f} s") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    for line in out.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            result: dict[str, object] = json.loads(line[len(RESULT_PREFIX) :])
+            return result
+    raise Failure(f"{role}: exit {proc.returncode}: {last_line(err)}")
+
+
+def number(result: dict[str, object], key: str) -> float:
+    value = result.get(key)
+    if not isinstance(value, int | float):
+        raise Failure(f"result has no {key}")
+    return float(value)
+
+
+def measure(peer: Peer, port: int, tasks: int, runs: int, timeout: float, python: str) -> Row:
+    row = Row(peer)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        if peer.module == "asynq":
+            binary = str(ensure_asynq())
+            base = [binary, "-addr", f"127.0.0.1:{port}", "-tasks", str(tasks)]
+            produce = [*base, "-role", "produce", *peer.produce_args]
+            work = [*base, "-role", "work", *peer.work_args]
+        else:
+            py = str(ensure_venv(peer, python))
+            base = [py, peer.module]
+            opts = ["--url", url, "--tasks", str(tasks)]
+            produce = [*base, "produce", *opts, *peer.produce_args]
+            work = [*base, "work", *opts, *peer.work_args]
+        for i in range(runs):
+            redis_command(port, "FLUSHALL")
+            p = run_role("enqueue", produce, timeout)
+            w = run_role("process", work, timeout)
+            row.enqueue.append(number(p, "rate"))
+            row.process.append(number(w, "rate"))
+            row.first_ms.append(number(w, "first_ms"))
+            row.version = str(w.get("version", ""))
+            row.config = f"{w.get('config', '')}; enqueue: {p.get('config', '')}"
+            log(
+                f"{peer.name:15s} run {i + 1}/{runs}: enqueue {row.enqueue[-1]:>8,.0f}/s"
+                f"  process {row.process[-1]:>8,.0f}/s"
+            )
+    except Failure as e:
+        row.failed = str(e)
+        log(f"{peer.name:15s} failed: {e}")
+    return row
+
+
+def ferroq(port: int, tasks: int, python: str, timeout: float) -> tuple[Row, str]:
+    """Run bench/throughput.py on the same Redis and turn its output into a row."""
+    row = Row(Peer("ferroq", "", (), "bench/throughput.py"))
+    redis_command(port, "FLUSHALL")
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    cmd = [python, str(REPO / "bench" / "throughput.py"), "--tasks", str(tasks)]
+    log(f"ferroq: {' '.join(cmd[1:])}")
+    try:
+        done = subprocess.run(
+            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        row.failed = f"timeout after {timeout:.0f} s"
+        return row, ""
+    if done.returncode != 0:
+        row.failed = f"exit {done.returncode}: {last_line(done.stderr)}"
+        return row, done.stdout
+    rates = dict(re.findall(r"^(\S.*?)\s{2,}([\d,]+) tasks/s$", done.stdout, re.MULTILINE))
+
+    def rate(name: str) -> float:
+        return float(rates.get(name, "0").replace(",", ""))
+
+    row.enqueue = [rate("enqueue, one call per task")]
+    row.process = [rate("process, no-op sync handler")]
+    async_rate = rate("process, no-op async handler")
+    row.config = (
+        f"1 process, Server concurrency=64, sync handler (async handler: {async_rate:,.0f}/s);"
+        " enqueue: Client.enqueue each; median of 3 (bench/throughput.py)"
+    )
+    version = subprocess.run(
+        [python, "-c", "import importlib.metadata as m; print(m.version('ferroq'))"],
+        capture_output=True,
+        text=True,
+    )
+    row.version = version.stdout.strip() or "?"
+    return row, done.stdout
+
+
+# --- Report --------------------------------------------------------------------------------
+
+
+def fmt_rate(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f}" if values else ""
+
+
+def table(rows: list[Row]) -> str:
+    head = (
+        "| peer | version | config | enqueue tasks/s | process tasks/s | process min-max |"
+        " first task ms |\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n"
+    )
+    lines = []
+    for r in rows:
+        if r.failed:
+            lines.append(f"| {r.peer.name} | {r.version} | failed: {r.failed} | | | | |")
+            continue
+        spread = f"{min(r.process):,.0f}-{max(r.process):,.0f}" if len(r.process) > 1 else ""
+        first = f"{statistics.median(r.first_ms):,.0f}" if r.first_ms else ""
+        lines.append(
+            f"| {r.peer.name} | {r.version} | {r.config} | {fmt_rate(r.enqueue)} |"
+            f" {fmt_rate(r.process)} | {spread} | {first} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = " (" + line.split(":", 1)[1].strip() + ")"
+                break
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    redis_v = re.search(r"v=(\S+)", redis)
+    go = shutil.which("go")
+    go_v = subprocess.run([go, "version"], capture_output=True, text=True).stdout if go else ""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs{model}, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; redis-server {redis_v[1] if redis_v else '?'}"
+        f" (private, loopback, no persistence); {' '.join(go_v.split()[2:3]) or 'no go'}"
+    )
+
+
+def report(rows: list[Row], args: argparse.Namespace, command: str, ferroq_out: str) -> str:
+    notes = "\n".join(f"- {r.peer.name}: {r.peer.note}" for r in rows if r.peer.note)
+    out = [
+        f"# Peer comparison — {time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine()}",
+        f"- {args.tasks:,} no-op tasks per run, median of {args.runs} run(s) per peer; one worker"
+        " process unless the config says otherwise; no task results stored.",
+        "- enqueue: one library call per task from one process (asyncio peers: one awaited call"
+        " at a time). process: worker start call → last task finished, on the pre-enqueued"
+        " backlog; timed inside the peer's processes. first task: worker start → first task"
+        " finished (start-up cost included in the process rate).",
+        "",
+        table(rows),
+        "Config notes:",
+        "",
+        notes,
+    ]
+    if ferroq_out:
+        out += ["", "ferroq, `bench/throughput.py` output:", "", "```", ferroq_out.rstrip(), "```"]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tasks", type=int, default=10_000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--only", default="", help="comma-separated peer names (default: all)")
+    p.add_argument("--smoke", action="store_true", help="500 tasks, 1 run, huey and rq only")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per producer/worker run")
+    p.add_argument("--skip-ferroq", action="store_true", help="do not run bench/throughput.py")
+    p.add_argument("--python", default=sys.executable, help="interpreter for the peer venvs")
+    default_ferroq = REPO / ".venv" / "bin" / "python"
+    p.add_argument(
+        "--ferroq-python",
+        default=str(default_ferroq) if default_ferroq.exists() else sys.executable,
+        help="interpreter with ferroq installed (default: the repo's .venv)",
+    )
+    p.add_argument("--output", type=Path, help="markdown report (default: bench/peers/last-run.md)")
+    args = p.parse_args()
+    command = "python bench/peers/run.py " + shlex.join(sys.argv[1:])
+    if args.smoke:
+        args.tasks, args.runs = 500, 1
+        args.only = args.only or ",".join(SMOKE_PEERS)
+    # A smoke run must not overwrite the committed full-size results.
+    default_out = CACHE / "smoke-run.md" if args.smoke else HERE / "last-run.md"
+    output: Path = args.output or default_out
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    known = {peer.name for peer in PEERS}
+    if unknown := [n for n in names if n not in known and n != "ferroq"]:
+        p.error(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    peers = [peer for peer in PEERS if not names or peer.name in names]
+    run_ferroq = not args.skip_ferroq and (not names or "ferroq" in names or args.smoke)
+
+    started = time.monotonic()
+    rows: list[Row] = []
+    ferroq_out = ""
+    with redis_server() as port:
+        for peer in peers:
+            rows.append(measure(peer, port, args.tasks, args.runs, args.timeout, args.python))
+        if run_ferroq:
+            row, ferroq_out = ferroq(port, args.tasks, args.ferroq_python, 4 * args.timeout)
+            rows.append(row)
+    text = report(rows, args, command, ferroq_out)
+    print(text)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    log(f"wrote {output} in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -72,8 +72,8 @@ PEERS: tuple[Peer, ...] = (
         "celery",
         ("celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.1.0", HIREDIS),
         "peer_celery.py",
-        work_args=("--pool", "solo", "--concurrency", "1", "--prefetch", "16"),
-        note="solo pool; threads (2-8) and prefork (1-2 children) were no faster",
+        work_args=("--pool", "solo", "--concurrency", "1", "--prefetch", "4"),
+        note="solo pool; threads (2-8), prefork (1-2 children), prefetch 1-100: no faster",
     ),
     Peer(
         "rq",
@@ -89,23 +89,24 @@ PEERS: tuple[Peer, ...] = (
         "arq",
         ("arq==0.28.0", "redis==5.3.1", HIREDIS),  # arq 0.28 requires redis<6
         "peer_arq.py",
-        work_args=("--max-jobs", "200", "--poll-delay", "0.01"),
-        note="default max_jobs=10 / poll_delay=0.5 s idles between polls",
+        work_args=("--max-jobs", "10", "--poll-delay", "0.01"),
+        note="poll_delay 0.01 s: the default 0.5 s idles between batches; max_jobs 10-1000 alike",
     ),
     Peer(
         "dramatiq",
         "dramatiq",
         ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
         "peer_dramatiq.py",
-        work_args=("--threads", "8", "--prefetch", "100"),
-        note="dramatiq_queue_prefetch=100; the default (2 x threads) starves the threads",
+        work_args=("--threads", "2", "--prefetch", "100"),
+        note="dramatiq_queue_prefetch=100: the default (2 x threads) refetches too often;"
+        " 1-16 threads tried",
     ),
     Peer(
         "dramatiq-2proc",
         "dramatiq",
         ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
         "peer_dramatiq.py",
-        work_args=("--processes", "2", "--threads", "8", "--prefetch", "100"),
+        work_args=("--processes", "2", "--threads", "2", "--prefetch", "100"),
         note="outside the one-process rule: the setting the performance issue quotes",
     ),
     Peer(
@@ -113,8 +114,8 @@ PEERS: tuple[Peer, ...] = (
         "huey",
         ("huey==3.5.4", "redis==8.1.0", HIREDIS),
         "peer_huey.py",
-        work_args=("--workers", "1", "--worker-type", "thread"),
-        note="more worker threads only add GIL contention",
+        work_args=("--workers", "2", "--worker-type", "thread"),
+        note="2-3 threads beat 1 (one waits on Redis while the other runs); 4 no better",
     ),
     Peer(
         "saq",
@@ -122,7 +123,8 @@ PEERS: tuple[Peer, ...] = (
         # saq 0.26.4 imports typing_extensions without declaring it.
         ("saq==0.26.4", "typing_extensions==4.16.0", "redis==8.1.0", HIREDIS),
         "peer_saq.py",
-        work_args=("--concurrency", "50"),
+        work_args=("--concurrency", "20"),
+        note="concurrency 10-100 tried",
     ),
     Peer(
         "taskiq",
@@ -130,8 +132,8 @@ PEERS: tuple[Peer, ...] = (
         ("taskiq==0.13.0", "taskiq-redis==1.2.4", "redis==8.1.0", HIREDIS),
         "peer_taskiq.py",
         produce_args=("--broker", "stream"),
-        work_args=("--broker", "stream", "--max-async-tasks", "10"),
-        note="RedisStreamBroker (acks); ListQueueBroker was no faster",
+        work_args=("--broker", "stream", "--max-async-tasks", "100"),
+        note="RedisStreamBroker (acks); ListQueueBroker (no acks) was no faster",
     ),
     Peer("asynq", "", (), "asynq", note="mirrors asynq's BenchmarkEndToEndSimple"),
 )
@@ -320,38 +322,62 @@ def number(result: dict[str, object], key: str) -> float:
     return float(value)
 
 
-def measure(peer: Peer, port: int, tasks: int, runs: int, timeout: float, python: str) -> Row:
-    row = Row(peer)
-    url = f"redis://127.0.0.1:{port}/0"
+def commands(peer: Peer, port: int, tasks: int, python: str) -> tuple[list[str], list[str]]:
+    """Set the peer up (venv or Go build) and return its producer and worker command lines."""
+    if peer.module == "asynq":
+        base = [str(ensure_asynq()), "-addr", f"127.0.0.1:{port}", "-tasks", str(tasks)]
+        produce = [*base, "-role", "produce", *peer.produce_args]
+        work = [*base, "-role", "work", *peer.work_args]
+    else:
+        base = [str(ensure_venv(peer, python)), peer.module]
+        opts = ["--url", f"redis://127.0.0.1:{port}/0", "--tasks", str(tasks)]
+        produce = [*base, "produce", *opts, *peer.produce_args]
+        work = [*base, "work", *opts, *peer.work_args]
+    return produce, work
+
+
+def measure_once(row: Row, produce: list[str], work: list[str], port: int, timeout: float) -> None:
+    """One run: flush, enqueue the backlog, process it; a failure marks the row."""
     try:
-        if peer.module == "asynq":
-            binary = str(ensure_asynq())
-            base = [binary, "-addr", f"127.0.0.1:{port}", "-tasks", str(tasks)]
-            produce = [*base, "-role", "produce", *peer.produce_args]
-            work = [*base, "-role", "work", *peer.work_args]
-        else:
-            py = str(ensure_venv(peer, python))
-            base = [py, peer.module]
-            opts = ["--url", url, "--tasks", str(tasks)]
-            produce = [*base, "produce", *opts, *peer.produce_args]
-            work = [*base, "work", *opts, *peer.work_args]
-        for i in range(runs):
-            redis_command(port, "FLUSHALL")
-            p = run_role("enqueue", produce, timeout)
-            w = run_role("process", work, timeout)
-            row.enqueue.append(number(p, "rate"))
-            row.process.append(number(w, "rate"))
-            row.first_ms.append(number(w, "first_ms"))
-            row.version = str(w.get("version", ""))
-            row.config = f"{w.get('config', '')}; enqueue: {p.get('config', '')}"
-            log(
-                f"{peer.name:15s} run {i + 1}/{runs}: enqueue {row.enqueue[-1]:>8,.0f}/s"
-                f"  process {row.process[-1]:>8,.0f}/s"
-            )
+        redis_command(port, "FLUSHALL")
+        p = run_role("enqueue", produce, timeout)
+        w = run_role("process", work, timeout)
+        row.enqueue.append(number(p, "rate"))
+        row.process.append(number(w, "rate"))
+        row.first_ms.append(number(w, "first_ms"))
     except Failure as e:
         row.failed = str(e)
-        log(f"{peer.name:15s} failed: {e}")
-    return row
+        log(f"{row.peer.name:15s} failed: {e}")
+        return
+    row.version = str(w.get("version", ""))
+    row.config = f"{w.get('config', '')}; enqueue: {p.get('config', '')}"
+    log(
+        f"{row.peer.name:15s} run {len(row.process)}: enqueue {row.enqueue[-1]:>8,.0f}/s"
+        f"  process {row.process[-1]:>8,.0f}/s"
+    )
+
+
+def measure_all(
+    peers: Sequence[Peer], port: int, tasks: int, runs: int, timeout: float, python: str
+) -> list[Row]:
+    """Set every peer up, then run round-robin: run 1 of each peer, then run 2, and so on.
+
+    On a shared VM the machine's speed drifts over minutes; interleaving spreads that drift
+    over all peers instead of handicapping whichever peer happens to run during a slow spell.
+    """
+    rows = [Row(peer) for peer in peers]
+    cmds: dict[str, tuple[list[str], list[str]]] = {}
+    for row in rows:
+        try:
+            cmds[row.peer.name] = commands(row.peer, port, tasks, python)
+        except Failure as e:
+            row.failed = str(e)
+            log(f"{row.peer.name:15s} failed: {e}")
+    for _ in range(runs):
+        for row in rows:
+            if not row.failed:
+                measure_once(row, *cmds[row.peer.name], port, timeout)
+    return rows
 
 
 def ferroq(port: int, tasks: int, python: str, timeout: float) -> tuple[Row, str]:
@@ -436,13 +462,15 @@ def machine() -> str:
     )
 
 
-def report(rows: list[Row], args: argparse.Namespace, command: str, ferroq_out: str) -> str:
+def report(
+    rows: list[Row], args: argparse.Namespace, command: str, ferroq_out: str, load: float
+) -> str:
     notes = "\n".join(f"- {r.peer.name}: {r.peer.note}" for r in rows if r.peer.note)
     out = [
         f"# Peer comparison — {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         f"- Command: `{command}`",
-        f"- Machine: {machine()}",
+        f"- Machine: {machine()}; 1-minute load average before the run: {load:.2f}",
         f"- {args.tasks:,} no-op tasks per run, median of {args.runs} run(s) per peer; one worker"
         " process unless the config says otherwise; no task results stored.",
         "- enqueue: one library call per task from one process (asyncio peers: one awaited call"
@@ -491,16 +519,17 @@ def main() -> None:
     peers = [peer for peer in PEERS if not names or peer.name in names]
     run_ferroq = not args.skip_ferroq and (not names or "ferroq" in names or args.smoke)
 
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"warning: load average {load:.2f} before the run; other work skews the numbers")
     started = time.monotonic()
-    rows: list[Row] = []
     ferroq_out = ""
     with redis_server() as port:
-        for peer in peers:
-            rows.append(measure(peer, port, args.tasks, args.runs, args.timeout, args.python))
+        rows = measure_all(peers, port, args.tasks, args.runs, args.timeout, args.python)
         if run_ferroq:
             row, ferroq_out = ferroq(port, args.tasks, args.ferroq_python, 4 * args.timeout)
             rows.append(row)
-    text = report(rows, args, command, ferroq_out)
+    text = report(rows, args, command, ferroq_out, load)
     print(text)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

@@ -249,6 +249,71 @@ def test_scheduled_task_runs_when_due(
     assert ran.wait(10)
 
 
+def _listening(r: redis.Redis, queue: str = "default") -> bool:
+    channel = f"asynq:{{{queue}}}:wake"
+    return bool(cast(list[tuple[bytes, int]], r.pubsub_numsub(channel))[0][1])
+
+
+def test_announced_scheduled_task_runs_when_due_not_at_the_next_check(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    # asynq's forwarder would only look at the next check, an hour away: the ferroq client's
+    # announcement of the process-at wakes the forwarder when the task is due.
+    ran = threading.Event()
+    make_server(delayed_task_check_interval=3600).start(mux_of({"t": lambda t: ran.set()}))
+    wait_until(lambda: _listening(r))
+    client.enqueue(Task("t"), process_in=1)
+    assert ran.wait(10)
+
+
+def test_scheduled_before_the_server_started_runs_when_due(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    ran = threading.Event()
+    client.enqueue(Task("t"), process_in=1)
+    make_server(delayed_task_check_interval=3600).start(mux_of({"t": lambda t: ran.set()}))
+    assert ran.wait(10)
+
+
+def test_own_retry_runs_when_due_not_at_the_next_check(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    attempts: list[int] = []
+    second = threading.Event()
+
+    def flaky(task: Task) -> None:
+        attempts.append(task.retry_count)
+        if task.retry_count == 0:
+            raise OSError("transient")
+        second.set()
+
+    srv = make_server(delayed_task_check_interval=3600, retry_delay=lambda n, e, t: 1)
+    srv.start(mux_of({"t": flaky}))
+    wait_until(lambda: _listening(r))
+    client.enqueue(Task("t"), max_retry=3)
+    assert second.wait(10)
+    assert attempts == [0, 1]
+
+
+def test_unannounced_scheduled_task_waits_for_the_check(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    # What an asynq producer does: ZADD without a word. The periodic check still finds it.
+    ran = threading.Event()
+    make_server(delayed_task_check_interval=0.5).start(mux_of({"t": lambda t: ran.set()}))
+    wait_until(lambda: _listening(r))
+    r.sadd("asynq:queues", "default")
+    r.hset(
+        "asynq:{default}:t:quiet",
+        mapping={
+            "msg": wire.encode_task(type="t", id="quiet", queue="default"),
+            "state": "scheduled",
+        },
+    )
+    r.zadd("asynq:{default}:scheduled", {"quiet": int(time.time())})
+    assert ran.wait(10)
+
+
 # ---- bad data in Redis -----------------------------------------------------------------------
 
 

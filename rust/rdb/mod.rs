@@ -26,6 +26,24 @@ pub const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Tasks moved per forward script call, as asynq.
 pub const FORWARD_BATCH: usize = 100;
 
+/// What one forwarding pass over a queue did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Tasks moved to pending (or into their group).
+    pub moved: usize,
+    /// When the earliest task still waiting is due, in Unix seconds.
+    pub next_due: Option<i64>,
+}
+
+/// The first whole second at which a zset score (process-at, Unix seconds; asynq writes
+/// integers, anyone may write a float) is due, as the forward script compares `score <= now`
+/// with `now` in whole seconds. `None` for a score that is not a finite number.
+fn due_secs(score: &str) -> Option<i64> {
+    let s: f64 = score.trim().parse().ok()?;
+    // `as` saturates out-of-range floats, which is what a far-future score should mean.
+    s.is_finite().then(|| s.ceil() as i64)
+}
+
 /// Where a new task goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
@@ -262,12 +280,13 @@ impl Rdb {
             (Placement::Scheduled(at), false) => {
                 let (s, mut inv) = call(&scripts::SCHEDULE);
                 inv.key(task_key).key(k.scheduled(q)).arg(bytes).arg(*at).arg(&m.id);
+                inv.arg(k.wake_channel(q));
                 (s, inv)
             }
             (Placement::Scheduled(at), true) => {
                 let (s, mut inv) = call(&scripts::SCHEDULE_UNIQUE);
                 inv.key(&m.unique_key).key(task_key).key(k.scheduled(q));
-                inv.arg(&m.id).arg(req.unique_ttl).arg(*at).arg(bytes);
+                inv.arg(&m.id).arg(req.unique_ttl).arg(*at).arg(bytes).arg(k.wake_channel(q));
                 (s, inv)
             }
             (Placement::Group, false) => {
@@ -749,9 +768,10 @@ impl Rdb {
 
     // ---- background components ---------------------------------------------------------------
 
-    /// Moves due scheduled and retry tasks of `q` to pending; returns how many moved.
-    pub fn forward_if_ready(&mut self, q: &str, now: SystemTime) -> Result<usize> {
-        let mut moved = 0;
+    /// Moves due scheduled and retry tasks of `q` to pending; returns how many moved and when
+    /// the earliest task left in either set is due (Unix seconds), if any is left.
+    pub fn forward_if_ready(&mut self, q: &str, now: SystemTime) -> Result<Forwarded> {
+        let mut out = Forwarded::default();
         for src in [self.keys.scheduled(q), self.keys.retry(q)] {
             loop {
                 let mut inv = scripts::FORWARD.prepare_invoke();
@@ -761,14 +781,17 @@ impl Rdb {
                     .arg(self.keys.task_prefix(q))
                     .arg(unix_nanos(now))
                     .arg(self.keys.group_prefix(q));
-                let n: usize = self.run(|c| Ok(inv.invoke(c)?))?;
-                moved += n;
+                let (n, next): (usize, Option<String>) = self.run(|c| Ok(inv.invoke(c)?))?;
+                out.moved += n;
                 if n < FORWARD_BATCH {
+                    if let Some(due) = next.as_deref().and_then(due_secs) {
+                        out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
+                    }
                     break;
                 }
             }
         }
-        Ok(moved)
+        Ok(out)
     }
 
     /// Active tasks of `q` whose lease ended at or before `cutoff`.
@@ -823,5 +846,21 @@ impl Rdb {
             inv.invoke::<Value>(c)?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_secs;
+
+    #[test]
+    fn due_secs_rounds_up_and_rejects_junk() {
+        assert_eq!(due_secs("1764230000"), Some(1_764_230_000));
+        assert_eq!(due_secs("1764230000.25"), Some(1_764_230_001));
+        assert_eq!(due_secs("-3.5"), Some(-3));
+        assert_eq!(due_secs("1e300"), Some(i64::MAX));
+        assert_eq!(due_secs("inf"), None);
+        assert_eq!(due_secs("nan"), None);
+        assert_eq!(due_secs("soon"), None);
     }
 }

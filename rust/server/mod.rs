@@ -13,7 +13,7 @@ mod subscriber;
 mod syncer;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -240,6 +240,11 @@ pub(crate) struct Shared {
     /// One pending wake-up for the processor's idle wait (new work was announced).
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// When the earliest known scheduled or retry task is due (Unix seconds; `i64::MAX`: none
+    /// known), and one pending wake-up for the forwarder when that time moves earlier.
+    next_due: AtomicI64,
+    due_tx: Sender<()>,
+    due_rx: Receiver<()>,
     /// Dropped last: the syncer and the heartbeat outlive the outcome writer.
     late_stop_tx: Mutex<Option<Sender<()>>>,
     late_stop_rx: Receiver<()>,
@@ -262,6 +267,34 @@ impl Shared {
     /// Wakes the processor from its idle wait (one wake-up is kept if it is not waiting yet).
     pub fn wake(&self) {
         let _ = self.wake_tx.try_send(());
+    }
+
+    /// Records that a scheduled or retry task is due at `secs` (Unix seconds); wakes the
+    /// forwarder if that is earlier than anything it waits for.
+    pub fn note_due(&self, secs: i64) {
+        if secs < self.next_due.fetch_min(secs, Ordering::AcqRel) {
+            let _ = self.due_tx.try_send(());
+        }
+    }
+
+    /// Forgets the earliest due time before a forwarding pass re-reads it from Redis (times
+    /// noted during the pass are kept).
+    pub fn take_next_due(&self) -> i64 {
+        self.next_due.swap(i64::MAX, Ordering::AcqRel)
+    }
+
+    /// The earliest due time noted so far (Unix seconds, `i64::MAX`: none).
+    pub fn next_due(&self) -> i64 {
+        self.next_due.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `d` or until an earlier due time is noted; returns false at shutdown.
+    pub fn due_wait(&self, d: Duration) -> bool {
+        crossbeam_channel::select! {
+            recv(self.stop_rx) -> _ => false,
+            recv(self.due_rx) -> _ => true,
+            default(d) => !self.stopping(),
+        }
     }
 
     /// Waits up to `d` or until woken; returns false when the server is shutting down.
@@ -352,6 +385,7 @@ impl ServerCore {
         let (finish_stop_tx, finish_stop_rx) = bounded(0);
         let (late_stop_tx, late_stop_rx) = bounded(0);
         let (wake_tx, wake_rx) = bounded(1);
+        let (due_tx, due_rx) = bounded(1);
         let slots = Slots::new(cfg.concurrency);
         let started = clock.now();
         let shared = Shared {
@@ -382,6 +416,9 @@ impl ServerCore {
             late_stop_rx,
             wake_tx,
             wake_rx,
+            next_due: AtomicI64::new(i64::MAX),
+            due_tx,
+            due_rx,
         };
         Ok(Self {
             shared: Arc::new(shared),

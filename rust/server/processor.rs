@@ -184,7 +184,12 @@ impl Finisher {
                 Ok(results) => {
                     for ((msg, finish, lease), r) in items.into_iter().zip(results) {
                         match r {
-                            Ok(()) => {}
+                            // Written: the forwarder can now see it, and must not wait longer.
+                            Ok(()) => {
+                                if let Finish::Retry { retry_at, .. } = finish {
+                                    self.sh.note_due(retry_at);
+                                }
+                            }
                             Err(Error::NotFound) => {
                                 log::warn!("task {} was gone when finishing it", msg.id)
                             }

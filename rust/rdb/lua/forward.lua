@@ -5,7 +5,8 @@
 -- ARGV[2] task hash prefix <ns>:{q}:t:
 -- ARGV[3] now, Unix nanoseconds (pending_since)
 -- ARGV[4] group zset prefix <ns>:{q}:g:
--- Returns how many tasks moved; the caller repeats until 0.
+-- Returns {moved, next}: how many tasks moved (the caller repeats while a full batch moved) and
+-- the score of the earliest task left in the source (its process-at), or false when it is empty.
 local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, 100)
 for _, id in ipairs(ids) do
   local key = ARGV[2] .. id
@@ -20,4 +21,5 @@ for _, id in ipairs(ids) do
     redis.call("HSET", key, "state", "pending", "pending_since", ARGV[3])
   end
 end
-return table.getn(ids)
+local next_task = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
+return {table.getn(ids), next_task[2] or false}

@@ -10,7 +10,14 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from ferroq import Client, ServeMux, Task
 from ferroq._embedded import EmbeddedRedis
-from ferroq._native import decode_task_message, encode_task_message
+from ferroq._native import (
+    NativeQueueSelector,
+    decode_task_message,
+    encode_task_message,
+    queue_keys,
+    task_key,
+    unique_key,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,37 @@ def test_encode_task_message(benchmark: BenchmarkFixture) -> None:
 def test_decode_task_message(benchmark: BenchmarkFixture) -> None:
     data = encode_task_message(MESSAGE)
     benchmark(decode_task_message, data)
+
+
+# Key building and queue selection run inside the core on every dequeue and enqueue; these call
+# the same Rust functions through PyO3, so each figure includes one Python→Rust call (~50 ns).
+
+
+def test_task_key(benchmark: BenchmarkFixture) -> None:
+    benchmark(task_key, "default", "0b4e5a4c-9f0e-4b8a-9a41-6d0f3c2b1a00")
+
+
+def test_unique_key(benchmark: BenchmarkFixture) -> None:
+    benchmark(unique_key, "default", "email:welcome", MESSAGE["payload"])
+
+
+def test_queue_keys_all_thirteen(benchmark: BenchmarkFixture) -> None:
+    benchmark(queue_keys, "default")
+
+
+def test_queue_selection_weighted_3(benchmark: BenchmarkFixture) -> None:
+    selector = NativeQueueSelector({"high": 6, "default": 3, "low": 1})
+    benchmark(selector.order)
+
+
+def test_queue_selection_weighted_100(benchmark: BenchmarkFixture) -> None:
+    selector = NativeQueueSelector({f"q{i}": 1 + i % 10 for i in range(100)})
+    benchmark(selector.order)
+
+
+def test_queue_selection_strict_3(benchmark: BenchmarkFixture) -> None:
+    selector = NativeQueueSelector({"high": 6, "default": 3, "low": 1}, strict_priority=True)
+    benchmark(selector.order)
 
 
 def test_task_construction(benchmark: BenchmarkFixture) -> None:

@@ -20,6 +20,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::client::NativeClient>()?;
     m.add_class::<py::server::NativeServer>()?;
     m.add_class::<py::cron::NativeCron>()?;
+    m.add_class::<py::layout::NativeQueueSelector>()?;
+    m.add_function(wrap_pyfunction!(py::layout::queue_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(py::layout::task_key, m)?)?;
+    m.add_function(wrap_pyfunction!(py::layout::unique_key, m)?)?;
     m.add_function(wrap_pyfunction!(py::cron::go_duration, m)?)?;
     m.add_function(wrap_pyfunction!(py::cron::encode_scheduler_entry, m)?)?;
     m.add_function(wrap_pyfunction!(py::server::encode_task_message, m)?)?;

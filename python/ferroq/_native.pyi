@@ -13,6 +13,7 @@ __all__ = [
     "MalformedMessageError",
     "NativeClient",
     "NativeCron",
+    "NativeQueueSelector",
     "NativeServer",
     "RevokeTask",
     "ServerClosedError",
@@ -24,6 +25,9 @@ __all__ = [
     "encode_scheduler_entry",
     "encode_task_message",
     "go_duration",
+    "queue_keys",
+    "task_key",
+    "unique_key",
 ]
 
 __version__: str
@@ -155,3 +159,18 @@ def encode_scheduler_entry(
     next_at: float,
     prev_at: float | None = None,
 ) -> bytes: ...
+
+# asynq's Redis layout and the server's queue selection (tooling, tests, benchmarks).
+def queue_keys(queue: str, namespace: str = "asynq") -> dict[str, str]: ...
+def task_key(queue: str, task_id: str, namespace: str = "asynq") -> str: ...
+def unique_key(
+    queue: str, task_type: str, payload: bytes | None, namespace: str = "asynq"
+) -> str: ...
+
+@final
+class NativeQueueSelector:
+    def __new__(
+        cls, queues: dict[str, int], strict_priority: bool = False
+    ) -> NativeQueueSelector: ...
+    def queues(self) -> list[tuple[str, int]]: ...
+    def order(self) -> list[str]: ...

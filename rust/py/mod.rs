@@ -3,6 +3,7 @@
 pub mod client;
 pub mod cron;
 pub mod errors;
+pub mod layout;
 pub mod log;
 pub mod server;
 

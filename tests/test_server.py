@@ -254,6 +254,46 @@ def _listening(r: redis.Redis, queue: str = "default") -> bool:
     return bool(cast(list[tuple[bytes, int]], r.pubsub_numsub(channel))[0][1])
 
 
+def test_many_successes_at_once_leave_nothing_behind(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    # Successes are written in batches (one script call for many tasks): every task, counter
+    # and unique lock must come out as if each had been finished on its own.
+    plain = client.enqueue_many([Task("t") for _ in range(300)])
+    unique = [client.enqueue(Task("t", str(i).encode()), unique=600) for i in range(100)]
+    kept = client.enqueue(Task("t", b"kept"), retention=3600)
+    make_server(concurrency=64).start(mux_of({"t": lambda t: None}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 401)
+    assert counter(r, f"asynq:{{default}}:processed:{today()}") == 401
+    assert r.llen("asynq:{default}:active") == 0
+    assert r.zcard("asynq:{default}:lease") == 0
+    for info in [*plain, *unique]:
+        assert not isinstance(info, Exception)
+        assert not r.exists(f"asynq:{{default}}:t:{info.id}")
+    assert r.keys("asynq:{default}:unique:*") == []
+    assert state(r, kept.id) == "completed"
+
+
+def test_outcomes_survive_a_script_cache_flush(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    # Pipelines use EVALSHA without loading first; after SCRIPT FLUSH (or on a new server) the
+    # calls answered NOSCRIPT did not run, and must run once the scripts are loaded again.
+    gate = threading.Event()
+    # No syncer to fall back on: the pipeline itself must recover.
+    srv = make_server(concurrency=16, syncer_interval=3600)
+    srv.start(mux_of({"t": lambda t: gate.wait(10)}))
+    infos = [client.enqueue(Task("t")) for _ in range(16)]
+    wait_until(lambda: r.llen("asynq:{default}:active") == 16)
+    r.script_flush()
+    gate.set()
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 16)
+    assert r.llen("asynq:{default}:active") == 0
+    assert all(
+        not r.exists(f"asynq:{{default}}:t:{i.id}") for i in infos if not isinstance(i, Exception)
+    )
+
+
 def test_announced_scheduled_task_runs_when_due_not_at_the_next_check(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:

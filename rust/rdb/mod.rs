@@ -25,6 +25,8 @@ pub const ARCHIVE_MAX_SIZE: i64 = 10_000;
 pub const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Tasks moved per forward script call, as asynq.
 pub const FORWARD_BATCH: usize = 100;
+/// Most successes written by one done_batch call.
+pub const FINISH_BATCH: usize = 100;
 
 /// What one forwarding pass over a queue did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,10 @@ pub struct Rdb {
     conn: Conn,
     keys: Keys,
     retry_stale: bool,
+}
+
+fn is_noscript(r: &redis::RedisResult<Value>) -> bool {
+    matches!(r, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
 }
 
 fn script_error(e: redis::RedisError) -> Error {
@@ -387,12 +393,36 @@ impl Rdb {
         if invs.is_empty() {
             return Ok(Vec::new());
         }
+        let all: Vec<usize> = (0..invs.len()).collect();
+        let mut replies = self.pipeline_of(invs, &all, false)?;
+        // NOSCRIPT means that call did not run (a new server, SCRIPT FLUSH): load the scripts
+        // and run exactly those calls again. Loading up front would send every script's source
+        // with every pipeline.
+        let missing: Vec<usize> = (0..replies.len()).filter(|&i| is_noscript(&replies[i])).collect();
+        if !missing.is_empty() {
+            let again = self.pipeline_of(invs, &missing, true)?;
+            for (i, reply) in missing.into_iter().zip(again) {
+                replies[i] = reply;
+            }
+        }
+        Ok(replies.into_iter().map(|r| r.map_err(script_error)).collect())
+    }
+
+    /// One pipeline of the calls `which` (indexes into `invs`), one reply per call; with `load`,
+    /// each distinct script is loaded first (its reply dropped).
+    fn pipeline_of(
+        &mut self,
+        invs: &[Call],
+        which: &[usize],
+        load: bool,
+    ) -> Result<Vec<redis::RedisResult<Value>>> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let mut loaded: Vec<&'static redis::Script> = Vec::new();
         let mut skip = Vec::new();
-        for (script, inv) in invs {
-            if !loaded.iter().any(|l| std::ptr::eq(*l, *script)) {
+        for &i in which {
+            let (script, inv) = &invs[i];
+            if load && !loaded.iter().any(|l| std::ptr::eq(*l, *script)) {
                 loaded.push(script);
                 pipe.load_script(script);
                 skip.push(true);
@@ -401,7 +431,7 @@ impl Rdb {
             skip.push(false);
         }
         let replies: Vec<redis::RedisResult<Value>> = self.run(|c| Ok(pipe.query(c)?))?;
-        Ok(replies.into_iter().zip(skip).filter(|(_, s)| !s).map(|(r, _)| r.map_err(script_error)).collect())
+        Ok(replies.into_iter().zip(skip).filter(|(_, s)| !s).map(|(r, _)| r).collect())
     }
 
     /// Enqueues one firing of periodic entry `entry_id` at `fire_at` (Unix s) unless some replica
@@ -721,8 +751,77 @@ impl Rdb {
         items: &[(&TaskMessage, &Finish)],
         now: SystemTime,
     ) -> Result<Vec<Result<()>>> {
-        let invs: Vec<_> = items.iter().map(|(m, f)| self.finish_invocation(m, f, now)).collect();
-        Ok(self.run_pipeline(&invs)?.into_iter().map(|r| r.map(|_| ())).collect())
+        // Plain successes of one queue go in one done_batch call; everything else one call each.
+        let batchable = |m: &TaskMessage, f: &Finish| match f {
+            Finish::Done => m.retention <= 0,
+            Finish::Revoke => true,
+            _ => false,
+        };
+        let mut invs: Vec<Call> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut batches: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+        for (i, (m, f)) in items.iter().enumerate() {
+            if batchable(m, f) {
+                batches.entry(m.queue.as_str()).or_default().push(i);
+            } else {
+                invs.push(self.finish_invocation(m, f, now));
+                owners.push(vec![i]);
+            }
+        }
+        let stats_exp = unix_secs(now) + STATS_TTL.as_secs() as i64;
+        for (q, idx) in batches {
+            for chunk in idx.chunks(FINISH_BATCH) {
+                if let [i] = chunk {
+                    let (m, f) = items[*i];
+                    invs.push(self.finish_invocation(m, f, now));
+                    owners.push(vec![*i]);
+                    continue;
+                }
+                let k = &self.keys;
+                let (s, mut inv) = call(&scripts::DONE_BATCH);
+                inv.key(k.active(q)).key(k.lease(q)).key(k.processed(q, &utc_date(now)));
+                inv.key(k.processed_total(q)).arg(k.task_prefix(q)).arg(stats_exp);
+                for &i in chunk {
+                    inv.arg(&items[i].0.id).arg(&items[i].0.unique_key);
+                }
+                invs.push((s, inv));
+                owners.push(chunk.to_vec());
+            }
+        }
+        let replies = self.run_pipeline(&invs)?;
+        let mut out: Vec<Option<Result<()>>> = (0..items.len()).map(|_| None).collect();
+        for (idx, reply) in owners.iter().zip(replies) {
+            if let [i] = idx[..] {
+                out[i] = Some(reply.map(|_| ()));
+                continue;
+            }
+            match reply {
+                Ok(Value::Array(codes)) if codes.len() == idx.len() => {
+                    for (&i, code) in idx.iter().zip(codes) {
+                        out[i] = Some(match code {
+                            Value::Int(1) => Ok(()),
+                            Value::Int(0) => Err(Error::NotFound),
+                            other => Err(Error::protocol(format!("done_batch returned {other:?}"))),
+                        });
+                    }
+                }
+                Ok(other) => {
+                    for &i in idx {
+                        out[i] = Some(Err(Error::protocol(format!("done_batch returned {other:?}"))));
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    for &i in idx {
+                        out[i] = Some(Err(match &e {
+                            Error::NotFound => Error::NotFound,
+                            _ => Error::protocol(format!("finishing failed: {text}")),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::protocol("no reply")))).collect())
     }
 
     /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the

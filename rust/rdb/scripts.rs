@@ -12,10 +12,6 @@ macro_rules! scripts {
             pub static $name: LazyLock<Script> =
                 LazyLock::new(|| Script::new(include_str!(concat!("lua/", $file))));
         )*
-        /// Every script, for `SCRIPT LOAD` on a fresh connection so pipelines can use EVALSHA.
-        pub fn all() -> Vec<&'static Script> {
-            vec![$(&*$name),*]
-        }
     };
 }
 
@@ -29,6 +25,7 @@ scripts! {
     ADD_TO_GROUP_UNIQUE => "add_to_group_unique.lua",
     DEQUEUE => "dequeue.lua",
     DONE => "done.lua",
+    DONE_BATCH => "done_batch.lua",
     MARK_AS_COMPLETE => "mark_as_complete.lua",
     REQUEUE => "requeue.lua",
     RETRY => "retry.lua",

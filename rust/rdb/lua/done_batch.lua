@@ -1,0 +1,39 @@
+-- done_batch: many tasks of one queue succeeded without retention (or were revoked): done.lua for
+-- each, with the processed counters incremented once for the batch.
+-- KEYS[1] active              <ns>:{q}:active
+-- KEYS[2] lease               <ns>:{q}:lease
+-- KEYS[3] processed today     <ns>:{q}:processed:<YYYY-MM-DD>
+-- KEYS[4] processed total     <ns>:{q}:processed
+-- ARGV[1] task hash prefix    <ns>:{q}:t:
+-- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
+-- ARGV[3], ARGV[4], ...: pairs of task id and its unique lock key ("" when it has none); the
+--         hashes and locks are in the queue's hash slot, like the keys above
+-- Returns one code per task, in order: 1 done, 0 not found (another server already moved it;
+-- as with done.lua, the steps before the one that found nothing stay done).
+local codes = {}
+local n = 0
+for i = 3, #ARGV, 2 do
+  local id, lock = ARGV[i], ARGV[i + 1]
+  local code = 0
+  if redis.call("LREM", KEYS[1], 0, id) ~= 0
+    and redis.call("ZREM", KEYS[2], id) ~= 0
+    and redis.call("DEL", ARGV[1] .. id) ~= 0 then
+    code = 1
+    n = n + 1
+    if lock ~= "" and redis.call("GET", lock) == id then
+      redis.call("DEL", lock)
+    end
+  end
+  codes[#codes + 1] = code
+end
+if n > 0 then
+  if redis.call("INCRBY", KEYS[3], n) == n then
+    redis.call("EXPIREAT", KEYS[3], ARGV[2])
+  end
+  -- At the int64 limit the total wraps, as done.lua's does (to this batch's count, not 1).
+  local total = redis.pcall("INCRBY", KEYS[4], n)
+  if type(total) == "table" and total.err then
+    redis.call("SET", KEYS[4], n)
+  end
+end
+return codes

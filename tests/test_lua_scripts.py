@@ -1,0 +1,73 @@
+"""Direct checks of Lua scripts whose edge cases a running server rarely reaches."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import redis
+
+LUA = Path(__file__).resolve().parent.parent / "rust" / "rdb" / "lua"
+DAY = time.strftime("%Y-%m-%d", time.gmtime())
+KEYS = [
+    "asynq:{q}:active",
+    "asynq:{q}:lease",
+    f"asynq:{{q}}:processed:{DAY}",
+    "asynq:{q}:processed",
+]
+
+
+def done_batch(r: redis.Redis, *pairs: tuple[str, str]) -> list[int]:
+    script = r.register_script((LUA / "done_batch.lua").read_text())
+    expiry = int(time.time()) + 90 * 86400
+    args: list[str | int] = ["asynq:{q}:t:", expiry]
+    for task_id, lock in pairs:
+        args += [task_id, lock]
+    return list(script(keys=KEYS, args=args))
+
+
+def leased(r: redis.Redis, *ids: str) -> None:
+    for i in ids:
+        r.lpush("asynq:{q}:active", i)
+        r.zadd("asynq:{q}:lease", {i: int(time.time()) + 30})
+        r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": b"x", "state": "active"})
+
+
+def test_done_batch_finishes_each_task_and_counts_once(r: redis.Redis) -> None:
+    leased(r, "a", "b", "c")
+    r.set("asynq:{q}:unique:t:A", "a")
+    r.set("asynq:{q}:unique:t:B", "someone-else")
+    codes = done_batch(r, ("a", "asynq:{q}:unique:t:A"), ("b", "asynq:{q}:unique:t:B"), ("c", ""))
+    assert codes == [1, 1, 1]
+    assert r.llen("asynq:{q}:active") == 0
+    assert r.zcard("asynq:{q}:lease") == 0
+    assert not r.exists("asynq:{q}:t:a", "asynq:{q}:t:b", "asynq:{q}:t:c")
+    assert r.get(KEYS[2]) == b"3"
+    assert r.get(KEYS[3]) == b"3"
+    assert 0 < r.ttl(KEYS[2]) <= 90 * 86400
+    assert not r.exists("asynq:{q}:unique:t:A"), "the task's own lock is released"
+    assert r.get("asynq:{q}:unique:t:B") == b"someone-else", "another task's lock is kept"
+
+
+def test_done_batch_reports_tasks_another_server_moved(r: redis.Redis) -> None:
+    leased(r, "a", "b")
+    r.zrem("asynq:{q}:lease", "b")  # e.g. recovered elsewhere after its lease expired
+    assert done_batch(r, ("a", ""), ("b", ""), ("gone", "")) == [1, 0, 0]
+    assert r.get(KEYS[3]) == b"1", "only finished tasks are counted"
+    assert r.exists("asynq:{q}:t:b"), "a task that was not found is not deleted"
+
+
+def test_done_batch_total_wraps_at_the_int64_limit(r: redis.Redis) -> None:
+    leased(r, "a", "b")
+    r.set(KEYS[3], 2**63 - 1)
+    assert done_batch(r, ("a", ""), ("b", "")) == [1, 1]
+    assert r.get(KEYS[3]) == b"2"
+
+
+def test_done_batch_daily_counter_keeps_its_first_expiry(r: redis.Redis) -> None:
+    leased(r, "a")
+    r.set(KEYS[2], 5)
+    r.expire(KEYS[2], 100)
+    assert done_batch(r, ("a", "")) == [1]
+    assert r.get(KEYS[2]) == b"6"
+    assert 0 < r.ttl(KEYS[2]) <= 100

@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from ferroq import _options
 from ferroq._native import NativeServer
 from ferroq._options import Duration
+from ferroq._pool import WorkerPool
 from ferroq.errors import RevokeTask, ServerClosedError, SkipRetry
 from ferroq.servemux import Handler, ServeMux, is_async
 from ferroq.task import Task
@@ -168,7 +168,7 @@ class Server:
         self._closed = threading.Event()
         # Twice the slots: a sync handler that overran its deadline keeps its thread until it
         # returns, and must not keep the next task from starting.
-        self._pool = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="ferroq-worker")
+        self._pool = WorkerPool(2 * concurrency, "ferroq-worker")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_tasks: set[asyncio.Task[None]] = set()
         self._threads: list[threading.Thread] = []
@@ -247,7 +247,7 @@ class Server:
             self._loop.call_soon_threadsafe(self._loop.stop)
         for t in self._threads:
             t.join(timeout=5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
     def run(self, handler: ServeMux | Handler) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down (SIGTSTP stops fetching).
@@ -460,8 +460,7 @@ class Server:
         r.cancelled_at = time.monotonic()
         if r.cancel_error is None:
             r.cancel_error = why
-        if r.task._cancel is not None:
-            r.task._cancel.set()
+        r.task._mark_cancelled()
         t, loop = r.asyncio_task, self._loop
         if t is not None and loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(t.cancel)

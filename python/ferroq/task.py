@@ -57,6 +57,10 @@ def _check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+# Guards the lazy creation of a task's cancellation Event against a concurrent cancel.
+_CANCEL_LOCK = threading.Lock()
+
+
 class Task:
     """A unit of work: a type that picks the handler, an opaque payload and headers.
 
@@ -78,10 +82,12 @@ class Task:
 
     __slots__ = (
         "_cancel",
+        "_cancelled",
+        "_deadline",
+        "_deadline_ts",
         "_payload",
         "_server",
         "_token",
-        "deadline",
         "headers",
         "id",
         "max_retry",
@@ -104,9 +110,11 @@ class Task:
         self.queue: str | None = None
         self.retry_count: int = 0
         self.max_retry: int = 0
-        self.deadline: datetime | None = None
+        self._deadline: datetime | None = None
+        self._deadline_ts: float | None = None
         self._server: NativeServer | None = None
         self._token = 0
+        self._cancelled = False
         self._cancel: threading.Event | None = None
 
     @classmethod
@@ -119,13 +127,21 @@ class Task:
         t = cls.__new__(cls)
         t.type, t._payload, t.headers, t.id, t.queue = type, payload, headers, id, queue
         t.retry_count, t.max_retry = retried, retry
-        try:
-            t.deadline = datetime.fromtimestamp(deadline, timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            # A deadline beyond datetime's range (year 9999) is as good as none.
-            t.deadline = datetime.max.replace(tzinfo=timezone.utc)
-        t._server, t._token, t._cancel = server, token, threading.Event()
+        # The datetime and the cancellation Event are made only if a handler asks for them.
+        t._deadline, t._deadline_ts = None, deadline
+        t._server, t._token, t._cancelled, t._cancel = server, token, False, None
         return t
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When a running task is cancelled (aware UTC); ``None`` outside a handler."""
+        if self._deadline is None and self._deadline_ts is not None:
+            try:
+                self._deadline = datetime.fromtimestamp(self._deadline_ts, timezone.utc)
+            except (OverflowError, OSError, ValueError):
+                # A deadline beyond datetime's range (year 9999) is as good as none.
+                self._deadline = datetime.max.replace(tzinfo=timezone.utc)
+        return self._deadline
 
     @property
     def payload(self) -> bytes:
@@ -149,13 +165,27 @@ class Task:
     @property
     def cancelled(self) -> bool:
         """True once the task passed its deadline or was cancelled; a sync handler should stop."""
-        return self._cancel is not None and self._cancel.is_set()
+        return self._cancelled
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Blocks up to ``timeout`` seconds until the task is cancelled; returns ``cancelled``."""
-        if self._cancel is None:
+        if self._server is None:
             return False
-        return self._cancel.wait(timeout)
+        with _CANCEL_LOCK:
+            if self._cancel is None:
+                self._cancel = threading.Event()
+                if self._cancelled:
+                    self._cancel.set()
+            event = self._cancel
+        return event.wait(timeout)
+
+    def _mark_cancelled(self) -> None:
+        """Called by the server: sets ``cancelled`` and wakes ``wait_cancelled``."""
+        with _CANCEL_LOCK:
+            self._cancelled = True
+            event = self._cancel
+        if event is not None:
+            event.set()
 
     def __repr__(self) -> str:
         where = f" id={self.id!r} queue={self.queue!r}" if self.id else ""

@@ -1,0 +1,110 @@
+"""The worker pool that runs sync handlers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from ferroq._pool import WorkerPool
+from util import wait_until
+
+
+def test_runs_every_call_on_at_most_max_threads() -> None:
+    pool = WorkerPool(3, "t")
+    seen: set[str] = set()
+    done = threading.Semaphore(0)
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        with lock:
+            seen.add(threading.current_thread().name)
+        done.release()
+
+    for i in range(500):
+        pool.submit(work, i)
+    for _ in range(500):
+        assert done.acquire(timeout=10)
+    assert 1 <= len(seen) <= 3
+    pool.shutdown()
+
+
+def test_starts_a_thread_when_every_thread_is_busy() -> None:
+    pool = WorkerPool(4, "t")
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def block() -> None:
+        started.release()
+        release.wait(10)
+
+    for _ in range(4):
+        pool.submit(block)
+    for _ in range(4):  # four blocked calls at once: one thread each
+        assert started.acquire(timeout=10)
+    release.set()
+    pool.shutdown()
+
+
+def test_threads_are_daemons_and_survive_a_raising_call() -> None:
+    pool = WorkerPool(1, "t")
+    names: list[bool] = []
+
+    def boom() -> None:
+        raise ValueError("handler bug")
+
+    pool.submit(boom)
+    pool.submit(lambda: names.append(threading.current_thread().daemon))
+    wait_until(lambda: names)
+    assert names == [True]
+    pool.shutdown()
+
+
+def test_shutdown_drops_calls_not_started_and_refuses_new_ones() -> None:
+    pool = WorkerPool(1, "drop")
+    gate, running = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def first() -> None:
+        running.set()
+        gate.wait(10)
+
+    pool.submit(first)
+    assert running.wait(10)
+    for i in range(5):
+        pool.submit(ran.append, i)
+    pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit(ran.append, 99)
+    gate.set()
+    wait_until(lambda: not any(t.name.startswith("drop-") for t in threading.enumerate()))
+    assert ran == []
+
+
+def test_a_hung_handler_does_not_keep_the_process_alive(redis_url: str) -> None:
+    # The task is requeued at shutdown; the thread stuck in the handler must not block exit.
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        from ferroq import Client, Server, Task
+        started = threading.Event()
+        def hang(task):
+            started.set()
+            time.sleep(3600)
+        srv = Server({redis_url!r}, shutdown_timeout=0.2)
+        srv.start(hang)
+        with Client({redis_url!r}) as c:
+            c.enqueue(Task("hang"))
+        assert started.wait(10)
+        srv.shutdown()
+        print("shut down", flush=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "shut down" in done.stdout

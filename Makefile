@@ -47,13 +47,25 @@ package-check: ## `pip install .` into a fresh virtualenv works: the wheel impor
 	target/package-check/bin/ferroq --help >/dev/null
 
 .PHONY: bench
-bench: dev ## Micro-benchmarks (pytest-benchmark) and the throughput harness
+bench: dev ## The whole benchmark suite (~13 min): micro-benchmarks, ferroq vs the peers (bench/RESULTS.md), the scale run
 	$(BIN)/python -m pytest bench -q --benchmark-enable --benchmark-only
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/peers/run.py --tasks 10000 --runs 3
+	$(BIN)/python bench/scale.py
+
+.PHONY: bench-smoke
+bench-smoke: dev ## A short run of the peer suite (500 tasks, ferroq, Huey, RQ, Go asynq; every scenario): fails if any part fails
+	$(BIN)/python bench/peers/run.py --smoke
 
 .PHONY: bench-scale
 bench-scale: dev ## Scale run: a 1,000,000-task backlog, 100 queues, worker memory
 	$(BIN)/python bench/scale.py
+
+.PHONY: profile
+profile: dev ## py-spy profiles of the sync, async and enqueue paths, with Redis's per-command cost
+	$(BIN)/pip install --quiet "py-spy>=0.4"
+	$(BIN)/python bench/profile.py sync
+	$(BIN)/python bench/profile.py async
+	$(BIN)/python bench/profile.py enqueue --tasks 30000
 
 .PHONY: clean
 clean: ## Remove build outputs and the virtualenv

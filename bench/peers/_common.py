@@ -7,6 +7,19 @@ Every peer module runs inside that peer's own virtualenv (stdlib only here), in 
 - ``work``: start one worker on that backlog and report the rate from worker start to the last
   task's completion.
 
+and one of three scenarios (``--scenario``), the ones asynq's own ``benchmark_test.go`` runs:
+
+- ``simple`` (``BenchmarkEndToEndSimple``): every task on the peer's default queue, ready now.
+- ``mixed`` (``BenchmarkEndToEnd``): the first half ready now, the second half scheduled
+  :data:`DELAY` seconds after its enqueue; 1 % of the tasks (index divisible by 100) fail their
+  first attempt and must be retried after :data:`DELAY` seconds. Done when every task succeeded.
+- ``weighted`` (``BenchmarkEndToEndMultipleQueues``): a third each on the queues ``high``,
+  ``default`` and ``low``, which the worker serves with the weights :data:`WEIGHTS` (or the
+  nearest the peer offers; its config says which).
+
+Each task carries its index ``k`` (``0 <= k < tasks``) as its only argument; the task body is
+:func:`task`. :func:`plan` says, per index, which queue and which delay the producer must use.
+
 Timing is done inside these processes: the orchestrator only sees the JSON line that
 :func:`emit` prints, so interpreter start-up and imports are never counted.
 """
@@ -28,13 +41,44 @@ from typing import Any
 RESULT_PREFIX = "BENCH-RESULT "
 
 
+SCENARIOS = ("simple", "mixed", "weighted")
+DELAY = 1.0  # seconds: the schedule delay and the retry delay of the mixed scenario (as asynq's)
+WEIGHTS = {"high": 6, "default": 3, "low": 1}  # asynq's BenchmarkEndToEndMultipleQueues
+
+
+class Unsupported(Exception):
+    """The peer has no such feature: the orchestrator prints the reason instead of a number."""
+
+
 def parser(description: str | None) -> argparse.ArgumentParser:
     """Arguments common to every peer module; a module adds its own tuning knobs."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("role", choices=["produce", "work"])
     p.add_argument("--url", required=True, help="redis://127.0.0.1:PORT/0")
     p.add_argument("--tasks", type=int, required=True)
+    p.add_argument("--scenario", choices=SCENARIOS, default="simple")
     return p
+
+
+def plan(scenario: str, n: int) -> list[tuple[int, str | None, float]]:
+    """What the producer enqueues: ``(k, queue, delay_seconds)`` for ``k`` in ``range(n)``.
+
+    ``queue`` is ``None`` for the peer's default queue (only the weighted scenario names queues).
+    """
+    if scenario == "mixed":
+        return [(k, None, DELAY if k >= n // 2 else 0.0) for k in range(n)]
+    if scenario == "weighted":
+        names = list(WEIGHTS)
+        third = -(-n // 3)
+        return [(k, names[k // third], 0.0) for k in range(n)]
+    return [(k, None, 0.0) for k in range(n)]
+
+
+def unsupported(scenario: str, reason: str) -> None:
+    """Report that this peer cannot run ``scenario`` (a table cell, not a failure) and exit."""
+    emit(role="unsupported", scenario=scenario, reason=reason)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def version(dist: str) -> str:
@@ -57,11 +101,28 @@ class Counter:
     parent's start time.
     """
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, scenario: str = "simple") -> None:
         self.target = target
+        self.scenario = scenario
         self._count = multiprocessing.Value("q", 0)
         self._first = multiprocessing.Value("d", 0.0, lock=False)
         self._last = multiprocessing.Value("d", 0.0, lock=False)
+        # One flag per task: has its planned failure happened yet (mixed scenario only). Shared
+        # memory, so a retry that lands in another forked process still succeeds.
+        self._failed = multiprocessing.Array("b", target if scenario == "mixed" else 0, lock=True)
+        self.failures = multiprocessing.Value("q", 0)
+
+    def should_fail(self, k: int) -> bool:
+        """Whether this attempt of task ``k`` is the planned failed first attempt."""
+        if self.scenario != "mixed" or k % 100 != 0 or not 0 <= k < self.target:
+            return False
+        with self._failed.get_lock():
+            if self._failed[k]:
+                return False
+            self._failed[k] = 1
+        with self.failures.get_lock():
+            self.failures.value += 1
+        return True
 
     def hit(self) -> None:
         """Record one finished task (called from the peer's no-op task body)."""
@@ -93,16 +154,22 @@ class Counter:
 COUNTER: Counter | None = None
 
 
-def hit() -> None:
-    """Task body for every peer: count the task, nothing else."""
+class PlannedFailure(Exception):
+    """Raised by the first attempt of 1 % of the tasks in the mixed scenario."""
+
+
+def task(k: int) -> None:
+    """Task body for every peer: fail if planned, else count the task; nothing else."""
     assert COUNTER is not None, "worker role did not install the counter"
+    if COUNTER.should_fail(k):
+        raise PlannedFailure(f"task {k}: planned failure of the first attempt")
     COUNTER.hit()
 
 
-def install_counter(target: int) -> Counter:
+def install_counter(target: int, scenario: str = "simple") -> Counter:
     """Create the shared counter; call before the worker forks or starts threads."""
     global COUNTER
-    COUNTER = Counter(target)
+    COUNTER = Counter(target, scenario)
     return COUNTER
 
 
@@ -113,6 +180,7 @@ def emit(**fields: Any) -> None:
 
 
 def emit_enqueue(n: int, seconds: float, config: str, dist: str) -> None:
+    """Report the producer's rate (one library call per task)."""
     emit(role="produce", tasks=n, rate=n / seconds, config=config, version=version(dist))
 
 
@@ -127,6 +195,8 @@ def finish_work(
     first, last = counter.wait()
     emit(
         role="work",
+        scenario=counter.scenario,
+        failures=int(counter.failures.value),
         tasks=counter.target,
         rate=counter.target / (last - t0),
         first_ms=(first - t0) * 1000,

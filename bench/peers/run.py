@@ -1,13 +1,18 @@
 """Peer comparison: ferroq against Celery, RQ, arq, Dramatiq, Huey, SAQ, taskiq and Go asynq.
 
-Run: ``python bench/peers/run.py --tasks 10000 --runs 3 [--only celery,rq]`` or ``--smoke``.
+Run: ``python bench/peers/run.py --tasks 10000 --runs 3 [--only celery,rq] [--scenarios
+simple,mixed]`` or ``--smoke``.
 
-For each peer, on a private ``redis-server`` (loopback, no persistence, FLUSHALL before every
-run), each run:
+For each scenario (``simple``, ``mixed``, ``weighted``: asynq's three end-to-end benchmarks,
+defined in ``_common.py``) and each peer, on a private ``redis-server`` (loopback, no
+persistence, FLUSHALL before every run), each run:
 
 1. *enqueue*: the peer's producer enqueues ``--tasks`` no-op tasks, one library call per task;
 2. *process*: the peer's worker (one process unless the config column says otherwise) is
    started on that backlog and runs until every task has finished.
+
+ferroq is measured the same way (``peer_ferroq.py``, in the interpreter ferroq is installed in),
+and every table gives each peer's rate as a ratio to ferroq's.
 
 Both numbers are taken inside the peer's own processes (``_common.py``, ``asynq/main.go``), not
 here: the orchestrator would also count interpreter start-up and imports, and polling Redis
@@ -19,7 +24,8 @@ how much of it that is. Each table cell is the median of ``--runs`` runs.
 Each Python peer runs in its own venv under ``~/.cache/ferroq-bench/venvs/<peer>`` (reused while
 its pinned requirements are unchanged); the Go peer is built once into ``~/.cache/ferroq-bench``.
 This script needs only the standard library. At the end it runs ``bench/throughput.py`` (ferroq)
-against the same Redis so one command produces the whole comparison.
+against the same Redis for the measures only ferroq is put through (pipelined enqueue, the
+async handler, round trip, idle CPU), so one command produces the whole comparison.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ REPO = HERE.parent.parent
 CACHE = Path(os.environ.get("FERROQ_BENCH_CACHE", Path.home() / ".cache" / "ferroq-bench"))
 RESULT_PREFIX = "BENCH-RESULT "
 HIREDIS = "hiredis==3.5.0"  # C reply parser, picked up by redis-py when present: the fast path
-SMOKE_PEERS = ("huey", "rq")  # small pure-Python installs, quick runs
+SMOKE_PEERS = ("ferroq", "huey", "rq", "asynq")  # small installs, quick runs
+SCENARIOS = ("simple", "mixed", "weighted")
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,7 @@ class Peer:
     name: str
     venv: str  # venv directory name; variants of one peer share it ("" for the Go peer)
     requirements: tuple[str, ...]
-    module: str  # peer_*.py, or "asynq" for the Go program
+    module: str  # peer_*.py, or "asynq" for the Go program; ferroq runs in --ferroq-python
     produce_args: tuple[str, ...] = ()
     work_args: tuple[str, ...] = ()
     note: str = ""  # why this config, shown under the table
@@ -135,8 +142,31 @@ PEERS: tuple[Peer, ...] = (
         work_args=("--broker", "stream", "--max-async-tasks", "100"),
         note="RedisStreamBroker (acks); ListQueueBroker (no acks) was no faster",
     ),
-    Peer("asynq", "", (), "asynq", note="mirrors asynq's BenchmarkEndToEndSimple"),
+    Peer(
+        "asynq",
+        "",
+        (),
+        "asynq",
+        note="mirrors asynq's benchmark_test.go (defaults, Concurrency 10)",
+    ),
+    Peer(
+        "ferroq",
+        "",
+        (),
+        "peer_ferroq.py",
+        note="defaults (5 s delayed-task check, but announced scheduled tasks and retries are"
+        " forwarded when due); concurrency 64",
+    ),
+    Peer(
+        "ferroq-async",
+        "",
+        (),
+        "peer_ferroq.py",
+        work_args=("--handler", "async"),
+        note="the same with an async def handler",
+    ),
 )
+FERROQ = "ferroq"  # the row every ratio is taken against
 
 
 @dataclass
@@ -144,12 +174,14 @@ class Row:
     """Collected numbers for one peer (or the reason it has none)."""
 
     peer: Peer
+    scenario: str = "simple"
     version: str = ""
     config: str = ""
     enqueue: list[float] = field(default_factory=list)
     process: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
     failed: str = ""
+    unsupported: str = ""  # the peer has no such feature (why)
 
 
 class Failure(Exception):
@@ -163,6 +195,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ping_rtt_us(port: int, n: int = 5000) -> float:
+    """Mean loopback round trip of PING on one connection, in microseconds.
+
+    The floor under every one-call-per-task number in the report: no client can enqueue one
+    task at a time faster than one round trip each. It drifts on a shared VM, so it is measured
+    with the run, not assumed.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            s.sendall(b"*1\r\n$4\r\nPING\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += s.recv(64)
+        return (time.perf_counter() - t0) / n * 1e6
 
 
 def redis_command(port: int, *args: str) -> bytes:
@@ -322,15 +372,20 @@ def number(result: dict[str, object], key: str) -> float:
     return float(value)
 
 
-def commands(peer: Peer, port: int, tasks: int, python: str) -> tuple[list[str], list[str]]:
+def commands(
+    peer: Peer, port: int, tasks: int, scenario: str, python: str, ferroq_python: str
+) -> tuple[list[str], list[str]]:
     """Set the peer up (venv or Go build) and return its producer and worker command lines."""
     if peer.module == "asynq":
         base = [str(ensure_asynq()), "-addr", f"127.0.0.1:{port}", "-tasks", str(tasks)]
+        base += ["-scenario", scenario]
         produce = [*base, "-role", "produce", *peer.produce_args]
         work = [*base, "-role", "work", *peer.work_args]
     else:
-        base = [str(ensure_venv(peer, python)), peer.module]
+        py = ferroq_python if peer.module == "peer_ferroq.py" else str(ensure_venv(peer, python))
+        base = [py, peer.module]
         opts = ["--url", f"redis://127.0.0.1:{port}/0", "--tasks", str(tasks)]
+        opts += ["--scenario", scenario]
         produce = [*base, "produce", *opts, *peer.produce_args]
         work = [*base, "work", *opts, *peer.work_args]
     return produce, work
@@ -338,51 +393,63 @@ def commands(peer: Peer, port: int, tasks: int, python: str) -> tuple[list[str],
 
 def measure_once(row: Row, produce: list[str], work: list[str], port: int, timeout: float) -> None:
     """One run: flush, enqueue the backlog, process it; a failure marks the row."""
+    name = f"{row.peer.name}/{row.scenario}"
     try:
         redis_command(port, "FLUSHALL")
         p = run_role("enqueue", produce, timeout)
+        if p.get("role") == "unsupported":
+            row.unsupported = str(p.get("reason", "not supported"))
+            log(f"{name:24s} n/a: {row.unsupported}")
+            return
         w = run_role("process", work, timeout)
         row.enqueue.append(number(p, "rate"))
         row.process.append(number(w, "rate"))
         row.first_ms.append(number(w, "first_ms"))
     except Failure as e:
         row.failed = str(e)
-        log(f"{row.peer.name:15s} failed: {e}")
+        log(f"{name:24s} failed: {e}")
         return
     row.version = str(w.get("version", ""))
     row.config = f"{w.get('config', '')}; enqueue: {p.get('config', '')}"
     log(
-        f"{row.peer.name:15s} run {len(row.process)}: enqueue {row.enqueue[-1]:>8,.0f}/s"
+        f"{name:24s} run {len(row.process)}: enqueue {row.enqueue[-1]:>8,.0f}/s"
         f"  process {row.process[-1]:>8,.0f}/s"
     )
 
 
 def measure_all(
-    peers: Sequence[Peer], port: int, tasks: int, runs: int, timeout: float, python: str
+    peers: Sequence[Peer],
+    scenarios: Sequence[str],
+    port: int,
+    args: argparse.Namespace,
 ) -> list[Row]:
     """Set every peer up, then run round-robin: run 1 of each peer, then run 2, and so on.
 
     On a shared VM the machine's speed drifts over minutes; interleaving spreads that drift
     over all peers instead of handicapping whichever peer happens to run during a slow spell.
     """
-    rows = [Row(peer) for peer in peers]
-    cmds: dict[str, tuple[list[str], list[str]]] = {}
+    rows = [Row(peer, scenario) for scenario in scenarios for peer in peers]
+    cmds: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     for row in rows:
         try:
-            cmds[row.peer.name] = commands(row.peer, port, tasks, python)
+            cmds[row.peer.name, row.scenario] = commands(
+                row.peer, port, args.tasks, row.scenario, args.python, args.ferroq_python
+            )
         except Failure as e:
             row.failed = str(e)
             log(f"{row.peer.name:15s} failed: {e}")
-    for _ in range(runs):
+    for _ in range(args.runs):
         for row in rows:
-            if not row.failed:
-                measure_once(row, *cmds[row.peer.name], port, timeout)
+            if not row.failed and not row.unsupported:
+                measure_once(row, *cmds[row.peer.name, row.scenario], port, args.timeout)
     return rows
 
 
-def ferroq(port: int, tasks: int, python: str, timeout: float) -> tuple[Row, str]:
-    """Run bench/throughput.py on the same Redis and turn its output into a row."""
-    row = Row(Peer("ferroq", "", (), "bench/throughput.py"))
+def ferroq_extras(port: int, tasks: int, python: str, timeout: float) -> tuple[bool, str]:
+    """Run bench/throughput.py on the same Redis: the measures only ferroq is put through.
+
+    Returns whether it succeeded, and its output or why it failed.
+    """
     redis_command(port, "FLUSHALL")
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
     cmd = [python, str(REPO / "bench" / "throughput.py"), "--tasks", str(tasks)]
@@ -392,30 +459,10 @@ def ferroq(port: int, tasks: int, python: str, timeout: float) -> tuple[Row, str
             cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        row.failed = f"timeout after {timeout:.0f} s"
-        return row, ""
+        return False, f"bench/throughput.py: timeout after {timeout:.0f} s\n"
     if done.returncode != 0:
-        row.failed = f"exit {done.returncode}: {last_line(done.stderr)}"
-        return row, done.stdout
-    rates = dict(re.findall(r"^(\S.*?)\s{2,}([\d,]+) tasks/s$", done.stdout, re.MULTILINE))
-
-    def rate(name: str) -> float:
-        return float(rates.get(name, "0").replace(",", ""))
-
-    row.enqueue = [rate("enqueue, one call per task")]
-    row.process = [rate("process, no-op sync handler")]
-    async_rate = rate("process, no-op async handler")
-    row.config = (
-        f"1 process, Server concurrency=64, sync handler (async handler: {async_rate:,.0f}/s);"
-        " enqueue: Client.enqueue each; median of 3 (bench/throughput.py)"
-    )
-    version = subprocess.run(
-        [python, "-c", "import importlib.metadata as m; print(m.version('ferroq'))"],
-        capture_output=True,
-        text=True,
-    )
-    row.version = version.stdout.strip() or "?"
-    return row, done.stdout
+        return False, f"bench/throughput.py: exit {done.returncode}: {last_line(done.stderr)}\n"
+    return True, done.stdout
 
 
 # --- Report --------------------------------------------------------------------------------
@@ -425,23 +472,45 @@ def fmt_rate(values: list[float]) -> str:
     return f"{statistics.median(values):,.0f}" if values else ""
 
 
+def ratio(row: Row, reference: Row | None) -> str:
+    """How many times the reference (ferroq) processes faster than this row: "12.3x"."""
+    if reference is None or row is reference or not row.process or not reference.process:
+        return ""
+    return f"{statistics.median(reference.process) / statistics.median(row.process):,.1f}x"
+
+
 def table(rows: list[Row]) -> str:
+    """One scenario's rows as a markdown table, with each peer's ratio against ferroq."""
+    reference = next((r for r in rows if r.peer.name == FERROQ and r.process), None)
     head = (
-        "| peer | version | config | enqueue tasks/s | process tasks/s | process min-max |"
-        " first task ms |\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n"
+        "| peer | version | config | enqueue tasks/s | process tasks/s | ferroq is |"
+        " process min-max | first task ms |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
     )
     lines = []
     for r in rows:
+        if r.unsupported:
+            lines.append(f"| {r.peer.name} | {r.version} | n/a: {r.unsupported} | | | | | |")
+            continue
         if r.failed:
-            lines.append(f"| {r.peer.name} | {r.version} | failed: {r.failed} | | | | |")
+            lines.append(f"| {r.peer.name} | {r.version} | failed: {r.failed} | | | | | |")
             continue
         spread = f"{min(r.process):,.0f}-{max(r.process):,.0f}" if len(r.process) > 1 else ""
         first = f"{statistics.median(r.first_ms):,.0f}" if r.first_ms else ""
         lines.append(
             f"| {r.peer.name} | {r.version} | {r.config} | {fmt_rate(r.enqueue)} |"
-            f" {fmt_rate(r.process)} | {spread} | {first} |"
+            f" {fmt_rate(r.process)} | {ratio(r, reference)} | {spread} | {first} |"
         )
     return head + "\n".join(lines) + "\n"
+
+
+SCENARIO_TITLES = {
+    "simple": "simple: every task ready on one queue (asynq's BenchmarkEndToEndSimple)",
+    "mixed": "mixed: half ready, half scheduled in 1 s, 1 % fail once and retry after 1 s"
+    " (asynq's BenchmarkEndToEnd)",
+    "weighted": "weighted: a third each on queues high/default/low, weights 6/3/1"
+    " (asynq's BenchmarkEndToEndMultipleQueues)",
+}
 
 
 def machine() -> str:
@@ -463,29 +532,69 @@ def machine() -> str:
 
 
 def report(
-    rows: list[Row], args: argparse.Namespace, command: str, ferroq_out: str, load: float
+    rows: list[Row],
+    args: argparse.Namespace,
+    command: str,
+    ferroq_out: str,
+    load: float,
+    rtt: tuple[float, float],
 ) -> str:
-    notes = "\n".join(f"- {r.peer.name}: {r.peer.note}" for r in rows if r.peer.note)
+    """The markdown report: conditions, one table per scenario, config notes, ferroq extras."""
+    peers = {r.peer.name: r.peer for r in rows}  # one note per peer, not per scenario
+    notes = "\n".join(f"- {name}: {peer.note}" for name, peer in peers.items() if peer.note)
     out = [
         f"# Peer comparison — {time.strftime('%Y-%m-%d %H:%M')}",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine()}; 1-minute load average before the run: {load:.2f}",
-        f"- {args.tasks:,} no-op tasks per run, median of {args.runs} run(s) per peer; one worker"
-        " process unless the config says otherwise; no task results stored.",
+        f"- Loopback PING round trip (one connection, raw socket): {rtt[0]:.0f} µs before the"
+        f" run, {rtt[1]:.0f} µs after (one call per task cannot beat one round trip each:"
+        f" {1e6 / max(rtt):,.0f}-{1e6 / min(rtt):,.0f} calls/s)",
+        f"- {args.tasks:,} no-op tasks per run, median of {args.runs} run(s) per peer and"
+        " scenario, runs interleaved; one worker process unless the config says otherwise; no"
+        " task results stored.",
         "- enqueue: one library call per task from one process (asyncio peers: one awaited call"
         " at a time). process: worker start call → last task finished, on the pre-enqueued"
         " backlog; timed inside the peer's processes. first task: worker start → first task"
-        " finished (start-up cost included in the process rate).",
+        " finished (start-up cost included in the process rate). ferroq is: ferroq's process"
+        " rate divided by the peer's.",
         "",
-        table(rows),
-        "Config notes:",
-        "",
-        notes,
     ]
+    for scenario in dict.fromkeys(r.scenario for r in rows):
+        out += [
+            f"## {SCENARIO_TITLES[scenario]}",
+            "",
+            table([r for r in rows if r.scenario == scenario]),
+        ]
+    out += ["Config notes:", "", notes]
     if ferroq_out:
-        out += ["", "ferroq, `bench/throughput.py` output:", "", "```", ferroq_out.rstrip(), "```"]
+        out += [
+            "",
+            "ferroq alone, `bench/throughput.py` on the same Redis:",
+            "",
+            "```",
+            ferroq_out.rstrip(),
+            "```",
+        ]
     return "\n".join(out) + "\n"
+
+
+RESULTS = REPO / "bench" / "RESULTS.md"
+BEGIN, END = "<!-- peers:begin (written by bench/peers/run.py) -->", "<!-- peers:end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace the report's section of ``path`` (between BEGIN and END), or append one."""
+    body = path.read_text() if path.exists() else ""
+    # Every heading of the report goes one level down: it is a section of RESULTS.md.
+    lines = [f"#{ln}" if ln.startswith("#") else ln for ln in text.rstrip().splitlines()]
+    section = "\n".join([BEGIN, *lines, END])
+    if BEGIN in body and END in body:
+        head, rest = body.split(BEGIN, 1)
+        body = head + section + rest.split(END, 1)[1]
+    else:
+        body = body.rstrip() + "\n\n" + section + "\n"
+    path.write_text(body)
 
 
 def main() -> None:
@@ -493,7 +602,16 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--only", default="", help="comma-separated peer names (default: all)")
-    p.add_argument("--smoke", action="store_true", help="500 tasks, 1 run, huey and rq only")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"500 tasks, 1 run, {', '.join(SMOKE_PEERS)} only; exit 1 if anything failed",
+    )
+    p.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)",
+    )
     p.add_argument("--timeout", type=float, default=300, help="seconds per producer/worker run")
     p.add_argument("--skip-ferroq", action="store_true", help="do not run bench/throughput.py")
     p.add_argument("--python", default=sys.executable, help="interpreter for the peer venvs")
@@ -503,37 +621,57 @@ def main() -> None:
         default=str(default_ferroq) if default_ferroq.exists() else sys.executable,
         help="interpreter with ferroq installed (default: the repo's .venv)",
     )
-    p.add_argument("--output", type=Path, help="markdown report (default: bench/peers/last-run.md)")
+    p.add_argument(
+        "--output",
+        type=Path,
+        help="write the report to this file instead of its section of bench/RESULTS.md",
+    )
     args = p.parse_args()
     command = "python bench/peers/run.py " + shlex.join(sys.argv[1:])
     if args.smoke:
         args.tasks, args.runs = 500, 1
         args.only = args.only or ",".join(SMOKE_PEERS)
     # A smoke run must not overwrite the committed full-size results.
-    default_out = CACHE / "smoke-run.md" if args.smoke else HERE / "last-run.md"
-    output: Path = args.output or default_out
+    output: Path | None = args.output or (CACHE / "smoke-run.md" if args.smoke else None)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     known = {peer.name for peer in PEERS}
-    if unknown := [n for n in names if n not in known and n != "ferroq"]:
+    if unknown := [n for n in names if n not in known]:
         p.error(f"unknown peer(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    scenarios = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    if bad := [n for n in scenarios if n not in SCENARIOS]:
+        p.error(f"unknown scenario(s) {', '.join(bad)}; known: {', '.join(SCENARIOS)}")
     peers = [peer for peer in PEERS if not names or peer.name in names]
-    run_ferroq = not args.skip_ferroq and (not names or "ferroq" in names or args.smoke)
+    run_extras = not args.skip_ferroq and any(peer.name == FERROQ for peer in peers)
 
     load = os.getloadavg()[0]
     if load > 0.5:
         log(f"warning: load average {load:.2f} before the run; other work skews the numbers")
     started = time.monotonic()
     ferroq_out = ""
+    extras_ok = True
     with redis_server() as port:
-        rows = measure_all(peers, port, args.tasks, args.runs, args.timeout, args.python)
-        if run_ferroq:
-            row, ferroq_out = ferroq(port, args.tasks, args.ferroq_python, 4 * args.timeout)
-            rows.append(row)
-    text = report(rows, args, command, ferroq_out, load)
+        rtt_before = ping_rtt_us(port)
+        rows = measure_all(peers, scenarios, port, args)
+        if run_extras:
+            extras_ok, ferroq_out = ferroq_extras(
+                port, args.tasks, args.ferroq_python, 4 * args.timeout
+            )
+        rtt = (rtt_before, ping_rtt_us(port))
+    text = report(rows, args, command, ferroq_out, load, rtt)
     print(text)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    if output is None:
+        output = RESULTS
+        write_section(RESULTS, text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
     log(f"wrote {output} in {time.monotonic() - started:.0f} s")
+    failed = [f"{r.peer.name}/{r.scenario}" for r in rows if r.failed]
+    if not extras_ok:
+        failed.append("bench/throughput.py")
+    if args.smoke and failed:
+        log(f"smoke run failed: {', '.join(failed)}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

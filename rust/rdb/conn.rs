@@ -1,12 +1,59 @@
 //! Connections from a URL (`redis://`, `rediss://`, `unix://`, with username, password and db),
-//! reconnected with capped exponential backoff.
+//! reconnected with capped exponential backoff. TCP and Unix sockets use [`SpinConnection`]; TLS
+//! and Pub/Sub use redis-rs's connection.
 
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, IntoConnectionInfo};
+use redis::{Connection, ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
+use super::spin::SpinConnection;
 use crate::error::{Error, Result};
+
+/// A command connection: ours where we can poll the socket, redis-rs's for TLS.
+pub enum Link {
+    /// TCP or Unix socket.
+    Spin(SpinConnection),
+    /// TLS.
+    Std(Connection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            Link::Spin(c) => c.req_packed_command(cmd),
+            Link::Std(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(&mut self, cmd: &[u8], offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        match self {
+            Link::Spin(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Std(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Spin(c) => c.get_db(),
+            Link::Std(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Link::Spin(c) => c.check_connection(),
+            Link::Std(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Link::Spin(c) => c.is_open(),
+            Link::Std(c) => c.is_open(),
+        }
+    }
+}
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,12 +120,12 @@ impl ConnConfig {
 /// One Redis connection that reconnects on demand.
 pub struct Conn {
     cfg: ConnConfig,
-    conn: Option<Connection>,
+    conn: Option<Link>,
 }
 
 impl Conn {
     /// The live connection, connecting (with backoff, within the reconnect budget) if needed.
-    pub fn get(&mut self) -> Result<&mut Connection> {
+    pub fn get(&mut self) -> Result<&mut Link> {
         if self.conn.is_none() {
             self.conn = Some(self.connect()?);
         }
@@ -88,11 +135,21 @@ impl Conn {
         }
     }
 
-    fn connect(&self) -> Result<Connection> {
+    fn connect(&self) -> Result<Link> {
+        self.with_backoff(|| {
+            let info = self.cfg.client.get_connection_info();
+            match SpinConnection::connect(info, CONNECT_TIMEOUT, IO_TIMEOUT)? {
+                Some(c) => Ok(Link::Spin(c)),
+                None => self.try_connect().map(Link::Std),
+            }
+        })
+    }
+
+    fn with_backoff<C>(&self, mut attempt: impl FnMut() -> redis::RedisResult<C>) -> Result<C> {
         let started = Instant::now();
         let mut delay = BACKOFF_MIN;
         loop {
-            match self.try_connect() {
+            match attempt() {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     if started.elapsed() + delay > self.cfg.reconnect_budget {
@@ -114,7 +171,7 @@ impl Conn {
 
     /// Runs `f` on the connection; a transport failure drops the connection so the next call
     /// reconnects.
-    pub fn run<T>(&mut self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub fn run<T>(&mut self, f: impl FnOnce(&mut Link) -> Result<T>) -> Result<T> {
         let conn = self.get()?;
         let out = f(conn);
         if let Err(e) = &out {
@@ -127,7 +184,7 @@ impl Conn {
 
     /// A dedicated connection for Pub/Sub (it cannot be shared with commands).
     pub fn pubsub_connection(&self) -> Result<Connection> {
-        self.connect()
+        self.with_backoff(|| self.try_connect())
     }
 
     /// Whether a connection is open (it may still have died since its last use).

@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod keys;
 pub mod scripts;
+pub mod spin;
 
 use std::time::{Duration, SystemTime};
 
@@ -234,7 +235,7 @@ impl Rdb {
     }
 
     /// Runs `f` on the live connection.
-    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut conn::Link) -> Result<T>) -> Result<T> {
         let reused = self.conn.is_connected();
         match self.conn.run(&mut f) {
             Err(e) if reused && self.retry_stale && e.is_connection_error() => {

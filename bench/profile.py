@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import shutil
 import subprocess
@@ -106,14 +105,10 @@ def main() -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         sys.exit("py-spy not found: pip install py-spy")
-    from ferroq._embedded import EmbeddedRedis
+    sys.path.insert(0, str(HERE))
+    from throughput import local_redis
 
-    embedded = None
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        embedded = EmbeddedRedis().start()
-        url = embedded.url
-    try:
+    with local_redis() as url:
         r = redis.Redis.from_url(url)
         r.flushall()
         r.config_resetstat()
@@ -132,9 +127,6 @@ def main() -> None:
             print(done.stdout.strip())
             print(summarise(raw, wall, args.top))
         print(commandstats(r))
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

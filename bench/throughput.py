@@ -7,17 +7,29 @@ Run: ``python bench/throughput.py [--tasks N]`` (``make bench``). Starts a priva
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import redis
 
 from ferroq import Client, ServeMux, Server, Task
 from ferroq._embedded import EmbeddedRedis
+
+
+@contextlib.contextmanager
+def local_redis() -> Iterator[str]:
+    """``$REDIS_URL``, or a private embedded Redis for the duration."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedRedis() as embedded:
+        yield embedded.url
 
 
 def enqueue_one_by_one(url: str, n: int) -> float:
@@ -110,12 +122,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tasks", type=int, default=10_000)
     args = p.parse_args()
-    embedded = None
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        embedded = EmbeddedRedis().start()
-        url = embedded.url
-    try:
+    with local_redis() as url:
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
         print(f"machine: {machine}, Python {platform.python_version()}")
         print(f"tasks per run: {args.tasks}, median of 3")
@@ -131,9 +138,6 @@ def main() -> None:
         p50, p99 = round_trip(url)
         print(f"{'round trip, idle server':32s} p50 {p50:.3f} ms · p99 {p99:.3f} ms")
         print(f"{'idle server CPU':32s} {idle_cpu(url):>10.2f} % of a core")
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -170,6 +170,47 @@ pub struct Rdb {
     retry_stale: bool,
 }
 
+/// Spreads the replies of a pipeline over the `n` requests they answer for. `owners[k]` lists the
+/// requests of call `k`: a batch call answers with an array of per-request codes, which `each`
+/// decodes; a call for one request with that request's reply, which `one` decodes (a script
+/// error stays that error).
+fn spread_replies(
+    n: usize,
+    owners: &[Vec<usize>],
+    replies: Vec<Result<Value>>,
+    what: &str,
+    one: impl Fn(Value) -> Result<()>,
+    each: impl Fn(Value) -> Result<()>,
+) -> Vec<Result<()>> {
+    let mut out: Vec<Option<Result<()>>> = (0..n).map(|_| None).collect();
+    for (idx, reply) in owners.iter().zip(replies) {
+        match (idx.as_slice(), reply) {
+            ([i], Ok(Value::Array(mut codes))) if codes.len() == 1 => out[*i] = codes.pop().map(&each),
+            ([i], reply) => out[*i] = Some(reply.and_then(&one)),
+            (_, Ok(Value::Array(codes))) if codes.len() == idx.len() => {
+                for (&i, c) in idx.iter().zip(codes) {
+                    out[i] = Some(each(c));
+                }
+            }
+            (_, Ok(other)) => {
+                for &i in idx {
+                    out[i] = Some(Err(Error::protocol(format!("{what} returned {other:?}"))));
+                }
+            }
+            (_, Err(e)) => {
+                let text = e.to_string();
+                for &i in idx {
+                    out[i] = Some(Err(match e {
+                        Error::NotFound => Error::NotFound,
+                        _ => Error::Protocol(text.clone()),
+                    }));
+                }
+            }
+        }
+    }
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::protocol(format!("{what}: no reply"))))).collect()
+}
+
 fn is_noscript(r: &redis::RedisResult<Value>) -> bool {
     matches!(r, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
 }
@@ -360,32 +401,11 @@ impl Rdb {
             }
         }
         let replies = self.run_pipeline(&invs)?;
-        let mut out: Vec<Option<Result<()>>> = (0..reqs.len()).map(|_| None).collect();
-        for (idx, reply) in owners.iter().zip(replies) {
-            match reply {
-                Ok(Value::Int(code)) if idx.len() == 1 => out[idx[0]] = Some(Self::enqueue_reply(code)),
-                Ok(Value::Array(codes)) if codes.len() == idx.len() => {
-                    for (&i, code) in idx.iter().zip(codes) {
-                        out[i] = Some(match code {
-                            Value::Int(c) => Self::enqueue_reply(c),
-                            other => Err(Error::protocol(format!("enqueue returned {other:?}"))),
-                        });
-                    }
-                }
-                Ok(other) => {
-                    for &i in idx {
-                        out[i] = Some(Err(Error::protocol(format!("enqueue returned {other:?}"))));
-                    }
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    for &i in idx {
-                        out[i] = Some(Err(Error::Protocol(text.clone())));
-                    }
-                }
-            }
-        }
-        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::protocol("missing reply")))).collect())
+        let code = |v: Value| match v {
+            Value::Int(code) => Self::enqueue_reply(code),
+            other => Err(Error::protocol(format!("enqueue returned {other:?}"))),
+        };
+        Ok(spread_replies(reqs.len(), &owners, replies, "enqueue", code, code))
     }
 
     /// Sends script invocations in one pipeline, loading each distinct script first so EVALSHA
@@ -790,39 +810,12 @@ impl Rdb {
             }
         }
         let replies = self.run_pipeline(&invs)?;
-        let mut out: Vec<Option<Result<()>>> = (0..items.len()).map(|_| None).collect();
-        for (idx, reply) in owners.iter().zip(replies) {
-            if let [i] = idx[..] {
-                out[i] = Some(reply.map(|_| ()));
-                continue;
-            }
-            match reply {
-                Ok(Value::Array(codes)) if codes.len() == idx.len() => {
-                    for (&i, code) in idx.iter().zip(codes) {
-                        out[i] = Some(match code {
-                            Value::Int(1) => Ok(()),
-                            Value::Int(0) => Err(Error::NotFound),
-                            other => Err(Error::protocol(format!("done_batch returned {other:?}"))),
-                        });
-                    }
-                }
-                Ok(other) => {
-                    for &i in idx {
-                        out[i] = Some(Err(Error::protocol(format!("done_batch returned {other:?}"))));
-                    }
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    for &i in idx {
-                        out[i] = Some(Err(match &e {
-                            Error::NotFound => Error::NotFound,
-                            _ => Error::protocol(format!("finishing failed: {text}")),
-                        }));
-                    }
-                }
-            }
-        }
-        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(Error::protocol("no reply")))).collect())
+        let code = |v: Value| match v {
+            Value::Int(1) => Ok(()),
+            Value::Int(0) => Err(Error::NotFound),
+            other => Err(Error::protocol(format!("done_batch returned {other:?}"))),
+        };
+        Ok(spread_replies(items.len(), &owners, replies, "done_batch", |_| Ok(()), code))
     }
 
     /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the

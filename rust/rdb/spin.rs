@@ -24,13 +24,17 @@ use redis::{ConnectionAddr, ConnectionInfo, ConnectionLike, RedisError, RedisRes
 /// How long a read polls before it blocks, unless `FERROQ_SPIN_US` says otherwise (0: never).
 pub const SPIN: Duration = Duration::from_micros(200);
 
-/// The spin budget of new connections: `FERROQ_SPIN_US` (microseconds, read once) or [`SPIN`].
+/// The spin budget of new connections: `FERROQ_SPIN_US` (microseconds, read once), else
+/// [`SPIN`], or zero on a single-CPU machine, where polling would only keep a local Redis from
+/// running.
 pub fn spin_budget() -> Duration {
     static BUDGET: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = if cpus > 1 { SPIN } else { Duration::ZERO };
         std::env::var("FERROQ_SPIN_US")
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(SPIN, Duration::from_micros)
+            .map_or(default, Duration::from_micros)
     });
     *BUDGET
 }
@@ -102,7 +106,9 @@ impl Read for SpinReader<'_> {
             match self.stream.read_some(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if start.elapsed() < self.spin {
-                        std::hint::spin_loop();
+                        // Yield rather than spin in place: if Redis (or the thread that will
+                        // answer) waits for this CPU, it runs now.
+                        std::thread::yield_now();
                         continue;
                     }
                     return self.stream.blocking(|s| s.read_some(buf));

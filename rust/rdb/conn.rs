@@ -174,10 +174,10 @@ impl Conn {
     pub fn run<T>(&mut self, f: impl FnOnce(&mut Link) -> Result<T>) -> Result<T> {
         let conn = self.get()?;
         let out = f(conn);
-        if let Err(e) = &out {
-            if e.is_connection_error() {
-                self.conn = None;
-            }
+        // A protocol error leaves the stream out of step with the replies: never reuse it.
+        let broken = !conn.is_open() || out.as_ref().is_err_and(|e| e.is_connection_error());
+        if broken {
+            self.conn = None;
         }
         out
     }

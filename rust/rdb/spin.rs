@@ -111,7 +111,14 @@ impl Read for SpinReader<'_> {
                         std::thread::yield_now();
                         continue;
                     }
-                    return self.stream.blocking(|s| s.read_some(buf));
+                    // A signal may interrupt the blocking read too (sockets with a timeout
+                    // are not restarted): retry it, the stream has lost nothing.
+                    loop {
+                        match self.stream.blocking(|s| s.read_some(buf)) {
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            other => return other,
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
@@ -171,7 +178,7 @@ impl SpinConnection {
             parser: redis::Parser::new(),
             db: settings.db(),
             open: true,
-            spin: SPIN,
+            spin: spin_budget(),
         };
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -198,6 +205,7 @@ impl SpinConnection {
                     match self.stream.blocking(|s| s.write_some(rest)) {
                         Ok(0) => return Err(self.fail(io::ErrorKind::WriteZero.into())),
                         Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(self.fail(e)),
                     }
                 }

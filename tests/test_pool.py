@@ -108,3 +108,20 @@ def test_a_hung_handler_does_not_keep_the_process_alive(redis_url: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "shut down" in done.stdout
+
+
+def test_a_thread_that_cannot_start_frees_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = WorkerPool(1, "nostart")
+    real_start = threading.Thread.start
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    ran = threading.Event()
+    pool.submit(ran.set)
+    assert ran.wait(10), "the slot of the thread that never started was given back"
+    pool.shutdown()

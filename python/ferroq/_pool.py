@@ -55,7 +55,14 @@ class WorkerPool:
                 self._threads.append(t)
         self._queue.put((fn, args))
         if spawn:
-            t.start()
+            try:
+                t.start()
+            except BaseException:
+                # No thread after all (the OS refused one): free its slot. The call stays
+                # queued for the next free thread; the caller learns of the failure.
+                with self._lock:
+                    self._threads.remove(t)
+                raise
 
     def _work(self) -> None:
         while True:

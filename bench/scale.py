@@ -10,6 +10,7 @@ same number of tasks; and the worker's resident memory after warm-up and at the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import threading
 import time
@@ -17,7 +18,7 @@ import time
 import redis
 
 from ferroq import Client, Server, Task
-from ferroq._embedded import EmbeddedRedis
+from throughput import local_redis
 
 
 def rss_mb() -> float:
@@ -65,13 +66,7 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=1_000_000)
     args = p.parse_args()
     n = args.tasks
-    embedded = None
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        embedded = EmbeddedRedis().start()
-        url = embedded.url
-    r = redis.Redis.from_url(url)
-    try:
+    with local_redis() as url, contextlib.closing(redis.Redis.from_url(url)) as r:
         r.flushall()
         fill(url, n, ["bulk"])
         tenth = n // 10
@@ -90,10 +85,6 @@ def main() -> None:
             got = drain(url, m, queues, [m // 10, m])
             rate = (m - m // 10) / (got[m][0] - got[m // 10][0])
             print(f"{m:,} tasks over {len(queues):>3} queue(s): {rate:,.0f} tasks/s")
-    finally:
-        r.close()
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

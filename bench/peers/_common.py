@@ -46,10 +46,6 @@ DELAY = 1.0  # seconds: the schedule delay and the retry delay of the mixed scen
 WEIGHTS = {"high": 6, "default": 3, "low": 1}  # asynq's BenchmarkEndToEndMultipleQueues
 
 
-class Unsupported(Exception):
-    """The peer has no such feature: the orchestrator prints the reason instead of a number."""
-
-
 def parser(description: str | None) -> argparse.ArgumentParser:
     """Arguments common to every peer module; a module adds its own tuning knobs."""
     p = argparse.ArgumentParser(description=description)
@@ -209,8 +205,20 @@ def finish_work(
     os._exit(0)
 
 
-def finish_work_in_thread(counter: Counter, t0: float, config: str, dist: str) -> None:
-    """For peers whose worker blocks the main thread: report from a daemon thread."""
-    threading.Thread(
-        target=finish_work, args=(counter, t0, config, dist), daemon=True, name="bench-watch"
-    ).start()
+def finish_work_in_thread(
+    counter: Counter, t0: float, config: str, dist: str, *, kill_children: bool = False
+) -> None:
+    """For peers whose worker blocks the main thread: report from a daemon thread.
+
+    With ``kill_children``, the ``multiprocessing`` children alive when the last task finished
+    (a forked scheduler, process workers) are killed with this process.
+    """
+
+    def watch() -> None:
+        children: tuple[int, ...] = ()
+        if kill_children:
+            counter.wait()
+            children = tuple(p.pid for p in multiprocessing.active_children() if p.pid)
+        finish_work(counter, t0, config, dist, children)
+
+    threading.Thread(target=watch, daemon=True, name="bench-watch").start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from importlib import metadata
 
 import _common
 
@@ -68,7 +67,7 @@ def main() -> None:
     p.add_argument("--handler", choices=["sync", "async"], default="sync")
     a = p.parse_args()
     _common.quiet()
-    metadata.version(DIST)  # fail early if this interpreter has no ferroq
+    _common.version(DIST)  # fail early if this interpreter has no ferroq
     if a.role == "produce":
         produce(a.url, a.tasks, a.scenario)
     else:

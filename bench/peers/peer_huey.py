@@ -15,8 +15,6 @@ unsupported: a Huey instance has one queue and a consumer serves one Huey instan
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 import time
 from typing import Any
 
@@ -56,13 +54,6 @@ def produce(url: str, n: int, scenario: str) -> None:
     _common.emit_enqueue(n, time.perf_counter() - t0, config, DIST)
 
 
-def _watch(counter: _common.Counter, t0: float, config: str) -> None:
-    """Report once every task ran; with ``--worker-type process`` take Huey's children down too."""
-    counter.wait()
-    children = tuple(p.pid for p in multiprocessing.active_children() if p.pid)
-    _common.finish_work(counter, t0, config, DIST, children)
-
-
 def work(url: str, n: int, scenario: str, workers: int, worker_type: str) -> None:
     huey, _ = _huey(url, scenario)
     counter = _common.install_counter(n, scenario)
@@ -74,10 +65,7 @@ def work(url: str, n: int, scenario: str, workers: int, worker_type: str) -> Non
         workers=workers, worker_type=worker_type, periodic=False, check_worker_health=False
     )
     t0 = time.perf_counter()
-    watch = threading.Thread(
-        target=_watch, args=(counter, t0, config), daemon=True, name="bench-watch"
-    )
-    watch.start()
+    _common.finish_work_in_thread(counter, t0, config, DIST, kill_children=True)
     consumer.run()
 
 

@@ -15,8 +15,6 @@ scenario runs a non-burst worker ``with_scheduler``. *weighted* puts the jobs on
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -63,13 +61,6 @@ def produce(url: str, n: int, scenario: str, result_ttl: int) -> None:
     _common.emit_enqueue(n, time.perf_counter() - t0, config, DIST)
 
 
-def _watch(counter: _common.Counter, t0: float, config: str) -> None:
-    """Report once every job ran, and take the forked scheduler process (if any) down too."""
-    counter.wait()
-    children = tuple(p.pid for p in multiprocessing.active_children() if p.pid)
-    _common.finish_work(counter, t0, config, DIST, children)
-
-
 def work(url: str, n: int, scenario: str, kind: str) -> None:
     from rq import SimpleWorker, Worker  # type: ignore[import-not-found, unused-ignore]
     from rq.worker import DequeueStrategy  # type: ignore[import-not-found, unused-ignore]
@@ -92,10 +83,7 @@ def work(url: str, n: int, scenario: str, kind: str) -> None:
         config += "; queues high,default,low in round-robin order (RQ has no weights)"
     w = cls(queues, connection=q.connection)
     t0 = time.perf_counter()
-    watch = threading.Thread(
-        target=_watch, args=(counter, t0, config), daemon=True, name="bench-watch"
-    )
-    watch.start()
+    _common.finish_work_in_thread(counter, t0, config, DIST, kill_children=True)
     w.work(logging_level="WARNING", **options)
     time.sleep(3600)  # burst mode returned: the watcher thread reports and exits the process
 

@@ -49,13 +49,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _common import RESULT_PREFIX, SCENARIOS  # the peers' end of the same protocol
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE = Path(os.environ.get("FERROQ_BENCH_CACHE", Path.home() / ".cache" / "ferroq-bench"))
-RESULT_PREFIX = "BENCH-RESULT "
 HIREDIS = "hiredis==3.5.0"  # C reply parser, picked up by redis-py when present: the fast path
+# One tuple for both Dramatiq rows: they share a venv, which is rebuilt when its pins change.
+DRAMATIQ = ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS)
 SMOKE_PEERS = ("ferroq", "huey", "rq", "asynq")  # small installs, quick runs
-SCENARIOS = ("simple", "mixed", "weighted")
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "dramatiq",
         "dramatiq",
-        ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
+        DRAMATIQ,
         "peer_dramatiq.py",
         work_args=("--threads", "2", "--prefetch", "100"),
         note="dramatiq_queue_prefetch=100: the default (2 x threads) refetches too often;"
@@ -117,7 +119,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "dramatiq-2proc",
         "dramatiq",
-        ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS),
+        DRAMATIQ,
         "peer_dramatiq.py",
         work_args=("--processes", "2", "--threads", "2", "--prefetch", "100"),
         note="outside the one-process rule: the setting the performance issue quotes",

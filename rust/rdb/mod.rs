@@ -170,6 +170,40 @@ pub struct Rdb {
     retry_stale: bool,
 }
 
+/// The calls of a pipeline and, for each, the requests it answers for (`owners[k]`).
+type Plan = (Vec<Call>, Vec<Vec<usize>>);
+
+/// Plans one pipeline for `n` requests: those for which `batch_queue` names a queue go in one
+/// batch call per queue and chunk of `chunk` (built by `batch`), the others one call each (built
+/// by `single`).
+fn plan_calls<'a>(
+    n: usize,
+    chunk: usize,
+    batch_queue: impl Fn(usize) -> Option<&'a str>,
+    mut single: impl FnMut(usize) -> Call,
+    mut batch: impl FnMut(&str, &[usize]) -> Call,
+) -> Plan {
+    let mut invs = Vec::new();
+    let mut owners = Vec::new();
+    let mut batches: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    for i in 0..n {
+        match batch_queue(i) {
+            Some(q) => batches.entry(q).or_default().push(i),
+            None => {
+                invs.push(single(i));
+                owners.push(vec![i]);
+            }
+        }
+    }
+    for (q, idx) in batches {
+        for part in idx.chunks(chunk) {
+            invs.push(batch(q, part));
+            owners.push(part.to_vec());
+        }
+    }
+    (invs, owners)
+}
+
 /// Spreads the replies of a pipeline over the `n` requests they answer for. `owners[k]` lists the
 /// requests of call `k`: a batch call answers with an array of per-request codes, which `each`
 /// decodes; a call for one request with that request's reply, which `one` decodes (a script
@@ -373,33 +407,28 @@ impl Rdb {
     /// scheduled and grouped ones one call each.
     pub fn enqueue_many(&mut self, reqs: &[EnqueueRequest], now: SystemTime) -> Result<Vec<Result<()>>> {
         const CHUNK: usize = 500;
-        let plain = |r: &EnqueueRequest| r.placement == Placement::Pending && r.msg.unique_key.is_empty();
-        // Each call, and the request indexes it answers for.
-        let mut invs: Vec<Call> = Vec::new();
-        let mut owners: Vec<Vec<usize>> = Vec::new();
-        let mut batches: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
-        for (i, r) in reqs.iter().enumerate() {
-            if plain(r) {
-                batches.entry(r.msg.queue.as_str()).or_default().push(i);
-            } else {
-                invs.push(self.enqueue_invocation(r, now));
-                owners.push(vec![i]);
-            }
-        }
-        for (q, idx) in batches {
-            for chunk in idx.chunks(CHUNK) {
+        let plain = |i: usize| {
+            let r = &reqs[i];
+            (r.placement == Placement::Pending && r.msg.unique_key.is_empty()).then_some(r.msg.queue.as_str())
+        };
+        let keys = &self.keys;
+        let (invs, owners) = plan_calls(
+            reqs.len(),
+            CHUNK,
+            plain,
+            |i| self.enqueue_invocation(&reqs[i], now),
+            |q, part| {
                 let (s, mut inv) = call(&scripts::ENQUEUE_BATCH);
-                inv.key(self.keys.pending(q))
-                    .arg(self.keys.task_prefix(q))
+                inv.key(keys.pending(q))
+                    .arg(keys.task_prefix(q))
                     .arg(unix_nanos(now))
-                    .arg(self.keys.wake_channel(q));
-                for &i in chunk {
+                    .arg(keys.wake_channel(q));
+                for &i in part {
                     inv.arg(&reqs[i].msg.id).arg(encode_task(&reqs[i].msg));
                 }
-                invs.push((s, inv));
-                owners.push(chunk.to_vec());
-            }
-        }
+                (s, inv)
+            },
+        );
         let replies = self.run_pipeline(&invs)?;
         let code = |v: Value| match v {
             Value::Int(code) => Self::enqueue_reply(code),
@@ -408,8 +437,8 @@ impl Rdb {
         Ok(spread_replies(reqs.len(), &owners, replies, "enqueue", code, code))
     }
 
-    /// Sends script invocations in one pipeline, loading each distinct script first so EVALSHA
-    /// cannot miss; returns one result per invocation.
+    /// Sends script invocations in one pipeline (EVALSHA; scripts are loaded and their calls
+    /// re-run only where Redis answered NOSCRIPT); returns one result per invocation.
     fn run_pipeline(&mut self, invs: &[Call]) -> Result<Vec<Result<Value>>> {
         if invs.is_empty() {
             return Ok(Vec::new());
@@ -773,42 +802,29 @@ impl Rdb {
         now: SystemTime,
     ) -> Result<Vec<Result<()>>> {
         // Plain successes of one queue go in one done_batch call; everything else one call each.
-        let batchable = |m: &TaskMessage, f: &Finish| match f {
-            Finish::Done => m.retention <= 0,
-            Finish::Revoke => true,
-            _ => false,
+        let batchable = |i: usize| {
+            let (m, f) = items[i];
+            let plain = matches!(f, Finish::Revoke) || (matches!(f, Finish::Done) && m.retention <= 0);
+            plain.then_some(m.queue.as_str())
         };
-        let mut invs: Vec<Call> = Vec::new();
-        let mut owners: Vec<Vec<usize>> = Vec::new();
-        let mut batches: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
-        for (i, (m, f)) in items.iter().enumerate() {
-            if batchable(m, f) {
-                batches.entry(m.queue.as_str()).or_default().push(i);
-            } else {
-                invs.push(self.finish_invocation(m, f, now));
-                owners.push(vec![i]);
-            }
-        }
         let stats_exp = unix_secs(now) + STATS_TTL.as_secs() as i64;
-        for (q, idx) in batches {
-            for chunk in idx.chunks(FINISH_BATCH) {
-                if let [i] = chunk {
-                    let (m, f) = items[*i];
-                    invs.push(self.finish_invocation(m, f, now));
-                    owners.push(vec![*i]);
-                    continue;
-                }
+        let date = utc_date(now);
+        let (invs, owners) = plan_calls(
+            items.len(),
+            FINISH_BATCH,
+            batchable,
+            |i| self.finish_invocation(items[i].0, items[i].1, now),
+            |q, part| {
                 let k = &self.keys;
                 let (s, mut inv) = call(&scripts::DONE_BATCH);
-                inv.key(k.active(q)).key(k.lease(q)).key(k.processed(q, &utc_date(now)));
-                inv.key(k.processed_total(q)).arg(k.task_prefix(q)).arg(stats_exp);
-                for &i in chunk {
+                inv.key(k.active(q)).key(k.lease(q)).key(k.processed(q, &date)).key(k.processed_total(q));
+                inv.arg(k.task_prefix(q)).arg(stats_exp);
+                for &i in part {
                     inv.arg(&items[i].0.id).arg(&items[i].0.unique_key);
                 }
-                invs.push((s, inv));
-                owners.push(chunk.to_vec());
-            }
-        }
+                (s, inv)
+            },
+        );
         let replies = self.run_pipeline(&invs)?;
         let code = |v: Value| match v {
             Value::Int(1) => Ok(()),

@@ -290,18 +290,19 @@ impl Shared {
 
     /// Waits up to `d` or until an earlier due time is noted; returns false at shutdown.
     pub fn due_wait(&self, d: Duration) -> bool {
-        crossbeam_channel::select! {
-            recv(self.stop_rx) -> _ => false,
-            recv(self.due_rx) -> _ => true,
-            default(d) => !self.stopping(),
-        }
+        self.wait_or(&self.due_rx, d)
     }
 
     /// Waits up to `d` or until woken; returns false when the server is shutting down.
     pub fn idle_wait(&self, d: Duration) -> bool {
+        self.wait_or(&self.wake_rx, d)
+    }
+
+    /// Waits up to `d` or until `early` has a message; false when the server is shutting down.
+    fn wait_or(&self, early: &Receiver<()>, d: Duration) -> bool {
         crossbeam_channel::select! {
             recv(self.stop_rx) -> _ => false,
-            recv(self.wake_rx) -> _ => true,
+            recv(early) -> _ => true,
             default(d) => !self.stopping(),
         }
     }

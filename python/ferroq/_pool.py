@@ -3,8 +3,9 @@
 ``concurrent.futures.ThreadPoolExecutor`` creates a ``Future`` (with its ``Condition``) per call,
 takes a semaphore per call to find an idle thread, and joins its threads at interpreter exit.
 The server needs none of that: a handler's outcome is reported by the handler's wrapper itself.
-This pool is a ``SimpleQueue`` (C, lock-free for one producer) and threads started on demand up
-to a limit, found idle by one counter under a lock. Its threads are daemons: a handler that
+This pool is a ``SimpleQueue`` (in C) and threads started on demand up to a limit, found idle
+by one counter under a lock until the limit is reached (threads never exit, so after that there
+is nothing left to decide). Its threads are daemons: a handler that
 never returns cannot keep the process alive after ``Server.shutdown`` requeued its task.
 """
 
@@ -33,6 +34,7 @@ class WorkerPool:
         self._idle = 0  # threads waiting for work and not yet claimed by a submit
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._full = False  # every thread started: submissions just queue
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queues ``fn(*args)``; starts a thread when none is idle and the limit allows.
@@ -40,6 +42,11 @@ class WorkerPool:
         Raises:
             RuntimeError: The pool was shut down.
         """
+        if self._full:
+            if self._closed:
+                raise RuntimeError("the worker pool is shut down")
+            self._queue.put((fn, args))
+            return
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
@@ -53,6 +60,7 @@ class WorkerPool:
                     target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
                 )
                 self._threads.append(t)
+                self._full = len(self._threads) >= self._max
         self._queue.put((fn, args))
         if spawn:
             try:
@@ -62,6 +70,7 @@ class WorkerPool:
                 # queued for the next free thread; the caller learns of the failure.
                 with self._lock:
                     self._threads.remove(t)
+                    self._full = False
                 raise
 
     def _work(self) -> None:
@@ -74,8 +83,9 @@ class WorkerPool:
                 fn(*args)
             except BaseException:  # the callables report their own errors; this is a last resort
                 log.exception("a worker thread's call raised")
-            with self._lock:
-                self._idle += 1
+            if not self._full:
+                with self._lock:
+                    self._idle += 1
 
     def shutdown(self) -> None:
         """Drops queued calls that have not started and lets every thread exit when free."""

@@ -313,7 +313,7 @@ class Server:
                 # Shutdown began while these were on their way: give them straight back.
                 native.finish([(row[0], _REQUEUE, "", None, False) for row in rows])
                 break
-            async_batch: list[tuple[Handler, _Running]] = []
+            batch: list[_Running] = []
             for row in rows:
                 try:
                     task = Task._leased(native, row)
@@ -322,11 +322,18 @@ class Server:
                     text = f"ferroq: unusable task message: {_error_text(exc)}"
                     native.finish([(row[0], _ARCHIVE, text, None, True)])
                     continue
-                r = _Running(task, float(row[8]))
-                with self._lock:
-                    self._running[task._token] = r
-                    cancelled_early = self._early_cancels.pop(task._token, None) is not None
-                if cancelled_early:
+                batch.append(_Running(task, float(row[8])))
+            # One lock round for the whole batch: register, and collect early cancellations.
+            with self._lock:
+                early: set[int] = set()
+                for r in batch:
+                    token = r.task._token
+                    self._running[token] = r
+                    if self._early_cancels.pop(token, None) is not None:
+                        early.add(token)
+            async_batch: list[tuple[Handler, _Running]] = []
+            for r in batch:
+                if r.task._token in early:
                     r.cancel_error = TaskCancelled()
                     self._report(r, r.cancel_error)
                     continue

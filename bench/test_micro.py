@@ -123,25 +123,27 @@ def test_cron_next_after_croniter(benchmark: BenchmarkFixture) -> None:
 def test_lease_handoff_ack_round_100_tasks(benchmark: BenchmarkFixture, redis_url: str) -> None:
     """One full round: the core leases 100 tasks (one script call), hands them to Python, and
     Python's 100 outcomes go back and are written (one pipeline) before the slots free up."""
-    from ferroq._native import NativeServer
+    from ferroq._native import Lease, NativeServer, Outcome, ServerConfig
 
     rounds = 200
     with Client(redis_url) as c:
         for _ in range(rounds):
             c.enqueue_many([Task("noop") for _ in range(100)], queue="handoff")
-    native = NativeServer(
-        redis_url, concurrency=100, queues={"handoff": 1}, task_check_interval=0.01
-    )
+    config = ServerConfig(concurrency=100, queues={"handoff": 1}, task_check_interval=0.01)
+    native = NativeServer(redis_url, config)
+    done = Outcome.done()
     native.start()
     try:
 
+        def wrap(lease: Lease) -> Task:
+            return Task._leased(native, lease)
+
         def one_round() -> None:
-            rows = native.next_batch(100, 5.0)
-            while len(rows) < 100:
-                rows += native.next_batch(100 - len(rows), 5.0)
-            for row in rows:
-                Task._leased(native, row)
-            native.finish([(row[0], 0, "", None, False) for row in rows])
+            tasks = native.next_batch(100, 5.0, wrap)
+            while len(tasks) < 100:
+                tasks += native.next_batch(100 - len(tasks), 5.0, wrap)
+            for task in tasks:
+                native.finish(task._token, done)
 
         # pedantic: each round consumes 100 of the tasks enqueued above, so the count is fixed.
         benchmark.pedantic(one_round, rounds=rounds, iterations=1)  # type: ignore[no-untyped-call]

@@ -7,14 +7,12 @@ use prost::Message;
 
 use crate::clock::unix_nanos;
 use crate::error::{Error, Result};
+use crate::options::DEFAULT_TIMEOUT;
 pub use crate::proto::{ServerInfo, TaskMessage, Timestamp, WorkerInfo};
 
 /// Go's zero `time.Time` as a protobuf Timestamp (0001-01-01T00:00:00Z). asynq's tools print "N/A"
 /// for it; an absent Timestamp would read as 1970 instead.
 pub const GO_ZERO_TIME: Timestamp = Timestamp { seconds: -62_135_596_800, nanos: 0 };
-
-/// Deadline given to tasks that carry neither a timeout nor a deadline, as asynq's processor does.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Decodes a `TaskMessage`, rejecting messages without an ID, type or queue: the server derives
 /// every key from them.
@@ -51,6 +49,12 @@ pub fn decode_worker_info(bytes: &[u8]) -> Result<WorkerInfo> {
 pub fn timestamp(t: SystemTime) -> Timestamp {
     let nanos = unix_nanos(t);
     Timestamp { seconds: nanos.div_euclid(1_000_000_000), nanos: nanos.rem_euclid(1_000_000_000) as i32 }
+}
+
+/// The instant of a Timestamp (Go's zero time and anything before 1970 read as the epoch).
+pub fn from_timestamp(t: &Timestamp) -> SystemTime {
+    let nanos = t.seconds.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nanos));
+    crate::clock::from_unix_nanos(nanos.max(0))
 }
 
 /// Longest timeout or deadline distance honoured; larger values from Redis are clamped so time

@@ -6,112 +6,39 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import redis
 
 import wire
+from client_helpers import (
+    UUID4,
+    keys,
+    lrange,
+    qkey,
+    raw_msg,
+    smembers,
+    snapshot,
+    stored,
+    task_hash,
+    task_key,
+    ttl,
+    unique_key,
+    zrange,
+)
 from ferroq import (
-    BatchEnqueueError,
-    BrokerConnectionError,
     Client,
     DuplicateTaskError,
     InvalidArgumentError,
     Task,
     TaskIdConflictError,
-    TaskInfo,
     TaskState,
 )
 from ferroq._options import Duration
-
-UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-CLOSED_PORT_URL = "redis://127.0.0.1:1"
-
-
-# ---- observers ---------------------------------------------------------------------------------
-
-
-def qkey(q: str, suffix: str) -> str:
-    """A per-queue key: ``asynq:{<q>}:<suffix>``."""
-    return f"asynq:{{{q}}}:{suffix}"
-
-
-def unique_key(q: str, task_type: str, payload: bytes | None) -> str:
-    """asynq's lock key: md5 of the payload, or a trailing colon for a nil (absent) payload."""
-    digest = "" if payload is None else hashlib.md5(payload).hexdigest()
-    return qkey(q, f"unique:{task_type}:{digest}")
-
-
-def task_key(task_id: str, q: str = "default") -> str:
-    return qkey(q, f"t:{task_id}")
-
-
-def task_hash(r: redis.Redis, task_id: str, q: str = "default") -> dict[str, bytes]:
-    raw = cast(dict[bytes, bytes], r.hgetall(task_key(task_id, q)))
-    return {k.decode(): v for k, v in raw.items()}
-
-
-def raw_msg(r: redis.Redis, task_id: str, q: str = "default") -> bytes:
-    raw = r.hget(task_key(task_id, q), "msg")
-    assert isinstance(raw, bytes), f"no msg for {task_id} in {q}"
-    return raw
-
-
-def stored(r: redis.Redis, task_id: str, q: str = "default") -> dict[str, Any]:
-    """The task's ``msg`` field, decoded by ``wire``."""
-    return wire.task(raw_msg(r, task_id, q))
-
-
-def keys(r: redis.Redis) -> set[str]:
-    return {k.decode() for k in cast(list[bytes], r.keys("*"))}
-
-
-def lrange(r: redis.Redis, key: str) -> list[str]:
-    return [v.decode() for v in cast(list[bytes], r.lrange(key, 0, -1))]
-
-
-def smembers(r: redis.Redis, key: str) -> set[str]:
-    return {v.decode() for v in cast(set[bytes], r.smembers(key))}
-
-
-def zrange(r: redis.Redis, key: str) -> list[tuple[str, float]]:
-    rows = cast(list[tuple[bytes, float]], r.zrange(key, 0, -1, withscores=True))
-    return [(m.decode(), s) for m, s in rows]
-
-
-def snapshot(r: redis.Redis) -> dict[str, Any]:
-    """Every key with its type and content, to prove that a refused call wrote nothing."""
-    out: dict[str, Any] = {}
-    for k in sorted(keys(r)):
-        kind = cast(bytes, r.type(k)).decode()
-        value: Any
-        if kind == "string":
-            value = r.get(k)
-        elif kind == "list":
-            value = r.lrange(k, 0, -1)
-        elif kind == "set":
-            value = sorted(cast(set[bytes], r.smembers(k)))
-        elif kind == "zset":
-            value = r.zrange(k, 0, -1, withscores=True)
-        elif kind == "hash":
-            value = r.hgetall(k)
-        else:
-            raise AssertionError(f"unexpected key type {kind} for {k}")
-        out[k] = (kind, value)
-    return out
-
-
-def ttl(r: redis.Redis, key: str) -> int:
-    return r.ttl(key)
-
-
-# ---- default enqueue ---------------------------------------------------------------------------
 
 
 def test_default_enqueue_writes_asynq_layout(client: Client, r: redis.Redis) -> None:
@@ -182,9 +109,6 @@ def test_each_enqueue_gets_a_fresh_id(client: Client, r: redis.Redis) -> None:
     assert stored(r, a.id)["payload"] == stored(r, b.id)["payload"] == b"same"
 
 
-# ---- queue -------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("queue", ["critical", "low priority", "Critical", "ünï:cödé", "a{b}c"])
 def test_queue_option(client: Client, r: redis.Redis, queue: str) -> None:
     info = client.enqueue(Task("t", b"p"), queue=queue)
@@ -212,9 +136,6 @@ def test_namespace_prefixes_every_key(redis_url: str, r: redis.Redis) -> None:
     assert wire.task(raw)["id"] == info.id
 
 
-# ---- max_retry ---------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("given", "expected"), [(0, 0), (1, 1), (3, 3), (1000, 1000), (-1, 0), (-100, 0)]
 )
@@ -224,9 +145,6 @@ def test_max_retry_option(client: Client, r: redis.Redis, given: int, expected: 
     m = stored(r, info.id)
     assert m["retry"] == expected
     assert m["retried"] == 0
-
-
-# ---- timeout and deadline ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -290,9 +208,6 @@ def test_timeout_and_deadline_both_written(client: Client, r: redis.Redis) -> No
     assert (m["timeout"], m["deadline"]) == (45, int(deadline.timestamp()))
     assert info.timeout == timedelta(seconds=45)
     assert info.deadline == deadline
-
-
-# ---- unique ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -420,9 +335,6 @@ def test_unique_grouped_task_keeps_lock_out_of_the_hash(client: Client, r: redis
     assert stored(r, info.id)["unique_key"] == lock
 
 
-# ---- process_at / process_in -------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "process_at",
     [
@@ -515,9 +427,6 @@ def test_process_at_and_process_in_together_are_refused(client: Client, r: redis
     assert keys(r) == set()
 
 
-# ---- task_id -----------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("task_id", ["my-id", "order:42", "ÄÖÜ with spaces", "x" * 200])
 def test_task_id_option(client: Client, r: redis.Redis, task_id: str) -> None:
     info = client.enqueue(Task("t", b"p"), task_id=task_id)
@@ -579,9 +488,6 @@ def test_blank_task_id_is_refused(client: Client, r: redis.Redis, task_id: str) 
     assert keys(r) == set()
 
 
-# ---- retention ---------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("retention", "expected"),
     [(0, 0), (3600, 3600), (1.9, 1), (timedelta(days=1), 86400), (timedelta(weeks=1), 604800)],
@@ -595,9 +501,6 @@ def test_retention_option(
     assert m["completed_at"] == 0
     assert info.retention == timedelta(seconds=expected)
     assert task_hash(r, info.id)["state"] == b"pending"
-
-
-# ---- group -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("queue", "group"), [("default", "batch"), ("mail", "user:42")])
@@ -651,9 +554,6 @@ def test_blank_group_is_refused(client: Client, r: redis.Redis, group: str) -> N
     assert keys(r) == set()
 
 
-# ---- headers -----------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("task_headers", "enqueue_headers", "expected"),
     [
@@ -678,287 +578,3 @@ def test_headers_option(
     assert [(num, wt) for num, wt, _v in wire.fields(raw) if num == 15] == [(15, 2)] * len(expected)
     assert info.headers == expected
     assert task.headers == task_headers  # the Task itself is not changed
-
-
-# ---- enqueue_many ------------------------------------------------------------------------------
-
-
-def test_enqueue_many_writes_500_tasks_in_order(client: Client, r: redis.Redis) -> None:
-    tasks = [Task("bulk", f"{i:03}".encode()) for i in range(500)]
-    infos = client.enqueue_many(tasks)
-    assert [i.payload for i in infos] == [t.payload for t in tasks]
-    ids = [i.id for i in infos]
-    assert len(set(ids)) == 500
-    assert all(UUID4.match(i) for i in ids)
-    assert all(i.state is TaskState.PENDING for i in infos)
-    # oldest at the tail, so workers take them in input order
-    assert lrange(r, qkey("default", "pending"))[::-1] == ids
-    assert smembers(r, "asynq:queues") == {"default"}
-
-    pipe = r.pipeline()
-    for i in ids:
-        pipe.hgetall(task_key(i))
-    hashes = cast(list[dict[bytes, bytes]], pipe.execute())
-    for n, (task_id, h) in enumerate(zip(ids, hashes, strict=True)):
-        assert h[b"state"] == b"pending"
-        assert b"pending_since" in h
-        m = wire.task(h[b"msg"])
-        assert (m["id"], m["type"], m["payload"], m["queue"]) == (
-            task_id,
-            "bulk",
-            f"{n:03}".encode(),
-            "default",
-        )
-        assert (m["retry"], m["timeout"]) == (25, 1800)
-
-
-def test_enqueue_many_applies_options_to_every_task(client: Client, r: redis.Redis) -> None:
-    before = time.time()
-    infos = client.enqueue_many(
-        [Task("a", b"1"), Task("b", b"2")],
-        queue="q",
-        max_retry=2,
-        timeout=7,
-        retention=60,
-        process_in=600,
-        headers={"h": "v"},
-    )
-    assert [i.state for i in infos] == [TaskState.SCHEDULED] * 2
-    scheduled = zrange(r, qkey("q", "scheduled"))
-    assert {m for m, _s in scheduled} == {i.id for i in infos}
-    assert all(
-        math.floor(before + 600) <= s <= math.floor(time.time() + 600) for _m, s in scheduled
-    )
-    for info in infos:
-        m = stored(r, info.id, "q")
-        assert (m["queue"], m["retry"], m["timeout"], m["retention"], m["headers"]) == (
-            "q",
-            2,
-            7,
-            60,
-            {"h": "v"},
-        )
-    assert smembers(r, "asynq:queues") == {"q"}
-
-
-def test_enqueue_many_of_nothing_writes_nothing(client: Client, r: redis.Redis) -> None:
-    assert client.enqueue_many([]) == []
-    assert keys(r) == set()
-
-
-def test_enqueue_many_reports_refused_tasks_and_keeps_the_others(
-    client: Client, r: redis.Redis
-) -> None:
-    tasks = [Task("t", b"a"), Task("t", b"b"), Task("t", b"a"), Task("t", b"c")]
-    with pytest.raises(BatchEnqueueError) as caught:
-        client.enqueue_many(tasks, unique=60)
-    results = caught.value.results
-    assert len(results) == 4
-    assert isinstance(results[2], DuplicateTaskError)
-    assert caught.value.errors == [results[2]]
-    written = [results[0], results[1], results[3]]
-    assert all(isinstance(x, TaskInfo) for x in written)
-    infos = cast(list[TaskInfo], written)
-    assert [i.payload for i in infos] == [b"a", b"b", b"c"]
-
-    assert lrange(r, qkey("default", "pending"))[::-1] == [i.id for i in infos]
-    for info in infos:
-        lock = unique_key("default", "t", info.payload)
-        assert r.get(lock) == info.id.encode()
-        assert task_hash(r, info.id)["unique_key"] == lock.encode()
-        assert stored(r, info.id)["payload"] == info.payload
-    task_hashes = {k for k in keys(r) if k.startswith("asynq:{default}:t:")}
-    assert task_hashes == {task_key(i.id) for i in infos}
-
-
-def test_enqueue_many_against_existing_lock(client: Client, r: redis.Redis) -> None:
-    held = client.enqueue(Task("t", b"a"), unique=60)
-    with pytest.raises(BatchEnqueueError) as caught:
-        client.enqueue_many([Task("t", b"a"), Task("t", b"z")], unique=60)
-    first, second = caught.value.results
-    assert isinstance(first, DuplicateTaskError)
-    assert isinstance(second, TaskInfo)
-    assert lrange(r, qkey("default", "pending")) == [second.id, held.id]
-    assert r.get(unique_key("default", "t", b"a")) == held.id.encode()
-
-
-# ---- bad input ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("make", "error"),
-    [
-        pytest.param(lambda: Task(""), InvalidArgumentError, id="empty-type"),
-        pytest.param(lambda: Task("  "), InvalidArgumentError, id="blank-type"),
-        pytest.param(lambda: Task("t", cast(Any, "str payload")), TypeError, id="str-payload"),
-        pytest.param(lambda: Task("t", cast(Any, 123)), TypeError, id="int-payload"),
-        pytest.param(lambda: Task(cast(Any, 5)), TypeError, id="int-type"),
-        pytest.param(lambda: Task("t", headers=cast(Any, {"a": 1})), TypeError, id="int-header"),
-    ],
-)
-def test_bad_task_is_refused(
-    r: redis.Redis, make: Callable[[], Task], error: type[Exception]
-) -> None:
-    with pytest.raises(error):
-        make()
-    assert keys(r) == set()
-
-
-@pytest.mark.parametrize("payload", [bytearray(b"\x00ab\xff"), memoryview(b"\x00ab\xff")])
-def test_bytes_like_payload_is_accepted(client: Client, r: redis.Redis, payload: object) -> None:
-    task = Task("t", cast(Any, payload))
-    assert type(task.payload) is bytes
-    info = client.enqueue(task)
-    assert stored(r, info.id)["payload"] == b"\x00ab\xff"
-    assert info.payload == b"\x00ab\xff"
-
-
-NAIVE = datetime(2100, 1, 1)
-
-
-@pytest.mark.parametrize(
-    ("call", "error"),
-    [
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), queue=""), InvalidArgumentError, id="queue-empty"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), queue=" \t"), InvalidArgumentError, id="queue-blank"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), deadline=NAIVE),
-            InvalidArgumentError,
-            id="deadline-naive",
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), process_at=NAIVE), InvalidArgumentError, id="at-naive"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), timeout=-1), InvalidArgumentError, id="timeout-neg"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), retention=-1.0), InvalidArgumentError, id="retention-neg"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), process_in=-5), InvalidArgumentError, id="in-neg"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), unique=float("inf")),
-            InvalidArgumentError,
-            id="unique-inf",
-        ),
-        pytest.param(lambda c: c.enqueue(cast(Any, "t")), TypeError, id="str-task"),
-        pytest.param(lambda c: c.enqueue(cast(Any, None)), TypeError, id="none-task"),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), max_retry=cast(Any, True)), TypeError, id="retry-bool"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), max_retry=cast(Any, 1.5)), TypeError, id="retry-float"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), timeout=cast(Any, "5")), TypeError, id="timeout-str"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), deadline=cast(Any, 1e9)), TypeError, id="deadline-float"
-        ),
-        pytest.param(
-            lambda c: c.enqueue(Task("t"), headers=cast(Any, {"a": 1})), TypeError, id="headers-int"
-        ),
-        pytest.param(
-            lambda c: c.enqueue_many([Task("t"), cast(Any, b"x")]), TypeError, id="many-not-task"
-        ),
-    ],
-)
-def test_bad_enqueue_is_refused_and_writes_nothing(
-    client: Client, r: redis.Redis, call: Callable[[Client], object], error: type[Exception]
-) -> None:
-    with pytest.raises(error):
-        call(client)
-    assert keys(r) == set()
-    # the client still works afterwards
-    info = client.enqueue(Task("t"))
-    assert lrange(r, qkey("default", "pending")) == [info.id]
-
-
-def test_enqueue_many_with_invalid_options_writes_nothing(client: Client, r: redis.Redis) -> None:
-    # options are shared and checked before anything is sent: one plain InvalidArgumentError
-    with pytest.raises(InvalidArgumentError, match="queue"):
-        client.enqueue_many([Task("a"), Task("b")], queue=" ")
-    assert keys(r) == set()
-
-
-def test_bad_enqueue_leaves_existing_data_unchanged(client: Client, r: redis.Redis) -> None:
-    client.enqueue(Task("t", b"p"), unique=60, queue="q")
-    before = snapshot(r)
-    calls: list[Callable[[], object]] = [
-        lambda: client.enqueue(Task("t"), queue=""),
-        lambda: client.enqueue(Task("t"), queue="q", unique=0.5),
-        lambda: client.enqueue(Task("t"), queue="q", task_id=" "),
-        lambda: client.enqueue(Task("t"), queue="q", deadline=NAIVE),
-    ]
-    for call in calls:
-        with pytest.raises(InvalidArgumentError):
-            call()
-    assert snapshot(r) == before
-
-
-# ---- connection --------------------------------------------------------------------------------
-
-
-def test_unreachable_redis_raises_connection_error_on_enqueue() -> None:
-    with Client(CLOSED_PORT_URL) as c, pytest.raises(BrokerConnectionError):
-        c.enqueue(Task("t"))
-
-
-def test_unreachable_redis_raises_connection_error_on_ping() -> None:
-    c = Client(CLOSED_PORT_URL)
-    with pytest.raises(BrokerConnectionError):
-        c.ping()
-    c.close()
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "not a url",
-        "http://127.0.0.1:6379",
-        "redis://",
-        "redis://127.0.0.1:notaport",
-        "redis://127.0.0.1:99999999",
-        "redis://127.0.0.1:6379/abc",
-        "unix://",
-    ],
-)
-def test_malformed_url_is_refused_at_construction(url: str) -> None:
-    with pytest.raises(InvalidArgumentError):
-        Client(url)
-
-
-def test_context_manager_and_ping(redis_url: str, r: redis.Redis) -> None:
-    with Client(redis_url) as c:
-        assert isinstance(c, Client)
-        c.ping()
-        first = c.enqueue(Task("t", b"1"))
-    # closed clients reconnect when used again
-    c.ping()
-    second = c.enqueue(Task("t", b"2"))
-    c.close()
-    assert lrange(r, qkey("default", "pending")) == [second.id, first.id]
-
-
-def test_client_can_be_reused_after_close(client: Client, r: redis.Redis) -> None:
-    client.enqueue(Task("t"))
-    client.close()
-    client.close()
-    client.enqueue(Task("t"))
-    assert r.llen(qkey("default", "pending")) == 2
-
-
-def test_redis_url_from_environment(
-    redis_url: str, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    with Client() as c:
-        c.ping()
-        info = c.enqueue(Task("t"))
-    assert lrange(r, qkey("default", "pending")) == [info.id]

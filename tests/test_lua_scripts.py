@@ -71,3 +71,17 @@ def test_done_batch_daily_counter_keeps_its_first_expiry(r: redis.Redis) -> None
     assert done_batch(r, ("a", "")) == [1]
     assert r.get(KEYS[2]) == b"6"
     assert 0 < r.ttl(KEYS[2]) <= 100
+
+
+def test_outcome_scripts_answer_not_found_with_a_code_not_an_error(r: redis.Redis) -> None:
+    """0 is "not active here": the core reads a typed code, never an error's text."""
+    expiry = int(time.time()) + 90 * 86400
+    done = r.register_script((LUA / "done.lua").read_text())
+    requeue = r.register_script((LUA / "requeue.lua").read_text())
+    task_keys = ["asynq:{q}:active", "asynq:{q}:lease", "asynq:{q}:t:gone", *KEYS[2:]]
+    assert done(keys=task_keys, args=["gone", expiry, 2**63 - 1]) == 0
+    leased(r, "a")
+    keys_a = ["asynq:{q}:active", "asynq:{q}:lease", "asynq:{q}:t:a", *KEYS[2:]]
+    assert done(keys=keys_a, args=["a", expiry, 2**63 - 1]) == 1
+    requeue_keys = ["asynq:{q}:active", "asynq:{q}:lease", "asynq:{q}:pending", "asynq:{q}:t:a"]
+    assert requeue(keys=requeue_keys, args=["a"]) == 0, "already finished"

@@ -302,8 +302,7 @@ def test_periodic_task_manager_follows_its_provider(r: redis.Redis, redis_url: s
 
 def test_three_threads_hammering_one_firing_enqueue_it_once(r: redis.Redis, redis_url: str) -> None:
     """The transaction itself, without timing: many replicas racing for the same instant."""
-    from ferroq._native import NativeClient
-    from ferroq.client import build_request
+    from ferroq._native import Fired, NativeClient, TaskOptions
 
     clients = [NativeClient(redis_url) for _ in range(8)]
     outcomes: list[str] = []
@@ -311,10 +310,10 @@ def test_three_threads_hammering_one_firing_enqueue_it_once(r: redis.Redis, redi
 
     def race(c: NativeClient) -> None:
         barrier.wait()
-        what, _ = c.periodic_enqueue(
-            build_request(Task("race"), queue="race"), "entry-1", 1_800_000_000, 3600
+        fired, _ = c.periodic_enqueue(
+            "race", None, {}, TaskOptions(queue="race"), "entry-1", 1_800_000_000, 3600
         )
-        outcomes.append(what)
+        outcomes.append("enqueued" if fired == Fired.ENQUEUED else "already_fired")
 
     threads = [threading.Thread(target=race, args=(c,)) for c in clients]
     for t in threads:

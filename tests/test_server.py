@@ -3,16 +3,11 @@ redis-py and the independent protobuf reader in ``wire.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 import redis
@@ -20,52 +15,23 @@ import redis
 import wire
 from ferroq import (
     Client,
-    DeadlineExceeded,
     RevokeTask,
-    ServeMux,
-    Server,
     SkipRetry,
     Task,
 )
-from ferroq._embedded import EmbeddedRedis
+from server_helpers import (
+    MakeServer,
+    Unprintable,
+    _listening,
+    counter,
+    empty_active,
+    msg,
+    mux_of,
+    state,
+    today,
+    worker,
+)
 from util import wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
-MakeServer = Callable[..., Server]
-
-
-def today() -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime())
-
-
-def msg(r: redis.Redis, task_id: str, q: str = "default") -> dict[str, Any]:
-    raw = r.hget(f"asynq:{{{q}}}:t:{task_id}", "msg")
-    assert isinstance(raw, bytes), f"no msg for {task_id}"
-    return wire.task(raw)
-
-
-def state(r: redis.Redis, task_id: str, q: str = "default") -> str | None:
-    v = r.hget(f"asynq:{{{q}}}:t:{task_id}", "state")
-    return v.decode() if isinstance(v, bytes) else None
-
-
-def counter(r: redis.Redis, key: str) -> int:
-    v = r.get(key)
-    return int(v) if v is not None else 0
-
-
-def mux_of(handlers: dict[str, Any]) -> ServeMux:
-    m = ServeMux()
-    for pattern, h in handlers.items():
-        m.handle(pattern, h)
-    return m
-
-
-def empty_active(r: redis.Redis, q: str = "default") -> bool:
-    return r.llen(f"asynq:{{{q}}}:active") == 0 and r.zcard(f"asynq:{{{q}}}:lease") == 0
-
-
-# ---- success ---------------------------------------------------------------------------------
 
 
 def test_success_deletes_the_task_and_counts_it(
@@ -123,9 +89,6 @@ def test_janitor_deletes_expired_completed_tasks(
     wait_until(lambda: state(r, info.id) == "completed")
     wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"), timeout=10)
     assert r.zcard("asynq:{default}:completed") == 0
-
-
-# ---- failures --------------------------------------------------------------------------------
 
 
 def test_error_goes_to_retry_with_asynq_fields(
@@ -249,11 +212,6 @@ def test_scheduled_task_runs_when_due(
     assert ran.wait(10)
 
 
-def _listening(r: redis.Redis, queue: str = "default") -> bool:
-    channel = f"asynq:{{{queue}}}:wake"
-    return bool(cast(list[tuple[bytes, int]], r.pubsub_numsub(channel))[0][1])
-
-
 def test_many_successes_at_once_leave_nothing_behind(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:
@@ -354,9 +312,6 @@ def test_unannounced_scheduled_task_waits_for_the_check(
     assert ran.wait(10)
 
 
-# ---- bad data in Redis -----------------------------------------------------------------------
-
-
 def test_malformed_message_is_archived_and_the_loop_goes_on(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:
@@ -377,133 +332,6 @@ def test_malformed_message_is_archived_and_the_loop_goes_on(
     wait_until(lambda: empty_active(r))
     assert not r.exists(f"asynq:{{default}}:t:{ok.id}")
     assert r.zcard("asynq:{default}:archived") == 2
-
-
-# ---- deadlines, cancellation, crashes --------------------------------------------------------
-
-
-def test_async_handler_is_cancelled_at_its_timeout(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    cancelled = threading.Event()
-
-    async def slow(task: Task) -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    info = client.enqueue(Task("t"), timeout=1, max_retry=2)
-    make_server().start(mux_of({"t": slow}))
-    wait_until(lambda: state(r, info.id) == "retry")
-    assert cancelled.is_set()
-    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
-
-
-def test_hung_sync_handler_is_flagged_and_failed_at_its_deadline(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    flagged = threading.Event()
-    errors: list[BaseException] = []
-
-    def hang(task: Task) -> None:
-        if task.wait_cancelled(30):
-            flagged.set()
-
-    info = client.enqueue(Task("t"), timeout=1, max_retry=0)
-    make_server(error_handler=lambda t, e: errors.append(e)).start(mux_of({"t": hang}))
-    wait_until(lambda: state(r, info.id) == "archived")
-    assert flagged.wait(5)
-    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
-    assert isinstance(errors[0], DeadlineExceeded)
-
-
-def test_cancel_message_cancels_a_running_handler(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    started = threading.Event()
-
-    async def long(task: Task) -> None:
-        started.set()
-        await asyncio.sleep(60)
-
-    info = client.enqueue(Task("t"), max_retry=3)
-    make_server().start(mux_of({"t": long}))
-    assert started.wait(10)
-    wait_until(lambda: r.publish("asynq:cancel", info.id) > 0)
-    wait_until(lambda: state(r, info.id) == "retry")
-    assert msg(r, info.id)["error_msg"] == "context canceled"
-
-
-def worker(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ferroq", "worker", "tests.apps:mux", "--redis", redis_url,
-         "--task-check-interval", "0.05", *args],
-        cwd=ROOT,
-    )  # fmt: skip
-
-
-def test_crashed_worker_task_is_recovered_by_another_server(
-    client: Client, r: redis.Redis, redis_url: str, make_server: MakeServer
-) -> None:
-    info = client.enqueue(Task("crash"), max_retry=2)
-    p = worker(redis_url)
-    assert p.wait(30) == 3, "the handler's os._exit ends the worker"
-    assert state(r, info.id) == "active"
-    assert r.zscore("asynq:{default}:lease", info.id) is not None
-    # Pretend the lease ran out long ago instead of waiting a minute for it.
-    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) - 120})
-    make_server().start(mux_of({"other": lambda t: None}))
-    wait_until(lambda: state(r, info.id) == "retry")
-    m = msg(r, info.id)
-    assert (m["retried"], m["error_msg"]) == (1, "asynq: task lease expired")
-    assert empty_active(r)
-
-
-def test_recovered_task_without_retries_left_is_archived(
-    client: Client, r: redis.Redis, redis_url: str, make_server: MakeServer
-) -> None:
-    info = client.enqueue(Task("crash"), max_retry=0)
-    assert worker(redis_url).wait(30) == 3
-    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) - 120})
-    make_server().start(mux_of({"other": lambda t: None}))
-    wait_until(lambda: state(r, info.id) == "archived")
-
-
-def test_shutdown_requeues_what_still_runs(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    started = threading.Event()
-
-    def stubborn(task: Task) -> None:
-        started.set()
-        time.sleep(3)
-
-    info = client.enqueue(Task("t"), max_retry=4)
-    srv = make_server(shutdown_timeout=0.3)
-    srv.start(mux_of({"t": stubborn}))
-    assert started.wait(10)
-    srv.shutdown()
-    assert state(r, info.id) == "pending"
-    assert r.lrange("asynq:{default}:pending", 0, -1) == [info.id.encode()]
-    assert msg(r, info.id)["retried"] == 0
-    assert empty_active(r)
-    assert r.zcard("asynq:servers") == 0
-
-
-def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis_url: str) -> None:
-    info = client.enqueue(Task("block"), timeout=2)
-    p = worker(redis_url, "--shutdown-timeout", "10")
-    wait_until(lambda: state(r, info.id) == "active")
-    p.terminate()
-    assert p.wait(30) == 0
-    # The handler returned at its deadline, so the task failed normally instead of being requeued.
-    assert state(r, info.id) == "retry"
-    assert r.zcard("asynq:servers") == 0
-
-
-# ---- heartbeat and leases --------------------------------------------------------------------
 
 
 def test_heartbeat_publishes_server_and_workers(
@@ -537,46 +365,6 @@ def test_heartbeat_publishes_server_and_workers(
     srv.shutdown()
     assert not r.exists(server_key) and not r.exists(workers_key)
     assert r.zcard("asynq:servers") == 0 and r.zcard("asynq:workers") == 0
-
-
-def test_leases_are_renewed_while_a_handler_runs(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        release.wait(10)
-
-    info = client.enqueue(Task("t"))
-    make_server().start(mux_of({"t": hold}))
-    assert started.wait(10)
-    r.zadd("asynq:{default}:lease", {info.id: 5})  # as if the lease were about to lapse
-    wait_until(lambda: (r.zscore("asynq:{default}:lease", info.id) or 0) > time.time() + 20)
-    release.set()
-    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
-
-
-def test_a_lost_lease_cancels_the_handler(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    started, flagged = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        if task.wait_cancelled(20):
-            flagged.set()
-
-    info = client.enqueue(Task("t"))
-    make_server().start(mux_of({"t": hold}))
-    assert started.wait(10)
-    r.zrem("asynq:{default}:lease", info.id)  # another server recovered it
-    assert flagged.wait(10)
-    # The outcome is not written: the task belongs to whoever holds it now.
-    assert state(r, info.id) == "active"
-
-
-# ---- queues ----------------------------------------------------------------------------------
 
 
 def test_paused_queue_is_skipped(client: Client, r: redis.Redis, make_server: MakeServer) -> None:
@@ -620,28 +408,6 @@ def test_weighted_priority_serves_every_queue(
     assert first.count("a") > first.count("c")
 
 
-# ---- lifecycle -------------------------------------------------------------------------------
-
-
-def test_server_cannot_start_twice(make_server: MakeServer) -> None:
-    from ferroq import ServerClosedError
-
-    srv = make_server()
-    srv.start(lambda t: None)
-    with pytest.raises(ServerClosedError):
-        srv.start(lambda t: None)
-    srv.shutdown()
-    assert srv.status == "closed"
-
-
-def test_unreachable_redis_fails_start() -> None:
-    from ferroq import BrokerConnectionError
-
-    srv = Server("redis://127.0.0.1:1")
-    with pytest.raises(BrokerConnectionError):
-        srv.start(lambda t: None)
-
-
 def test_worker_processes_10000_tasks_sync_and_async(
     client: Client, r: redis.Redis, redis_url: str
 ) -> None:
@@ -658,9 +424,6 @@ def test_worker_processes_10000_tasks_sync_and_async(
     assert r.llen("asynq:{default}:pending") == 0
     assert empty_active(r)
     assert r.keys("asynq:{default}:t:*") == []
-
-
-# ---- foreign producers and failing Redis -----------------------------------------------------
 
 
 def test_task_written_by_another_producer_is_processed(
@@ -680,68 +443,6 @@ def test_task_written_by_another_producer_is_processed(
     (t,) = seen
     assert (t.id, t.payload, t.headers, t.max_retry) == ("go-1", b"\x00\x01", {"origin": "go"}, 3)
     assert t.deadline is not None and t.deadline.year > 2100, "clamped, not overflowed"
-
-
-def test_a_killed_connection_is_replaced_transparently(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    """Connections killed while idle (a Redis restart, a proxy timeout) cost nothing."""
-    done = threading.Event()
-
-    def first(task: Task) -> None:
-        pass
-
-    def drop_connections(task: Task) -> None:
-        me = r.client_id()
-        for c in r.client_list():
-            if int(c["id"]) != me:
-                r.client_kill_filter(_id=c["id"])
-        done.set()
-
-    client.enqueue(Task("first"))
-    make_server().start(mux_of({"first": first, "kill": drop_connections}))
-    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
-    info = client.enqueue(Task("kill"))
-    assert done.wait(10)
-    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
-    assert counter(r, "asynq:{default}:processed") == 2
-    assert empty_active(r)
-
-
-def test_outcome_is_written_once_redis_is_back(caplog: pytest.LogCaptureFixture) -> None:
-    """While Redis is down the syncer keeps the outcome and writes it when Redis returns."""
-    store = EmbeddedRedis(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
-    started, release = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        release.wait(10)
-
-    try:
-        with Client(store.url) as c:
-            info = c.enqueue(Task("t"))
-        srv = Server(
-            store.url, syncer_interval=0.5, task_check_interval=0.05, heartbeat_interval=0.5
-        )
-        srv.start(mux_of({"t": hold}))
-        try:
-            assert started.wait(10)
-            store.terminate()
-            release.set()
-            wait_until(lambda: "retrying in the background" in caplog.text, timeout=20)
-            store.start()
-            obs = redis.Redis.from_url(store.url)
-            wait_until(lambda: not obs.exists(f"asynq:{{default}}:t:{info.id}"), timeout=20)
-            assert counter(obs, "asynq:{default}:processed") == 1
-            assert empty_active(obs)
-            obs.close()
-        finally:
-            srv.shutdown()
-    finally:
-        store.stop()
-
-
-# ---- single transitions, observed in Redis ---------------------------------------------------
 
 
 def test_dequeue_marks_the_task_active_with_a_lease(
@@ -838,9 +539,6 @@ def test_base_exceptions_in_handlers_fail_the_task_not_the_server(
     assert msg(r, sync_info.id)["error_msg"].startswith(type(exc).__name__)
 
 
-# ---- hostile handlers and hooks (each once stalled or lost tasks) ----------------------------
-
-
 @pytest.mark.parametrize("delay", [float("inf"), float("nan"), 1e19])
 def test_an_absurd_retry_delay_does_not_stall_the_server(
     client: Client, r: redis.Redis, make_server: MakeServer, delay: float
@@ -857,11 +555,6 @@ def test_an_absurd_retry_delay_does_not_stall_the_server(
     client.enqueue(Task("after"))
     assert after.wait(10), "the server goes on"
     assert (r.zscore("asynq:{default}:retry", bad.id) or 0) > time.time()
-
-
-class Unprintable(Exception):
-    def __str__(self) -> str:
-        raise RuntimeError("no text for you")
 
 
 def test_broken_errors_and_hooks_still_give_an_outcome(
@@ -906,60 +599,6 @@ def test_busy_slots_are_not_mistaken_for_empty_queues(
         mux_of({"t": lambda t: time.sleep(0.2)})
     )
     wait_until(lambda: counter(r, "asynq:{default}:processed") == 4, timeout=10)
-
-
-def test_a_task_queued_behind_a_hung_handler_still_runs_once(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    runs: list[str] = []
-    release = threading.Event()
-
-    def hang(task: Task) -> None:
-        release.wait(10)  # ignores task.cancelled
-
-    def quick(task: Task) -> None:
-        runs.append(task.id or "")
-
-    hung = client.enqueue(Task("hang"), timeout=1, max_retry=0)
-    make_server(concurrency=1).start(mux_of({"hang": hang, "quick": quick}))
-    wait_until(lambda: state(r, hung.id) == "active")
-    nxt = client.enqueue(Task("quick"), timeout=60)
-    wait_until(lambda: state(r, hung.id) == "archived")
-    wait_until(lambda: runs == [nxt.id])
-    release.set()
-    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{nxt.id}"))
-    assert runs == [nxt.id]
-
-
-def test_an_async_handler_that_ignores_cancellation_is_failed_anyway(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    cancels: list[int] = []
-
-    async def stubborn(task: Task) -> None:
-        while True:
-            try:
-                await asyncio.sleep(60)
-            except asyncio.CancelledError:
-                cancels.append(1)  # swallowed
-
-    info = client.enqueue(Task("t"), timeout=1, max_retry=1)
-    make_server().start(mux_of({"t": stubborn}))
-    wait_until(lambda: state(r, info.id) == "retry")
-    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
-    assert cancels == [1], "cancelled once, not again and again"
-
-
-def test_a_timeout_keeps_its_fraction_of_a_second(
-    client: Client, r: redis.Redis, make_server: MakeServer
-) -> None:
-    info = client.enqueue(Task("t"), timeout=2)
-    make_server().start(mux_of({"t": lambda t: time.sleep(1.5)}))
-    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
-    assert not r.exists(f"asynq:{{default}}:t:{info.id}"), "succeeded within its 2 s"
-
-
-# ---- waking without polling ------------------------------------------------------------------
 
 
 def test_an_idle_server_wakes_for_a_ferroq_enqueue_without_polling(

@@ -15,7 +15,7 @@ The public API::
     Server("redis://127.0.0.1:6379", queues={"critical": 6, "default": 3}).run(mux)
 """
 
-from ferroq._native import __version__
+from ferroq._native import ServerConfig, TaskOptions, __version__
 from ferroq.client import Client
 from ferroq.cron import CronSchedule
 from ferroq.errors import (
@@ -23,6 +23,7 @@ from ferroq.errors import (
     BrokerConnectionError,
     BrokerError,
     CronSpecError,
+    DeadlineExceeded,
     DuplicateTaskError,
     FerroqError,
     HandlerNotFoundError,
@@ -31,12 +32,14 @@ from ferroq.errors import (
     RevokeTask,
     ServerClosedError,
     SkipRetry,
+    TaskCancelled,
     TaskIdConflictError,
     TaskNotFoundError,
 )
-from ferroq.scheduler import PeriodicTaskConfig, PeriodicTaskManager, Scheduler
+from ferroq.periodic import PeriodicTaskConfig, PeriodicTaskManager
+from ferroq.scheduler import Scheduler
 from ferroq.servemux import AsyncHandler, Handler, Middleware, ServeMux, SyncHandler
-from ferroq.server import DeadlineExceeded, Server, TaskCancelled
+from ferroq.server import Server
 from ferroq.task import Task, TaskInfo, TaskState
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "ServeMux",
     "Server",
     "ServerClosedError",
+    "ServerConfig",
     "SkipRetry",
     "SyncHandler",
     "Task",
@@ -69,6 +73,7 @@ __all__ = [
     "TaskIdConflictError",
     "TaskInfo",
     "TaskNotFoundError",
+    "TaskOptions",
     "TaskState",
     "__version__",
 ]

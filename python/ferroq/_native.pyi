@@ -1,26 +1,47 @@
-"""Type stub of the Rust core (checked against the built module by stubtest)."""
+"""Type stub of the Rust core (checked against the built module by stubtest).
 
-from typing import Any, TypeAlias, final
+Defaults the core owns are written ``...`` here: their values live in Rust, once.
+"""
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Final, TypeVar, final
+
+_T = TypeVar("_T")
+_Seconds = float | int | timedelta
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_QUEUE",
     "BrokerConnectionError",
     "BrokerError",
+    "CancelReason",
     "CronSpecError",
     "DuplicateTaskError",
     "FerroqError",
+    "Fired",
     "HandlerNotFoundError",
     "InvalidArgumentError",
+    "Lease",
     "MalformedMessageError",
     "NativeClient",
     "NativeCron",
     "NativeQueueSelector",
     "NativeServer",
+    "Outcome",
+    "QueueCounts",
     "RevokeTask",
+    "SchedulerEntry",
     "ServerClosedError",
+    "ServerConfig",
     "SkipRetry",
     "TaskIdConflictError",
+    "TaskInfo",
     "TaskNotFoundError",
+    "TaskOptions",
+    "TaskState",
     "__version__",
+    "check_task",
     "decode_task_message",
     "encode_scheduler_entry",
     "encode_task_message",
@@ -31,6 +52,8 @@ __all__ = [
 ]
 
 __version__: str
+DEFAULT_NAMESPACE: Final[str]
+DEFAULT_QUEUE: Final[str]
 
 class FerroqError(Exception): ...
 class BrokerError(FerroqError): ...
@@ -46,75 +69,276 @@ class HandlerNotFoundError(FerroqError): ...
 class SkipRetry(FerroqError): ...
 class RevokeTask(FerroqError): ...
 
-# (type, payload, headers, queue, max_retry, timeout, deadline, unique, process_at, task_id,
-#  retention, group)
-_EnqueueRequest: TypeAlias = tuple[
-    str,
-    bytes | None,
-    dict[str, str],
-    str | None,
-    int | None,
-    float | None,
-    float | None,
-    float | None,
-    float | None,
-    str | None,
-    float | None,
-    str | None,
-]
-# (id, queue, type, payload, headers, state, max_retry, timeout, deadline, next_process_at,
-#  retention, group)
-_EnqueuedRow: TypeAlias = tuple[
-    str, str, str, bytes, dict[str, str], str, int, int, int, int, int, str
-]
-# (token, id, type, payload, headers, queue, retried, max_retry, deadline)
-_LeasedRow: TypeAlias = tuple[int, str, str, bytes, dict[str, str], str, int, int, int]
-# (token, code, error, retry delay seconds, is_failure)
-_OutcomeRow: TypeAlias = tuple[int, int, str, float | None, bool]
+@final
+class TaskOptions:
+    def __new__(
+        cls,
+        *,
+        queue: str | None = None,
+        max_retry: int | None = None,
+        timeout: _Seconds | None = None,
+        deadline: datetime | None = None,
+        unique: _Seconds | None = None,
+        process_at: datetime | None = None,
+        process_in: _Seconds | None = None,
+        task_id: str | None = None,
+        retention: _Seconds | None = None,
+        group: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TaskOptions: ...
+    def merge(self, other: TaskOptions) -> TaskOptions: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def max_retry(self) -> int | None: ...
+    @property
+    def timeout(self) -> timedelta | None: ...
+    @property
+    def deadline(self) -> datetime | None: ...
+    @property
+    def unique(self) -> timedelta | None: ...
+    @property
+    def process_at(self) -> datetime | None: ...
+    @property
+    def process_in(self) -> timedelta | None: ...
+    @property
+    def task_id(self) -> str | None: ...
+    @property
+    def retention(self) -> timedelta | None: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    def asynq_strings(self) -> list[str]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class TaskState:
+    ACTIVE: ClassVar[TaskState]
+    PENDING: ClassVar[TaskState]
+    SCHEDULED: ClassVar[TaskState]
+    RETRY: ClassVar[TaskState]
+    ARCHIVED: ClassVar[TaskState]
+    COMPLETED: ClassVar[TaskState]
+    AGGREGATING: ClassVar[TaskState]
+    @property
+    def value(self) -> str: ...
+
+@final
+class TaskInfo:
+    @property
+    def id(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def state(self) -> TaskState: ...
+    @property
+    def max_retry(self) -> int: ...
+    @property
+    def retried(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def last_failed_at(self) -> datetime | None: ...
+    @property
+    def timeout(self) -> timedelta | None: ...
+    @property
+    def deadline(self) -> datetime | None: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def next_process_at(self) -> datetime | None: ...
+    @property
+    def retention(self) -> timedelta: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def result(self) -> bytes | None: ...
+    @property
+    def is_orphaned(self) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Fired:
+    ENQUEUED: ClassVar[Fired]
+    ALREADY_FIRED: ClassVar[Fired]
+    DUPLICATE: ClassVar[Fired]
+
+@final
+class QueueCounts:
+    @property
+    def queue(self) -> str: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def active(self) -> int: ...
+    @property
+    def scheduled(self) -> int: ...
+    @property
+    def retry(self) -> int: ...
+    @property
+    def archived(self) -> int: ...
+    @property
+    def completed(self) -> int: ...
+    @property
+    def processed(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def paused(self) -> bool: ...
+
+@final
+class SchedulerEntry:
+    @property
+    def id(self) -> str: ...
+    @property
+    def spec(self) -> str: ...
+    @property
+    def task_type(self) -> str: ...
+    @property
+    def task_payload(self) -> bytes: ...
+    @property
+    def enqueue_options(self) -> list[str]: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def next_enqueue_at(self) -> datetime | None: ...
+
+def check_task(task_type: str, headers: Mapping[str, str] | None = None) -> dict[str, str]: ...
 
 @final
 class NativeClient:
     def __new__(
-        cls, url: str, namespace: str = "asynq", max_idle: int = 8, tls_ca: bytes | None = None
+        cls, url: str, namespace: str | None = None, max_idle: int = 8, tls_ca: bytes | None = None
     ) -> NativeClient: ...
-    def enqueue(self, request: _EnqueueRequest) -> _EnqueuedRow: ...
-    def enqueue_many(self, requests: list[_EnqueueRequest]) -> list[_EnqueuedRow | FerroqError]: ...
+    def enqueue(
+        self,
+        task_type: str,
+        payload: bytes | None,
+        headers: Mapping[str, str],
+        options: TaskOptions | None = None,
+    ) -> TaskInfo: ...
+    def enqueue_many(
+        self,
+        types: list[str],
+        payloads: list[bytes | None],
+        headers: list[dict[str, str]],
+        options: TaskOptions | None = None,
+    ) -> list[TaskInfo | FerroqError]: ...
     def periodic_enqueue(
         self,
-        request: _EnqueueRequest,
+        task_type: str,
+        payload: bytes | None,
+        headers: Mapping[str, str],
+        options: TaskOptions,
         entry_id: str,
         fire_at: int,
         last_ttl: int,
         record_history: bool = True,
-    ) -> tuple[str, _EnqueuedRow]: ...
+    ) -> tuple[Fired, TaskInfo]: ...
     def periodic_last(self, queue: str, entry_id: str) -> int | None: ...
     def write_scheduler_entries(
         self, scheduler_id: str, entries: list[bytes], ttl: float
     ) -> None: ...
     def clear_scheduler_entries(self, scheduler_id: str) -> None: ...
     def served_queues(self) -> list[str]: ...
-    def queue_overview(self) -> list[tuple[str, int, int, int]]: ...
-    def scheduler_entries(self) -> list[tuple[str, str, str, list[str]]]: ...
+    def queue_counts(self) -> list[QueueCounts]: ...
+    def scheduler_entries(self) -> list[SchedulerEntry]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
+
+@final
+class ServerConfig:
+    def __new__(
+        cls,
+        *,
+        concurrency: int | None = None,
+        queues: Mapping[str, int] | None = None,
+        strict_priority: bool | None = None,
+        task_check_interval: _Seconds | None = None,
+        delayed_task_check_interval: _Seconds | None = None,
+        janitor_interval: _Seconds | None = None,
+        janitor_batch_size: int | None = None,
+        heartbeat_interval: _Seconds | None = None,
+        recoverer_interval: _Seconds | None = None,
+        syncer_interval: _Seconds | None = None,
+        shutdown_timeout: _Seconds | None = None,
+        cancel_grace: _Seconds | None = None,
+    ) -> ServerConfig: ...
+    @property
+    def concurrency(self) -> int: ...
+    @property
+    def queues(self) -> dict[str, int]: ...
+    @property
+    def strict_priority(self) -> bool: ...
+    @property
+    def task_check_interval(self) -> float: ...
+    @property
+    def delayed_task_check_interval(self) -> float: ...
+    @property
+    def janitor_interval(self) -> float: ...
+    @property
+    def janitor_batch_size(self) -> int: ...
+    @property
+    def heartbeat_interval(self) -> float: ...
+    @property
+    def recoverer_interval(self) -> float: ...
+    @property
+    def syncer_interval(self) -> float: ...
+    @property
+    def shutdown_timeout(self) -> float: ...
+    @property
+    def cancel_grace(self) -> float: ...
+
+@final
+class Lease:
+    @property
+    def token(self) -> int: ...
+    @property
+    def deadline(self) -> float: ...
+    @property
+    def info(self) -> TaskInfo: ...
+    def will_retry(self, skip_retry: bool = False) -> bool: ...
+
+@final
+class Outcome:
+    @staticmethod
+    def done() -> Outcome: ...
+    @staticmethod
+    def revoke() -> Outcome: ...
+    @staticmethod
+    def requeue() -> Outcome: ...
+    @staticmethod
+    def failure(
+        error: str,
+        *,
+        is_failure: bool = True,
+        skip_retry: bool = False,
+        retry_delay: _Seconds | None = None,
+    ) -> Outcome: ...
+
+@final
+class CancelReason:
+    REQUESTED: ClassVar[CancelReason]
+    LEASE_LOST: ClassVar[CancelReason]
+    DEADLINE_EXCEEDED: ClassVar[CancelReason]
+    UNRESPONSIVE: ClassVar[CancelReason]
 
 @final
 class NativeServer:
     def __new__(
         cls,
         url: str,
+        config: ServerConfig | None = None,
         *,
-        namespace: str = "asynq",
-        concurrency: int = 0,
-        queues: dict[str, int] | None = None,
-        strict_priority: bool = False,
-        task_check_interval: float = 1.0,
-        delayed_task_check_interval: float = 5.0,
-        janitor_interval: float = 8.0,
-        janitor_batch_size: int = 100,
-        heartbeat_interval: float = 5.0,
-        recoverer_interval: float = 60.0,
-        syncer_interval: float = 5.0,
+        namespace: str | None = None,
         tls_ca: bytes | None = None,
     ) -> NativeServer: ...
     @property
@@ -122,13 +346,16 @@ class NativeServer:
     @property
     def status(self) -> str: ...
     @property
+    def config(self) -> ServerConfig: ...
+    @property
     def queues(self) -> list[tuple[str, int]]: ...
     def start(self) -> None: ...
-    def next_batch(self, max: int, timeout: float) -> list[_LeasedRow]: ...
-    def finish(self, outcomes: list[_OutcomeRow]) -> None: ...
+    def next_batch(self, max: int, timeout: float, wrap: Callable[[Lease], _T]) -> list[_T]: ...
+    def finish(self, token: int, outcome: Outcome) -> None: ...
     def write_result(self, token: int, data: bytes) -> int: ...
-    def cancellations(self, timeout: float) -> list[tuple[int, str]]: ...
-    def inflight(self) -> list[int]: ...
+    def cancellations(self, timeout: float) -> list[tuple[Any, CancelReason]]: ...
+    def wait_idle(self, timeout: float) -> bool: ...
+    def requeue_running(self) -> list[Any]: ...
     def stop_fetching(self) -> None: ...
     def shutdown(self) -> None: ...
 
@@ -155,16 +382,16 @@ def encode_scheduler_entry(
     spec: str,
     task_type: str,
     payload: bytes,
-    options: list[str],
+    options: TaskOptions,
     next_at: float,
     prev_at: float | None = None,
 ) -> bytes: ...
 
 # asynq's Redis layout and the server's queue selection (tooling, tests, benchmarks).
-def queue_keys(queue: str, namespace: str = "asynq") -> dict[str, str]: ...
-def task_key(queue: str, task_id: str, namespace: str = "asynq") -> str: ...
+def queue_keys(queue: str, namespace: str | None = None) -> dict[str, str]: ...
+def task_key(queue: str, task_id: str, namespace: str | None = None) -> str: ...
 def unique_key(
-    queue: str, task_type: str, payload: bytes | None, namespace: str = "asynq"
+    queue: str, task_type: str, payload: bytes | None, namespace: str | None = None
 ) -> str: ...
 
 @final

@@ -1,12 +1,13 @@
-"""Conversion of the Python option types (timedelta, aware datetime) to what the core takes."""
+"""Connection arguments and the duration type of the public signatures.
+
+Option values are converted and checked by the core (``TaskOptions``, ``ServerConfig``): nothing
+here holds a rule about them.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-
-from ferroq.errors import InvalidArgumentError
+from datetime import timedelta
 
 Duration = float | int | timedelta
 """Seconds as a number, or a ``timedelta``."""
@@ -27,38 +28,14 @@ def read_ca(path: str | os.PathLike[str] | None) -> bytes | None:
         return f.read()
 
 
-def seconds(name: str, value: Duration | None) -> float | None:
-    """A duration option in seconds (``None`` stays ``None``)."""
-    if value is None:
-        return None
+def positive_seconds(name: str, value: Duration) -> float:
+    """A setting of the Python side itself (not one the core takes) in seconds, above zero."""
     if isinstance(value, timedelta):
         out = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         out = float(value)
     else:
         raise TypeError(f"{name} must be seconds or a timedelta, not {value.__class__.__name__}")
-    if out < 0:
-        raise InvalidArgumentError(f"{name} must not be negative")
-    return out
-
-
-def timestamp(name: str, value: datetime | None) -> float | None:
-    """An instant option as Unix seconds; naive datetimes are refused (which zone would it be?)."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, not {value.__class__.__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidArgumentError(f"{name} must be an aware datetime (give it a tzinfo)")
-    return value.timestamp()
-
-
-def merged_headers(base: Mapping[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
-    """Task headers with enqueue-time headers laid over them."""
-    out = dict(base)
-    if extra:
-        for k, v in extra.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                raise TypeError("headers must map str to str")
-            out[k] = v
+    if not out > 0 or out == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from ferroq import _options
+from ferroq._native import DEFAULT_NAMESPACE, NativeClient, ServerConfig
 from ferroq.errors import FerroqError
 from ferroq.servemux import Handler
 from ferroq.server import Server
@@ -62,6 +62,9 @@ def _queue(spec: str) -> tuple[str, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Defaults are the core's (ServerConfig): the options below default to "not given".
+    defaults = ServerConfig()
+    queues = ", ".join(f"{q}={prio}" for q, prio in defaults.queues.items())
     p = argparse.ArgumentParser(prog="ferroq", description=__doc__)
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -69,15 +72,24 @@ def _parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a server for a ServeMux (or handler) by import path")
     w.add_argument("app", help="module:attribute of a ServeMux or handler, e.g. myapp.tasks:mux")
     w.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
-    w.add_argument("--concurrency", "-c", type=int, default=None, help="tasks in flight")
+    w.add_argument(
+        "--concurrency", "-c", type=int, default=None,
+        help=f"tasks in flight (default {defaults.concurrency}, the number of CPUs)",
+    )  # fmt: skip
     w.add_argument(
         "--queue", "-q", action="append", type=_queue, default=None,
-        help="queue=priority, repeatable (default: default=1)",
+        help=f"queue=priority, repeatable (default: {queues})",
     )  # fmt: skip
     w.add_argument("--strict-priority", action="store_true", help="drain higher priorities first")
-    w.add_argument("--shutdown-timeout", type=float, default=8.0, help="seconds (default 8)")
-    w.add_argument("--task-check-interval", type=float, default=1.0, help="idle poll, seconds")
-    w.add_argument("--namespace", default="asynq", help="key prefix (default asynq)")
+    w.add_argument(
+        "--shutdown-timeout", type=float, default=None,
+        help=f"seconds running tasks get at shutdown (default {defaults.shutdown_timeout:g})",
+    )  # fmt: skip
+    w.add_argument(
+        "--task-check-interval", type=float, default=None,
+        help=f"idle poll, seconds (default {defaults.task_check_interval:g})",
+    )  # fmt: skip
+    w.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
     w.add_argument("--tls-ca-file", default=None, help="PEM CA to trust for rediss:// URLs")
 
     s = sub.add_parser("scheduler", help="run a Scheduler (or PeriodicTaskManager) by import path")
@@ -85,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     doc = sub.add_parser("doctor", help="check that every queue with work has a live server")
     doc.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
-    doc.add_argument("--namespace", default="asynq", help="key prefix (default asynq)")
+    doc.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
 
     d = sub.add_parser("demo", help="a client, a periodic producer and a server working together")
     d.add_argument("--tasks", type=int, default=2000, help="size of the burst (default 2000)")
@@ -107,14 +119,14 @@ def _worker(args: argparse.Namespace) -> int:
         args.redis,
         concurrency=args.concurrency,
         queues=queues,
-        strict_priority=args.strict_priority,
+        strict_priority=args.strict_priority or None,
         shutdown_timeout=args.shutdown_timeout,
         task_check_interval=args.task_check_interval,
         namespace=args.namespace,
         tls_ca_file=args.tls_ca_file,
     )
     logging.getLogger("ferroq").info(
-        "worker %s serving %s with concurrency %d", server.server_id, queues or {"default": 1},
+        "worker %s serving %s with concurrency %d", server.server_id, server.config.queues,
         server.concurrency,
     )  # fmt: skip
     server.run(cast(Handler, handler))
@@ -122,7 +134,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from ferroq.scheduler import PeriodicTaskManager, Scheduler
+    from ferroq.periodic import PeriodicTaskManager
+    from ferroq.scheduler import Scheduler
 
     try:
         obj = load_object(args.app)
@@ -136,35 +149,24 @@ def _scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
-def _queue_of(options: list[str]) -> str:
-    for opt in options:
-        if opt.startswith("Queue(") and opt.endswith(")"):
-            value = json.loads(opt[len("Queue(") : -1])
-            return value if isinstance(value, str) else "default"
-    return "default"
-
-
-def doctor(redis_url: str | None, namespace: str = "asynq") -> list[str]:
+def doctor(redis_url: str | None, namespace: str | None = None) -> list[str]:
     """Problems of a deployment: queues with work, or fed by a scheduler, that no server serves.
 
     Returns an empty list when all is well.
     """
-    from ferroq._native import NativeClient
-
     native = NativeClient(_options.redis_url(redis_url), namespace)
     served = set(native.served_queues())
     problems: list[str] = []
-    for queue, pending, scheduled, retry in native.queue_overview():
-        if queue not in served and pending + scheduled + retry > 0:
+    for c in native.queue_counts():
+        if c.queue not in served and c.pending + c.scheduled + c.retry > 0:
             problems.append(
-                f"queue {queue!r} has {pending} pending, {scheduled} scheduled and {retry} "
-                "retry tasks but no live server serves it"
+                f"queue {c.queue!r} has {c.pending} pending, {c.scheduled} scheduled and "
+                f"{c.retry} retry tasks but no live server serves it"
             )
-    for entry, spec, task_type, options in native.scheduler_entries():
-        queue = _queue_of(options)
-        if queue not in served:
+    for e in native.scheduler_entries():
+        if e.queue not in served:
             problems.append(
-                f"scheduler entry {entry} ({spec!r}, {task_type}) feeds queue {queue!r}, "
+                f"scheduler entry {e.id} ({e.spec!r}, {e.task_type}) feeds queue {e.queue!r}, "
                 "which no live server serves"
             )
     return problems

@@ -16,9 +16,8 @@ import subprocess
 import sys
 import time
 
-import redis
-
 from ferroq._embedded import EmbeddedRedis
+from ferroq._native import NativeClient, QueueCounts
 from ferroq.client import Client
 from ferroq.scheduler import Scheduler
 from ferroq.servemux import ServeMux
@@ -51,9 +50,13 @@ def report(task: Task) -> None:
     task.write_result(f"report at {time.time():.3f}".encode())
 
 
-def _counter(r: redis.Redis, queue: str) -> int:
-    v = r.get(f"asynq:{{{queue}}}:processed")
-    return int(v) if v else 0
+def _counts(native: NativeClient) -> dict[str, QueueCounts]:
+    return {c.queue: c for c in native.queue_counts()}
+
+
+def _processed(counts: dict[str, QueueCounts], queue: str) -> int:
+    c = counts.get(queue)
+    return c.processed if c else 0
 
 
 def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
@@ -64,11 +67,12 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
         embedded = EmbeddedRedis().start()
         url = embedded.url
         print(f"embedded {embedded.name} on {url}")
-    r = redis.Redis.from_url(url)
+    native = NativeClient(url)
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "REDIS_URL": url}
     try:
-        base = {q: _counter(r, q) for q in ("critical", "default")}
+        first = _counts(native)
+        base = {q: _processed(first, q) for q in ("critical", "default")}
         worker = subprocess.Popen(
             [
                 sys.executable, "-m", "ferroq", "--log-level", "WARNING", "worker",
@@ -97,15 +101,17 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
         burst_secs: float | None = None
         while True:
             time.sleep(0.2)
-            done = _counter(r, "default") - base["default"]
-            reports = _counter(r, "critical") - base["critical"]
+            counts = _counts(native)
+            done = _processed(counts, "default") - base["default"]
+            reports = _processed(counts, "critical") - base["critical"]
+            default = counts.get("default")
             elapsed = time.monotonic() - started
             if done >= tasks and burst_secs is None:
                 burst_secs = elapsed
             sys.stdout.write(
                 f"\r[{elapsed:5.1f}s] burst {done}/{tasks} processed · "
                 f"periodic reports {reports} processed · pending "
-                f"{r.llen('asynq:{default}:pending')} · active {r.llen('asynq:{default}:active')}  "
+                f"{default.pending if default else 0} · active {default.active if default else 0}  "
             )
             sys.stdout.flush()
             if done >= tasks and reports >= 3:
@@ -132,6 +138,6 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
-        r.close()
+        native.close()
         if embedded is not None:
             embedded.stop()

@@ -1,11 +1,12 @@
 """ferroq's exception tree.
 
-Declared in the Rust core and re-exported here, so an error raised deep in Rust and one raised in
-Python are the same class::
+Declared in the Rust core under this module's name and re-exported here, so an error raised deep
+in Rust and one raised in Python are the same class, and every ``__module__`` is
+``ferroq.errors``::
 
     FerroqError
     ├── BrokerError                 Redis failed or answered with an error
-    │   └── BrokerConnectionError   Redis could not be reached
+    │   └── BrokerConnectionError   Redis could not be reached, or the connection dropped
     ├── InvalidArgumentError        a value the API does not accept
     │   └── CronSpecError           a cron spec that cannot be parsed (names field and column)
     ├── MalformedMessageError       bytes in Redis are not a valid task message
@@ -16,7 +17,12 @@ Python are the same class::
     ├── HandlerNotFoundError        no handler for the task's type
     ├── SkipRetry                   raise it to archive the task at once
     ├── RevokeTask                  raise it to drop the task without retry or archive
+    ├── DeadlineExceeded            a run passed its timeout or deadline (also a TimeoutError)
+    ├── TaskCancelled               a run was cancelled, or its lease was lost
     └── BatchEnqueueError           some tasks of an ``enqueue_many`` failed
+
+A wrong type (a ``str`` where seconds are expected) is Python's ``TypeError``, not part of the
+tree.
 """
 
 from __future__ import annotations
@@ -40,13 +46,14 @@ from ferroq._native import (
 )
 
 if TYPE_CHECKING:
-    from ferroq.task import TaskInfo
+    from ferroq._native import TaskInfo
 
 __all__ = [
     "BatchEnqueueError",
     "BrokerConnectionError",
     "BrokerError",
     "CronSpecError",
+    "DeadlineExceeded",
     "DuplicateTaskError",
     "FerroqError",
     "HandlerNotFoundError",
@@ -55,9 +62,24 @@ __all__ = [
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",
+    "TaskCancelled",
     "TaskIdConflictError",
     "TaskNotFoundError",
 ]
+
+
+class DeadlineExceeded(FerroqError, TimeoutError):
+    """The task ran past its timeout or deadline (asynq: ``context deadline exceeded``)."""
+
+    def __init__(self) -> None:
+        super().__init__("context deadline exceeded")
+
+
+class TaskCancelled(FerroqError):
+    """The task was cancelled by an Inspector or lost its lease (asynq: ``context canceled``)."""
+
+    def __init__(self) -> None:
+        super().__init__("context canceled")
 
 
 class BatchEnqueueError(FerroqError):

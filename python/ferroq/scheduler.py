@@ -16,26 +16,35 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferroq import _options
-from ferroq._native import NativeClient, encode_scheduler_entry, go_duration
+from ferroq._native import (
+    DEFAULT_QUEUE,
+    Fired,
+    NativeClient,
+    TaskOptions,
+    encode_scheduler_entry,
+)
 from ferroq._options import Duration
-from ferroq.client import build_request
+from ferroq._signals import run_until_signalled
 from ferroq.cron import CronSchedule
 from ferroq.errors import FerroqError, InvalidArgumentError
 from ferroq.task import Task, TaskInfo
 
-__all__ = ["PeriodicTaskConfig", "PeriodicTaskManager", "Scheduler"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ferroq.options import PeriodicOptions
+
+__all__ = ["ENTRY_HEADER", "FIRED_AT_HEADER", "OPTION_NAMES", "Scheduler", "entry_id"]
 
 log = logging.getLogger("ferroq.scheduler")
 
@@ -52,30 +61,10 @@ PostEnqueue = Callable[[TaskInfo | None, BaseException | None], None]
 _SERVED_REFRESH = 30.0
 # The longest the loop sleeps, so new entries and shutdowns are noticed.
 _TICK = 1.0
-_OPTION_NAMES = ("queue", "max_retry", "timeout", "deadline", "unique", "retention", "group")
-
-
-def _unix_date(dt: datetime) -> str:
-    """Go's ``time.UnixDate`` layout, used by asynq's option strings."""
-    return dt.astimezone(timezone.utc).strftime("%a %b %e %H:%M:%S UTC %Y")
-
-
-def option_strings(opts: Mapping[str, Any]) -> list[str]:
-    """Asynq's ``Option.String()`` forms of enqueue options (what its Inspector parses back)."""
-    out: list[str] = []
-    if opts.get("max_retry") is not None:
-        out.append(f"MaxRetry({int(opts['max_retry'])})")
-    if opts.get("queue") is not None:
-        out.append(f"Queue({json.dumps(opts['queue'])})")
-    for key, name in (("timeout", "Timeout"), ("unique", "Unique"), ("retention", "Retention")):
-        secs = _options.seconds(key, opts.get(key))
-        if secs is not None:
-            out.append(f"{name}({go_duration(secs)})")
-    if opts.get("deadline") is not None:
-        out.append(f"Deadline({_unix_date(opts['deadline'])})")
-    if opts.get("group") is not None:
-        out.append(f"Group({json.dumps(opts['group'])})")
-    return out
+#: The options a periodic entry may set (a firing has no fixed process-at or task ID).
+OPTION_NAMES = (
+    "queue", "max_retry", "timeout", "deadline", "unique", "retention", "group", "headers",
+)  # fmt: skip
 
 
 @dataclass
@@ -85,6 +74,7 @@ class _Entry:
     schedule: CronSchedule
     make: Callable[[], Task]
     opts: dict[str, Any]
+    options: TaskOptions
     task_type: str
     payload: bytes
     next_at: datetime
@@ -117,7 +107,7 @@ class Scheduler:
             replica attempted (a firing another replica enqueued does not call it).
         catch_up: At start, enqueue the latest firing of each entry that was missed while no
             scheduler ran (default: missed firings are skipped).
-        namespace: Key prefix (``asynq``).
+        namespace: Key prefix (default asynq's, ``asynq``).
         tls_ca_file: PEM CA for ``rediss://`` URLs.
 
     Example::
@@ -141,7 +131,7 @@ class Scheduler:
         pre_enqueue: PreEnqueue | None = None,
         post_enqueue: PostEnqueue | None = None,
         catch_up: bool = False,
-        namespace: str = "asynq",
+        namespace: str | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self._native = NativeClient(
@@ -149,7 +139,7 @@ class Scheduler:
         )
         self.tz = tz
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}"
-        self._heartbeat = _options.seconds("heartbeat_interval", heartbeat_interval) or 10.0
+        self._heartbeat = _options.positive_seconds("heartbeat_interval", heartbeat_interval)
         self._pre = pre_enqueue
         self._post = post_enqueue
         self._catch_up = catch_up
@@ -168,15 +158,7 @@ class Scheduler:
         self,
         spec: str,
         task: Task | Callable[[], Task],
-        *,
-        queue: str | None = None,
-        max_retry: int | None = None,
-        timeout: Duration | None = None,
-        deadline: datetime | None = None,
-        unique: Duration | None = None,
-        retention: Duration | None = None,
-        group: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        **options: Unpack[PeriodicOptions],
     ) -> str:
         """Adds a periodic entry; returns its ID (the same for the same entry on every replica).
 
@@ -184,36 +166,35 @@ class Scheduler:
             spec: Cron spec (see ``ferroq.cron``).
             task: The task to enqueue, or a function building it at each firing (called once
                 now, too, to describe the entry).
-            queue: Queue (``default``).
-            max_retry: Retries allowed (25).
-            timeout: Per-run time limit.
-            deadline: Absolute deadline of every firing's task.
-            unique: Refuse a firing while a previous one's task is still unique-locked.
-            retention: Keep each task this long after success.
-            group: Aggregation group.
-            headers: Headers on every task (with the ferroq-periodic-* headers added).
+            **options: The options of every firing's task (``ferroq.options.PeriodicOptions``:
+                ``queue``, ``max_retry``, ``timeout``, ``deadline``, ``unique``, ``retention``,
+                ``group``, ``headers``; the ferroq-periodic-* headers are added). ``unique``
+                refuses a firing while a previous one's task still holds the lock.
 
         Raises:
             CronSpecError: The spec is invalid.
-            InvalidArgumentError: The same entry is registered already, or an option is bad.
+            InvalidArgumentError: The same entry is registered already, or an option is bad
+                (checked now by the core, not at the first firing).
+            TypeError: An option of the wrong type, or one a periodic entry cannot have.
         """
+        unknown = set(options) - set(OPTION_NAMES)
+        if unknown:
+            raise TypeError(f"a periodic entry takes no option {', '.join(sorted(unknown))}")
         schedule = CronSchedule(spec, tz=self.tz)
         make: Callable[[], Task] = (lambda: task) if isinstance(task, Task) else task
         sample = make()
         if not isinstance(sample, Task):
             raise TypeError(f"the task factory returned {sample.__class__.__name__}, not a Task")
-        opts: dict[str, Any] = {
-            "queue": queue, "max_retry": max_retry, "timeout": timeout, "deadline": deadline,
-            "unique": unique, "retention": retention, "group": group, "headers": headers,
-        }  # fmt: skip
-        # Validate the options now rather than at the first firing.
-        build_request(sample, **opts)
+        opts: dict[str, Any] = dict(options)
+        # Built (and so checked by the core) now, not at the first firing.
+        task_options = TaskOptions(**options)
         eid = entry_id(spec, sample, opts)
         now = datetime.now(timezone.utc)
         first = schedule.next_after(now)
         entry = _Entry(
-            id=eid, spec=spec, schedule=schedule, make=make, opts=opts, task_type=sample.type,
-            payload=sample.payload, next_at=first, queue=queue or "default",
+            id=eid, spec=spec, schedule=schedule, make=make, opts=opts, options=task_options,
+            task_type=sample.type, payload=sample.payload, next_at=first,
+            queue=task_options.queue or DEFAULT_QUEUE,
             period=max(1.0, (schedule.next_after(first) - first).total_seconds()),
         )  # fmt: skip
         with self._lock:
@@ -224,7 +205,7 @@ class Scheduler:
         return eid
 
     def periodic(
-        self, spec: str, **options: Any
+        self, spec: str, **options: Unpack[PeriodicOptions]
     ) -> Callable[[Callable[[], Task]], Callable[[], Task]]:
         """Decorator form of ``register`` for a function that builds the task at each firing."""
 
@@ -281,21 +262,7 @@ class Scheduler:
 
     def run(self) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down."""
-        done = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            # Before start(): a signal during start-up must not be the default "terminate now".
-
-            def on_signal(signum: int, frame: FrameType | None) -> None:
-                done.set()
-
-            signal.signal(signal.SIGTERM, on_signal)
-            signal.signal(signal.SIGINT, on_signal)
-        self.start()
-        try:
-            while not done.wait(0.5):
-                pass
-        finally:
-            self.shutdown()
+        run_until_signalled(self.start, self.shutdown)
 
     def __enter__(self) -> Scheduler:
         return self
@@ -332,7 +299,6 @@ class Scheduler:
             log.exception("entry %s (%s): building the task failed; firing skipped", e.id, e.spec)
             return
         stamp = fire_at.astimezone(timezone.utc).isoformat()
-        headers = {**(e.opts.get("headers") or {}), ENTRY_HEADER: e.id, FIRED_AT_HEADER: stamp}
         if self._pre is not None:
             try:
                 self._pre(task, e.opts)
@@ -341,11 +307,14 @@ class Scheduler:
         info: TaskInfo | None = None
         error: BaseException | None = None
         try:
-            req = build_request(task, **{**e.opts, "headers": headers})
+            if not isinstance(task, Task):
+                raise TypeError(f"the task factory returned {task.__class__.__name__}, not a Task")
+            stamp_headers = TaskOptions(headers={ENTRY_HEADER: e.id, FIRED_AT_HEADER: stamp})
             ttl = int(max(86_400.0, 3 * e.period))
-            outcome, row = self._native.periodic_enqueue(
-                req, e.id, int(fire_at.timestamp()), ttl, True
-            )
+            outcome, written = self._native.periodic_enqueue(
+                task.type, task._payload, task.headers, e.options.merge(stamp_headers), e.id,
+                int(fire_at.timestamp()), ttl, True,
+            )  # fmt: skip
         except Exception as exc:
             log.error(
                 "entry %s (%s): enqueue of the %s firing failed: %s", e.id, e.spec, stamp, exc
@@ -353,12 +322,12 @@ class Scheduler:
             error = exc
         else:
             e.prev_at = fire_at
-            if outcome == "already_fired":
+            if outcome == Fired.ALREADY_FIRED:
                 return
-            if outcome == "duplicate":
+            if outcome == Fired.DUPLICATE:
                 log.info("entry %s: the %s firing found a unique duplicate; skipped", e.id, stamp)
                 return
-            info = TaskInfo._from_native(row)
+            info = written
             self._check_served(info.queue)
         if self._post is not None:
             try:
@@ -415,104 +384,10 @@ class Scheduler:
                 e.spec,
                 e.task_type,
                 e.payload,
-                option_strings(e.opts),
+                e.options,
                 e.next_at.timestamp(),
                 e.prev_at.timestamp() if e.prev_at else None,
             )
             for e in entries
         ]
         self._native.write_scheduler_entries(self.id, blobs, 2 * self._heartbeat)
-
-
-@dataclass(frozen=True)
-class PeriodicTaskConfig:
-    """One periodic entry as a ``PeriodicTaskManager`` provider returns it.
-
-    Attributes:
-        spec: Cron spec.
-        task: The task.
-        options: Enqueue options, as ``Scheduler.register`` takes them.
-    """
-
-    spec: str
-    task: Task
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-class PeriodicTaskManager:
-    """Keeps a scheduler's entries in line with a provider (a database, a config file...).
-
-    Every ``sync_interval`` the provider is called; entries it no longer returns are removed and
-    new ones registered (unchanged ones keep their timing).
-
-    Args:
-        provider: Returns the wanted entries.
-        sync_interval: How often to re-sync (asynq's default: 3 minutes).
-        scheduler: The scheduler to manage (default: a new one from ``scheduler_options``).
-        **scheduler_options: Passed to ``Scheduler`` when none is given.
-    """
-
-    def __init__(
-        self,
-        provider: Callable[[], Sequence[PeriodicTaskConfig]],
-        *,
-        sync_interval: Duration = 180.0,
-        scheduler: Scheduler | None = None,
-        **scheduler_options: Any,
-    ) -> None:
-        self.provider = provider
-        self.scheduler = scheduler or Scheduler(**scheduler_options)
-        self._interval = _options.seconds("sync_interval", sync_interval) or 180.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._managed: dict[str, str] = {}
-
-    def sync(self) -> None:
-        """Re-reads the provider and updates the entries now."""
-        configs = self.provider()
-        wanted: dict[str, PeriodicTaskConfig] = {}
-        for c in configs:
-            opts = {k: c.options.get(k) for k in (*_OPTION_NAMES, "headers")}
-            wanted[entry_id(c.spec, c.task, opts)] = c
-        for eid in list(self._managed):
-            if eid not in wanted:
-                self.scheduler.unregister(eid)
-                del self._managed[eid]
-        for eid, c in wanted.items():
-            if eid not in self._managed:
-                self._managed[eid] = self.scheduler.register(c.spec, c.task, **dict(c.options))
-
-    def start(self) -> None:
-        """Syncs once, starts the scheduler, then re-syncs in the background."""
-        self.sync()
-        self.scheduler.start()
-
-        def loop() -> None:
-            while not self._stop.wait(self._interval):
-                try:
-                    self.sync()
-                except Exception:
-                    log.exception("periodic task provider failed; keeping the current entries")
-
-        self._thread = threading.Thread(target=loop, name="ferroq-periodic-sync", daemon=True)
-        self._thread.start()
-
-    def shutdown(self) -> None:
-        """Stops syncing and shuts the scheduler down."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.scheduler.shutdown()
-
-    def run(self) -> None:
-        """Starts, then blocks until SIGTERM or SIGINT."""
-        done = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda s, f: done.set())
-            signal.signal(signal.SIGINT, lambda s, f: done.set())
-        self.start()
-        try:
-            while not done.wait(0.5):
-                pass
-        finally:
-            self.shutdown()

@@ -1,155 +1,251 @@
-//! `NativeClient`: the producer side.
+//! `NativeClient`: the producer side, and the reads tools use.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList};
 
-use super::{duration, instant};
-use crate::client::{Client, EnqueueOptions, Enqueued, NewTask};
+use super::info::PyTaskInfo;
+use super::options::PyTaskOptions;
+use super::{duration, py_instant};
+use crate::client::{Client, NewTask};
+use crate::options::TaskOptions;
+use crate::rdb::inspect::QueueCounts;
+use crate::rdb::keys::DEFAULT_NAMESPACE;
 use crate::rdb::{ConnConfig, Fired, Keys};
 
-/// One enqueue request as Python passes it.
-type PyRequest = (
-    String,                   // type
-    Option<Vec<u8>>,          // payload (None: Go's nil payload)
-    BTreeMap<String, String>, // headers
-    Option<String>,           // queue
-    Option<i32>,              // max_retry
-    Option<f64>,              // timeout, seconds
-    Option<f64>,              // deadline, Unix seconds
-    Option<f64>,              // unique TTL, seconds
-    Option<f64>,              // process_at, Unix seconds
-    Option<String>,           // task_id
-    Option<f64>,              // retention, seconds
-    Option<String>,           // group
-);
-
-/// (entry id, spec, task type, enqueue option strings)
-type EntryRow = (String, String, String, Vec<String>);
-
-fn convert(r: PyRequest) -> PyResult<(NewTask, EnqueueOptions)> {
-    let (
-        task_type,
-        payload,
-        headers,
-        queue,
-        max_retry,
-        timeout,
-        deadline,
-        unique,
-        process_at,
-        task_id,
-        retention,
-        group,
-    ) = r;
-    let opts = EnqueueOptions {
-        queue,
-        max_retry,
-        timeout: timeout.map(|s| duration("timeout", s)).transpose()?,
-        deadline: deadline.map(|s| s.floor() as i64),
-        unique: unique.map(|s| duration("unique", s)).transpose()?,
-        process_at: process_at.map(instant).transpose()?,
-        task_id,
-        retention: retention.map(|s| duration("retention", s)).transpose()?,
-        group,
-    };
-    Ok((NewTask { task_type, payload, headers }, opts))
+/// What one periodic firing did.
+#[pyclass(module = "ferroq._native", name = "Fired", eq, eq_int, frozen)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PyFired {
+    /// This replica enqueued it.
+    #[pyo3(name = "ENQUEUED")]
+    Enqueued,
+    /// Another replica had (or has now) enqueued it.
+    #[pyo3(name = "ALREADY_FIRED")]
+    AlreadyFired,
+    /// A unique duplicate holds the lock: the firing is spent without a task.
+    #[pyo3(name = "DUPLICATE")]
+    Duplicate,
 }
 
-/// (id, queue, type, payload, headers, state, max_retry, timeout, deadline, next_process_at,
-/// retention, group)
-fn info<'py>(py: Python<'py>, e: &Enqueued) -> PyResult<Bound<'py, PyTuple>> {
-    let m = &e.msg;
-    let headers = PyDict::new(py);
-    for (k, v) in &m.headers {
-        headers.set_item(k, v)?;
+impl From<Fired> for PyFired {
+    fn from(f: Fired) -> Self {
+        match f {
+            Fired::Enqueued => Self::Enqueued,
+            Fired::AlreadyFired => Self::AlreadyFired,
+            Fired::Duplicate => Self::Duplicate,
+        }
     }
-    PyTuple::new(
-        py,
-        [
-            m.id.clone().into_pyobject(py)?.into_any(),
-            m.queue.clone().into_pyobject(py)?.into_any(),
-            m.r#type.clone().into_pyobject(py)?.into_any(),
-            PyBytes::new(py, &m.payload).into_any(),
-            headers.into_any(),
-            e.state.into_pyobject(py)?.into_any(),
-            m.retry.into_pyobject(py)?.into_any(),
-            m.timeout.into_pyobject(py)?.into_any(),
-            m.deadline.into_pyobject(py)?.into_any(),
-            e.next_process_at.into_pyobject(py)?.into_any(),
-            m.retention.into_pyobject(py)?.into_any(),
-            m.group_key.clone().into_pyobject(py)?.into_any(),
-        ],
-    )
 }
 
-/// The Rust client behind `ferroq.Client`.
+/// The sizes and counters of one queue.
+#[pyclass(module = "ferroq._native", name = "QueueCounts", frozen, get_all)]
+pub struct PyQueueCounts {
+    /// Queue name.
+    queue: String,
+    /// Tasks waiting to run.
+    pending: i64,
+    /// Tasks leased by a server.
+    active: i64,
+    /// Tasks waiting for their process-at.
+    scheduled: i64,
+    /// Failed tasks waiting for their next attempt.
+    retry: i64,
+    /// Tasks that used up their retries, or were archived.
+    archived: i64,
+    /// Succeeded tasks kept for their retention.
+    completed: i64,
+    /// Tasks processed in total (asynq's counter).
+    processed: i64,
+    /// Of those, failed.
+    failed: i64,
+    /// Whether the queue is paused.
+    paused: bool,
+}
+
+impl From<QueueCounts> for PyQueueCounts {
+    fn from(c: QueueCounts) -> Self {
+        let QueueCounts {
+            queue,
+            pending,
+            active,
+            scheduled,
+            retry,
+            archived,
+            completed,
+            processed,
+            failed,
+            paused,
+        } = c;
+        Self { queue, pending, active, scheduled, retry, archived, completed, processed, failed, paused }
+    }
+}
+
+/// One entry a live scheduler publishes (asynq's `SchedulerEntry`).
+#[pyclass(module = "ferroq._native", name = "SchedulerEntry", frozen)]
+pub struct PySchedulerEntry {
+    inner: crate::proto::SchedulerEntry,
+}
+
+#[pymethods]
+impl PySchedulerEntry {
+    /// Entry ID.
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// Cron spec.
+    #[getter]
+    fn spec(&self) -> &str {
+        &self.inner.spec
+    }
+
+    /// Type of the task it enqueues.
+    #[getter]
+    fn task_type(&self) -> &str {
+        &self.inner.task_type
+    }
+
+    /// Payload of the task it enqueues.
+    #[getter]
+    fn task_payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.task_payload)
+    }
+
+    /// Its enqueue options in asynq's `Option.String()` forms.
+    #[getter]
+    fn enqueue_options(&self) -> Vec<String> {
+        self.inner.enqueue_options.clone()
+    }
+
+    /// The queue it feeds (from its `Queue(...)` option; `default` without one).
+    #[getter]
+    fn queue(&self) -> String {
+        self.inner
+            .enqueue_options
+            .iter()
+            .find_map(|o| crate::goformat::parse_queue_option(o))
+            .unwrap_or_else(|| crate::options::DEFAULT_QUEUE.to_string())
+    }
+
+    /// When it fires next.
+    #[getter]
+    fn next_enqueue_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.inner
+            .next_enqueue_time
+            .as_ref()
+            .map(|t| py_instant(py, crate::message::from_timestamp(t)))
+            .transpose()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SchedulerEntry(id={:?}, spec={:?}, task_type={:?})",
+            self.inner.id, self.inner.spec, self.inner.task_type
+        )
+    }
+}
+
+/// The Rust client behind `ferroq.Client` and `ferroq.Scheduler`.
 #[pyclass(module = "ferroq._native", frozen)]
 pub struct NativeClient {
     inner: Client,
 }
 
+fn new_task(task_type: String, payload: Option<Vec<u8>>, headers: BTreeMap<String, String>) -> NewTask {
+    NewTask { task_type, payload, headers }
+}
+
+fn options(o: Option<&PyTaskOptions>) -> TaskOptions {
+    o.map(|o| o.inner.clone()).unwrap_or_default()
+}
+
 #[pymethods]
 impl NativeClient {
     #[new]
-    #[pyo3(signature = (url, namespace = "asynq", max_idle = 8, tls_ca = None))]
-    fn new(url: &str, namespace: &str, max_idle: usize, tls_ca: Option<Vec<u8>>) -> PyResult<Self> {
+    #[pyo3(signature = (url, namespace = None, max_idle = 8, tls_ca = None))]
+    fn new(url: &str, namespace: Option<&str>, max_idle: usize, tls_ca: Option<Vec<u8>>) -> PyResult<Self> {
         let cfg = ConnConfig::from_url_with_ca(url, tls_ca)?;
-        Ok(Self { inner: Client::new(cfg, Keys::new(namespace), max_idle)? })
+        let keys = Keys::new(namespace.unwrap_or(DEFAULT_NAMESPACE));
+        Ok(Self { inner: Client::new(cfg, keys, max_idle)? })
     }
 
-    /// Enqueues one task; returns the TaskInfo tuple.
-    fn enqueue<'py>(&self, py: Python<'py>, request: PyRequest) -> PyResult<Bound<'py, PyTuple>> {
-        let (task, opts) = convert(request)?;
-        let done = py.detach(|| self.inner.enqueue(task, opts, std::time::SystemTime::now()))?;
-        info(py, &done)
+    /// Enqueues one task.
+    #[pyo3(signature = (task_type, payload, headers, options = None))]
+    fn enqueue(
+        &self,
+        py: Python<'_>,
+        task_type: String,
+        payload: Option<Vec<u8>>,
+        headers: BTreeMap<String, String>,
+        options: Option<PyRef<'_, PyTaskOptions>>,
+    ) -> PyResult<PyTaskInfo> {
+        let task = new_task(task_type, payload, headers);
+        let opts = self::options(options.as_deref());
+        let info = py.detach(|| self.inner.enqueue(task, &opts, SystemTime::now()))?;
+        Ok(PyTaskInfo { inner: info })
     }
 
-    /// Enqueues many tasks in one pipeline; returns a TaskInfo tuple or an exception per task.
-    fn enqueue_many<'py>(&self, py: Python<'py>, requests: Vec<PyRequest>) -> PyResult<Bound<'py, PyList>> {
-        let items = requests.into_iter().map(convert).collect::<PyResult<Vec<_>>>()?;
-        let results = py.detach(|| self.inner.enqueue_many(items, std::time::SystemTime::now()))?;
+    /// Enqueues many tasks (`types[i]`, `payloads[i]`, `headers[i]`) with the same options in
+    /// one pipeline; returns a `TaskInfo` or an exception per task.
+    #[pyo3(signature = (types, payloads, headers, options = None))]
+    fn enqueue_many<'py>(
+        &self,
+        py: Python<'py>,
+        types: Vec<String>,
+        payloads: Vec<Option<Vec<u8>>>,
+        headers: Vec<BTreeMap<String, String>>,
+        options: Option<PyRef<'_, PyTaskOptions>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        if types.len() != payloads.len() || types.len() != headers.len() {
+            return Err(crate::error::Error::invalid("types, payloads and headers differ in length").into());
+        }
+        let tasks: Vec<NewTask> =
+            types.into_iter().zip(payloads).zip(headers).map(|((t, p), h)| new_task(t, p, h)).collect();
+        let opts = self::options(options.as_deref());
+        let results = py.detach(|| self.inner.enqueue_many(tasks, &opts, SystemTime::now()))?;
         let out = PyList::empty(py);
         for r in results {
             match r {
-                Ok(e) => out.append(info(py, &e)?)?,
+                Ok(info) => out.append(PyTaskInfo { inner: info })?,
                 Err(e) => out.append(PyErr::from(e).into_value(py))?,
             }
         }
         Ok(out)
     }
 
-    /// Enqueues one firing of a periodic entry unless a replica already did; returns
-    /// ("enqueued" | "already_fired" | "duplicate", the TaskInfo tuple).
-    #[pyo3(signature = (request, entry_id, fire_at, last_ttl, record_history = true))]
-    fn periodic_enqueue<'py>(
+    /// Enqueues one firing of a periodic entry unless a replica already did; returns what
+    /// happened and the task as it was (or would have been) written.
+    #[pyo3(signature = (task_type, payload, headers, options, entry_id, fire_at, last_ttl, record_history = true))]
+    fn periodic_enqueue(
         &self,
-        py: Python<'py>,
-        request: PyRequest,
+        py: Python<'_>,
+        task_type: String,
+        payload: Option<Vec<u8>>,
+        headers: BTreeMap<String, String>,
+        options: PyRef<'_, PyTaskOptions>,
         entry_id: &str,
         fire_at: i64,
         last_ttl: u64,
         record_history: bool,
-    ) -> PyResult<(&'static str, Bound<'py, PyTuple>)> {
-        let (task, opts) = convert(request)?;
-        let (fired, done) = py.detach(|| {
+    ) -> PyResult<(PyFired, PyTaskInfo)> {
+        let task = new_task(task_type, payload, headers);
+        let opts = options.inner.clone();
+        let (fired, info) = py.detach(|| {
             self.inner.periodic_enqueue(
                 task,
-                opts,
+                &opts,
                 entry_id,
                 fire_at,
                 last_ttl,
                 record_history,
-                std::time::SystemTime::now(),
+                SystemTime::now(),
             )
         })?;
-        let what = match fired {
-            Fired::Enqueued => "enqueued",
-            Fired::AlreadyFired => "already_fired",
-            Fired::Duplicate => "duplicate",
-        };
-        Ok((what, info(py, &done)?))
+        Ok((fired.into(), PyTaskInfo { inner: info }))
     }
 
     /// The last firing (Unix s) of a periodic entry that any replica enqueued.
@@ -167,9 +263,7 @@ impl NativeClient {
     ) -> PyResult<()> {
         let ttl = duration("ttl", ttl)?;
         Ok(py.detach(|| {
-            self.inner.run(|rdb| {
-                rdb.write_scheduler_entries(scheduler_id, &entries, ttl, std::time::SystemTime::now())
-            })
+            self.inner.run(|rdb| rdb.write_scheduler_entries(scheduler_id, &entries, ttl, SystemTime::now()))
         })?)
     }
 
@@ -180,20 +274,20 @@ impl NativeClient {
 
     /// Queues served by live servers, from their heartbeats.
     fn served_queues(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        let set = py.detach(|| self.inner.run(|rdb| rdb.served_queues(std::time::SystemTime::now())))?;
+        let set = py.detach(|| self.inner.run(|rdb| rdb.served_queues(SystemTime::now())))?;
         Ok(set.into_iter().collect())
     }
 
-    /// Every known queue with its (pending, scheduled, retry) sizes.
-    fn queue_overview(&self, py: Python<'_>) -> PyResult<Vec<(String, i64, i64, i64)>> {
-        Ok(py.detach(|| self.inner.run(|rdb| rdb.queue_overview()))?)
+    /// Every known queue with its sizes and counters, by name.
+    fn queue_counts(&self, py: Python<'_>) -> PyResult<Vec<PyQueueCounts>> {
+        let all = py.detach(|| self.inner.run(|rdb| rdb.queue_counts()))?;
+        Ok(all.into_iter().map(PyQueueCounts::from).collect())
     }
 
-    /// Entries of live schedulers: (entry id, spec, task type, enqueue option strings).
-    fn scheduler_entries(&self, py: Python<'_>) -> PyResult<Vec<EntryRow>> {
-        let entries =
-            py.detach(|| self.inner.run(|rdb| rdb.scheduler_entries(std::time::SystemTime::now())))?;
-        Ok(entries.into_iter().map(|e| (e.id, e.spec, e.task_type, e.enqueue_options)).collect())
+    /// Entries of live schedulers.
+    fn scheduler_entries(&self, py: Python<'_>) -> PyResult<Vec<PySchedulerEntry>> {
+        let entries = py.detach(|| self.inner.run(|rdb| rdb.scheduler_entries(SystemTime::now())))?;
+        Ok(entries.into_iter().map(|inner| PySchedulerEntry { inner }).collect())
     }
 
     /// Sends PING.

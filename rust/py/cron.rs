@@ -4,8 +4,10 @@
 use pyo3::prelude::*;
 
 use super::errors::CronSpecError;
-use crate::cron::{go_duration_string, utc_from_unix, CronSchedule, Zone};
+use super::options::PyTaskOptions;
+use crate::cron::{utc_from_unix, CronSchedule, Zone};
 use crate::error::Error;
+use crate::goformat::go_duration_string;
 
 /// A parsed cron spec.
 #[pyclass(module = "ferroq._native", frozen)]
@@ -80,7 +82,8 @@ pub fn go_duration(secs: f64) -> String {
     go_duration_string(secs)
 }
 
-/// Encodes an asynq `SchedulerEntry` (`prev_at` None is Go's zero time, "never").
+/// Encodes an asynq `SchedulerEntry` (`prev_at` None is Go's zero time, "never"); the options
+/// are written in asynq's `Option.String()` forms.
 #[pyfunction]
 #[pyo3(signature = (id, spec, task_type, payload, options, next_at, prev_at = None))]
 pub fn encode_scheduler_entry<'py>(
@@ -89,7 +92,7 @@ pub fn encode_scheduler_entry<'py>(
     spec: String,
     task_type: String,
     payload: Vec<u8>,
-    options: Vec<String>,
+    options: &PyTaskOptions,
     next_at: f64,
     prev_at: Option<f64>,
 ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
@@ -100,7 +103,7 @@ pub fn encode_scheduler_entry<'py>(
         spec,
         task_type,
         task_payload: payload,
-        enqueue_options: options,
+        enqueue_options: crate::goformat::option_strings(&options.inner),
         next_enqueue_time: Some(ts(next_at)),
         prev_enqueue_time: Some(prev_at.map(ts).unwrap_or(crate::message::GO_ZERO_TIME)),
     };

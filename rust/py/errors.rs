@@ -1,5 +1,5 @@
-//! The one place core errors become Python exceptions. The tree is declared here and re-exported
-//! by `ferroq.errors`.
+//! The one place core errors become Python exceptions. The tree is declared here under the name
+//! `ferroq.errors` (what users see in tracebacks and `__module__`) and re-exported by that module.
 
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -7,55 +7,55 @@ use pyo3::{create_exception, PyErr};
 
 use crate::error::Error;
 
-create_exception!(ferroq._native, FerroqError, PyException, "Base class of every ferroq error.");
-create_exception!(ferroq._native, BrokerError, FerroqError, "Redis failed or answered with an error.");
+create_exception!(ferroq.errors, FerroqError, PyException, "Base class of every ferroq error.");
+create_exception!(ferroq.errors, BrokerError, FerroqError, "Redis failed or answered with an error.");
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     BrokerConnectionError,
     BrokerError,
     "Redis could not be reached (refused, timed out, TLS failure)."
 );
-create_exception!(ferroq._native, InvalidArgumentError, FerroqError, "A value the API does not accept.");
+create_exception!(ferroq.errors, InvalidArgumentError, FerroqError, "A value the API does not accept.");
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     CronSpecError,
     InvalidArgumentError,
     "A cron spec that cannot be parsed; the message names the field and its position."
 );
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     MalformedMessageError,
     FerroqError,
     "Bytes read from Redis are not a valid task message."
 );
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     DuplicateTaskError,
     FerroqError,
     "A unique task with the same queue, type and payload already holds the lock."
 );
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     TaskIdConflictError,
     FerroqError,
     "A task with the same ID already exists in the queue."
 );
-create_exception!(ferroq._native, TaskNotFoundError, FerroqError, "The task is not (or no longer) there.");
-create_exception!(ferroq._native, ServerClosedError, FerroqError, "The server was shut down or not started.");
+create_exception!(ferroq.errors, TaskNotFoundError, FerroqError, "The task is not (or no longer) there.");
+create_exception!(ferroq.errors, ServerClosedError, FerroqError, "The server was shut down or not started.");
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     HandlerNotFoundError,
     FerroqError,
     "No handler is registered for the task's type."
 );
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     SkipRetry,
     FerroqError,
     "Raise from a handler to archive the task at once, without further retries."
 );
 create_exception!(
-    ferroq._native,
+    ferroq.errors,
     RevokeTask,
     FerroqError,
     "Raise from a handler to drop the task: no retry, no archive, counted as processed."
@@ -67,7 +67,8 @@ impl From<Error> for PyErr {
         match e {
             _ if e.is_connection_error() => BrokerConnectionError::new_err(text),
             Error::Connection(_) => BrokerConnectionError::new_err(text),
-            Error::Redis(_) | Error::Protocol(_) => BrokerError::new_err(text),
+            Error::Redis(_) | Error::Broker(_) | Error::Protocol(_) => BrokerError::new_err(text),
+            Error::Thread(_) => FerroqError::new_err(text),
             Error::Decode(_) => MalformedMessageError::new_err(text),
             Error::InvalidArgument(_) => InvalidArgumentError::new_err(text),
             Error::DuplicateTask => DuplicateTaskError::new_err(text),

@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
 
-use crate::rdb::keys::Keys;
+use crate::rdb::keys::{Keys, DEFAULT_NAMESPACE};
 use crate::server::queues::QueueSelector;
+
+fn keys(namespace: Option<&str>) -> Keys {
+    Keys::new(namespace.unwrap_or(DEFAULT_NAMESPACE))
+}
 
 /// Every per-queue key and channel of `queue` under `namespace`, by role.
 #[pyfunction]
-#[pyo3(signature = (queue, namespace = "asynq"))]
-pub fn queue_keys(queue: &str, namespace: &str) -> BTreeMap<&'static str, String> {
-    let k = Keys::new(namespace);
+#[pyo3(signature = (queue, namespace = None))]
+pub fn queue_keys(queue: &str, namespace: Option<&str>) -> BTreeMap<&'static str, String> {
+    let k = keys(namespace);
     BTreeMap::from([
         ("pending", k.pending(queue)),
         ("active", k.active(queue)),
@@ -32,16 +36,16 @@ pub fn queue_keys(queue: &str, namespace: &str) -> BTreeMap<&'static str, String
 
 /// The hash key of task `task_id` in `queue`.
 #[pyfunction]
-#[pyo3(signature = (queue, task_id, namespace = "asynq"))]
-pub fn task_key(queue: &str, task_id: &str, namespace: &str) -> String {
-    Keys::new(namespace).task(queue, task_id)
+#[pyo3(signature = (queue, task_id, namespace = None))]
+pub fn task_key(queue: &str, task_id: &str, namespace: Option<&str>) -> String {
+    keys(namespace).task(queue, task_id)
 }
 
 /// The unique lock of (queue, type, payload); `None` is asynq's nil payload.
 #[pyfunction]
-#[pyo3(signature = (queue, task_type, payload, namespace = "asynq"))]
-pub fn unique_key(queue: &str, task_type: &str, payload: Option<&[u8]>, namespace: &str) -> String {
-    Keys::new(namespace).unique(queue, task_type, payload)
+#[pyo3(signature = (queue, task_type, payload, namespace = None))]
+pub fn unique_key(queue: &str, task_type: &str, payload: Option<&[u8]>, namespace: Option<&str>) -> String {
+    keys(namespace).unique(queue, task_type, payload)
 }
 
 /// The server's queue selection: weighted random order (asynq's) or strict priority.

@@ -1,87 +1,341 @@
-//! `NativeServer`: the dequeue/lease loop and background components behind `ferroq.Server`, and
-//! message helpers.
+//! `NativeServer` and the types that cross the line with it: `ServerConfig` (settings in),
+//! `Lease` (a leased task out), `Outcome` (how a run ended, in) and `CancelReason` (events out).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 
-use super::duration;
+use super::info::PyTaskInfo;
+use super::{duration, Seconds, StrictInt};
 use crate::error::Error;
-use crate::message::{decode_task, encode_task, TaskMessage};
+use crate::info::{TaskInfo, TaskState};
+use crate::rdb::keys::DEFAULT_NAMESPACE;
 use crate::rdb::{ConnConfig, Keys};
-use crate::server::{CancelReason, Outcome, ServerConfig, ServerCore};
+use crate::server::policy::will_retry;
+use crate::server::{CancelReason, Failure, Handle, Lease, Outcome, ServerConfig, ServerCore};
 
-/// Outcome codes shared with `ferroq/server.py`.
-const DONE: u8 = 0;
-const RETRY: u8 = 1;
-const ARCHIVE: u8 = 2;
-const REQUEUE: u8 = 3;
-const REVOKE: u8 = 4;
+/// A server's settings, checked when built; every option left out takes its default, and
+/// `ServerConfig()` holds them all.
+#[pyclass(module = "ferroq", name = "ServerConfig", frozen)]
+#[derive(Clone)]
+pub struct PyServerConfig {
+    pub(crate) inner: ServerConfig,
+}
+
+fn positive_secs(v: Option<Seconds>, what: &str, default: Duration) -> PyResult<Duration> {
+    v.map(|s| duration(what, s.0)).transpose().map(|d| d.unwrap_or(default))
+}
+
+#[pymethods]
+impl PyServerConfig {
+    #[new]
+    #[pyo3(signature = (
+        *, concurrency = None, queues = None, strict_priority = None, task_check_interval = None,
+        delayed_task_check_interval = None, janitor_interval = None, janitor_batch_size = None,
+        heartbeat_interval = None, recoverer_interval = None, syncer_interval = None,
+        shutdown_timeout = None, cancel_grace = None,
+    ))]
+    fn new(
+        concurrency: Option<StrictInt<i64>>,
+        queues: Option<Bound<'_, PyAny>>,
+        strict_priority: Option<bool>,
+        task_check_interval: Option<Seconds>,
+        delayed_task_check_interval: Option<Seconds>,
+        janitor_interval: Option<Seconds>,
+        janitor_batch_size: Option<StrictInt<i64>>,
+        heartbeat_interval: Option<Seconds>,
+        recoverer_interval: Option<Seconds>,
+        syncer_interval: Option<Seconds>,
+        shutdown_timeout: Option<Seconds>,
+        cancel_grace: Option<Seconds>,
+    ) -> PyResult<Self> {
+        let d = ServerConfig::default();
+        let count = |v: Option<StrictInt<i64>>, what: &str, default: usize| -> PyResult<usize> {
+            match v {
+                None => Ok(default),
+                Some(StrictInt(n)) => usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::InvalidArgument(format!("{what} must be at least 1, got {n}")).into()
+                }),
+            }
+        };
+        let queues = match queues {
+            None => d.queues.clone(),
+            // Any mapping, in its own order (equal priorities keep it).
+            Some(m) => m
+                .call_method0("items")?
+                .try_iter()?
+                .map(|item| {
+                    let (name, StrictInt(p)): (String, StrictInt<i32>) = item?.extract()?;
+                    Ok((name, p))
+                })
+                .collect::<PyResult<Vec<_>>>()?,
+        };
+        let inner = ServerConfig {
+            concurrency: count(concurrency, "concurrency", d.concurrency)?,
+            queues,
+            strict_priority: strict_priority.unwrap_or(d.strict_priority),
+            task_check_interval: positive_secs(
+                task_check_interval,
+                "task_check_interval",
+                d.task_check_interval,
+            )?,
+            delayed_task_check_interval: positive_secs(
+                delayed_task_check_interval,
+                "delayed_task_check_interval",
+                d.delayed_task_check_interval,
+            )?,
+            janitor_interval: positive_secs(janitor_interval, "janitor_interval", d.janitor_interval)?,
+            janitor_batch_size: count(janitor_batch_size, "janitor_batch_size", d.janitor_batch_size)?,
+            heartbeat_interval: positive_secs(
+                heartbeat_interval,
+                "heartbeat_interval",
+                d.heartbeat_interval,
+            )?,
+            recoverer_interval: positive_secs(
+                recoverer_interval,
+                "recoverer_interval",
+                d.recoverer_interval,
+            )?,
+            syncer_interval: positive_secs(syncer_interval, "syncer_interval", d.syncer_interval)?,
+            shutdown_timeout: positive_secs(shutdown_timeout, "shutdown_timeout", d.shutdown_timeout)?,
+            cancel_grace: positive_secs(cancel_grace, "cancel_grace", d.cancel_grace)?,
+        }
+        .validated()?;
+        Ok(Self { inner })
+    }
+
+    /// Most tasks in flight at once (default: the number of CPUs).
+    #[getter]
+    fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// Queue name → priority (default `{"default": 1}`).
+    #[getter]
+    fn queues<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (q, p) in &self.inner.queues {
+            d.set_item(q, p)?;
+        }
+        Ok(d)
+    }
+
+    /// Always serve higher priorities first (default: weighted random order, as asynq).
+    #[getter]
+    fn strict_priority(&self) -> bool {
+        self.inner.strict_priority
+    }
+
+    /// Seconds between polls while every queue is empty (randomised ±50 %).
+    #[getter]
+    fn task_check_interval(&self) -> f64 {
+        self.inner.task_check_interval.as_secs_f64()
+    }
+
+    /// Seconds between forwarder runs when no due time is announced.
+    #[getter]
+    fn delayed_task_check_interval(&self) -> f64 {
+        self.inner.delayed_task_check_interval.as_secs_f64()
+    }
+
+    /// Seconds between janitor runs (deleting completed tasks whose retention ended).
+    #[getter]
+    fn janitor_interval(&self) -> f64 {
+        self.inner.janitor_interval.as_secs_f64()
+    }
+
+    /// Completed tasks deleted per janitor script call.
+    #[getter]
+    fn janitor_batch_size(&self) -> usize {
+        self.inner.janitor_batch_size
+    }
+
+    /// Seconds between heartbeats (server state and lease renewal); at most a third of a lease.
+    #[getter]
+    fn heartbeat_interval(&self) -> f64 {
+        self.inner.heartbeat_interval.as_secs_f64()
+    }
+
+    /// Seconds between recoverer runs (tasks of dead servers).
+    #[getter]
+    fn recoverer_interval(&self) -> f64 {
+        self.inner.recoverer_interval.as_secs_f64()
+    }
+
+    /// Seconds between retries of outcome writes that failed.
+    #[getter]
+    fn syncer_interval(&self) -> f64 {
+        self.inner.syncer_interval.as_secs_f64()
+    }
+
+    /// Seconds running handlers get at shutdown before their tasks are requeued.
+    #[getter]
+    fn shutdown_timeout(&self) -> f64 {
+        self.inner.shutdown_timeout.as_secs_f64()
+    }
+
+    /// Seconds a cancelled handler may take to stop before its task is failed without it.
+    #[getter]
+    fn cancel_grace(&self) -> f64 {
+        self.inner.cancel_grace.as_secs_f64()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ServerConfig({:?})", self.inner)
+    }
+}
+
+/// A task leased by this server, as the core hands it over: its token, its deadline, and what
+/// is known of it (a `TaskInfo` in state `ACTIVE`).
+#[pyclass(module = "ferroq._native", name = "Lease", frozen)]
+pub struct PyLease {
+    token: u64,
+    deadline: f64,
+    retried: i32,
+    max_retry: i32,
+    info: Py<PyTaskInfo>,
+}
+
+impl PyLease {
+    fn new(py: Python<'_>, lease: Lease) -> PyResult<Self> {
+        let Lease { token, msg, deadline } = lease;
+        let (retried, max_retry) = (msg.retried, msg.retry);
+        let info = Py::new(py, PyTaskInfo { inner: TaskInfo::written(msg, TaskState::Active, 0) })?;
+        Ok(Self { token, deadline: crate::clock::unix_f64(deadline), retried, max_retry, info })
+    }
+}
+
+#[pymethods]
+impl PyLease {
+    /// The handle `NativeServer.finish` takes.
+    #[getter]
+    fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// When the handler must stop, Unix seconds.
+    #[getter]
+    fn deadline(&self) -> f64 {
+        self.deadline
+    }
+
+    /// The task: id, queue, type, payload, headers, retries...
+    #[getter]
+    fn info(&self, py: Python<'_>) -> Py<PyTaskInfo> {
+        self.info.clone_ref(py)
+    }
+
+    /// Whether a failure of this run is retried (rather than archived): the failure policy's
+    /// answer, so hooks such as `retry_delay` run only when a retry will happen.
+    #[pyo3(signature = (skip_retry = false))]
+    fn will_retry(&self, skip_retry: bool) -> bool {
+        will_retry(self.retried, self.max_retry, skip_retry)
+    }
+}
+
+/// How a handler run ended.
+#[pyclass(module = "ferroq._native", name = "Outcome", frozen)]
+pub struct PyOutcome {
+    inner: Outcome,
+}
+
+#[pymethods]
+impl PyOutcome {
+    /// Success: deleted, or kept as completed for its retention.
+    #[staticmethod]
+    fn done() -> Self {
+        Self { inner: Outcome::Done }
+    }
+
+    /// `RevokeTask`: deleted without retry or archive, counted as processed.
+    #[staticmethod]
+    fn revoke() -> Self {
+        Self { inner: Outcome::Revoke }
+    }
+
+    /// Back to the head of its queue (shutdown).
+    #[staticmethod]
+    fn requeue() -> Self {
+        Self { inner: Outcome::Requeue }
+    }
+
+    /// A failure: retried after `retry_delay` (asynq's formula when None) while retries are
+    /// left and `skip_retry` is false, else archived. `is_failure=False` retries without using
+    /// up a retry.
+    #[staticmethod]
+    #[pyo3(signature = (error, *, is_failure = true, skip_retry = false, retry_delay = None))]
+    fn failure(
+        error: String,
+        is_failure: bool,
+        skip_retry: bool,
+        retry_delay: Option<Seconds>,
+    ) -> PyResult<Self> {
+        let delay = retry_delay.map(|s| duration("retry_delay", s.0)).transpose()?;
+        Ok(Self { inner: Outcome::Failed(Failure { error, is_failure, skip_retry, delay }) })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Outcome({:?})", self.inner)
+    }
+}
+
+/// Why a running handler must stop.
+#[pyclass(module = "ferroq._native", name = "CancelReason", eq, eq_int, frozen)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PyCancelReason {
+    /// An Inspector's cancel (`PUBLISH asynq:cancel <id>`).
+    #[pyo3(name = "REQUESTED")]
+    Requested,
+    /// The lease could not be renewed: another server may run the task.
+    #[pyo3(name = "LEASE_LOST")]
+    LeaseLost,
+    /// The task's deadline passed.
+    #[pyo3(name = "DEADLINE_EXCEEDED")]
+    DeadlineExceeded,
+    /// Told to stop, the handler still runs after the grace period: fail its task now.
+    #[pyo3(name = "UNRESPONSIVE")]
+    Unresponsive,
+}
+
+impl From<CancelReason> for PyCancelReason {
+    fn from(c: CancelReason) -> Self {
+        match c {
+            CancelReason::Requested => Self::Requested,
+            CancelReason::LeaseLost => Self::LeaseLost,
+            CancelReason::DeadlineExceeded => Self::DeadlineExceeded,
+            CancelReason::Unresponsive => Self::Unresponsive,
+        }
+    }
+}
+
+/// The Python object a handle holds.
+fn object(py: Python<'_>, h: &Handle) -> Option<Py<PyAny>> {
+    h.downcast_ref::<Py<PyAny>>().map(|o| o.clone_ref(py))
+}
 
 /// The Rust server core behind `ferroq.Server`.
 #[pyclass(module = "ferroq._native", frozen)]
 pub struct NativeServer {
     core: ServerCore,
+    config: PyServerConfig,
 }
 
 #[pymethods]
 impl NativeServer {
     #[new]
-    #[pyo3(signature = (
-        url, *, namespace = "asynq", concurrency = 0, queues = None, strict_priority = false,
-        task_check_interval = 1.0, delayed_task_check_interval = 5.0, janitor_interval = 8.0,
-        janitor_batch_size = 100, heartbeat_interval = 5.0, recoverer_interval = 60.0,
-        syncer_interval = 5.0, tls_ca = None,
-    ))]
+    #[pyo3(signature = (url, config = None, *, namespace = None, tls_ca = None))]
     fn new(
         url: &str,
-        namespace: &str,
-        concurrency: usize,
-        queues: Option<BTreeMap<String, i32>>,
-        strict_priority: bool,
-        task_check_interval: f64,
-        delayed_task_check_interval: f64,
-        janitor_interval: f64,
-        janitor_batch_size: usize,
-        heartbeat_interval: f64,
-        recoverer_interval: f64,
-        syncer_interval: f64,
+        config: Option<PyServerConfig>,
+        namespace: Option<&str>,
         tls_ca: Option<Vec<u8>>,
     ) -> PyResult<Self> {
-        let positive = |what: &str, s: f64| -> PyResult<Duration> {
-            let d = duration(what, s)?;
-            if d.is_zero() {
-                return Err(Error::InvalidArgument(format!("{what} must be positive")).into());
-            }
-            Ok(d)
-        };
-        let heartbeat = positive("heartbeat_interval", heartbeat_interval)?;
-        if heartbeat > crate::rdb::LEASE_DURATION / 3 {
-            // Leases last 30 s; renewals must come well inside them.
-            return Err(Error::InvalidArgument("heartbeat_interval must be at most 10 seconds".into()).into());
-        }
-        let mut cfg = ServerConfig {
-            concurrency,
-            strict_priority,
-            task_check_interval: positive("task_check_interval", task_check_interval)?,
-            delayed_task_check_interval: positive(
-                "delayed_task_check_interval",
-                delayed_task_check_interval,
-            )?,
-            janitor_interval: positive("janitor_interval", janitor_interval)?,
-            janitor_batch_size,
-            heartbeat_interval: heartbeat,
-            recoverer_interval: positive("recoverer_interval", recoverer_interval)?,
-            syncer_interval: positive("syncer_interval", syncer_interval)?,
-            ..ServerConfig::default()
-        };
-        if let Some(q) = queues {
-            cfg.queues = q.into_iter().collect();
-        }
+        let config = config.unwrap_or(PyServerConfig { inner: ServerConfig::default() });
         let conn = ConnConfig::from_url_with_ca(url, tls_ca)?;
-        Ok(Self { core: ServerCore::new(conn, Keys::new(namespace), cfg)? })
+        let keys = Keys::new(namespace.unwrap_or(DEFAULT_NAMESPACE));
+        Ok(Self { core: ServerCore::new(conn, keys, config.inner.clone())?, config })
     }
 
     /// Server ID (UUID v4).
@@ -96,7 +350,13 @@ impl NativeServer {
         self.core.status().as_str()
     }
 
-    /// Queues served with normalised priorities.
+    /// The settings the server runs with.
+    #[getter]
+    fn config(&self) -> PyServerConfig {
+        self.config.clone()
+    }
+
+    /// Queues served with normalised priorities, highest first.
     #[getter]
     fn queues(&self) -> Vec<(String, u32)> {
         self.core.queues()
@@ -107,57 +367,42 @@ impl NativeServer {
         Ok(py.detach(|| self.core.start())?)
     }
 
-    /// Waits up to `timeout` seconds for leased tasks; returns at most `max` tuples
-    /// (token, id, type, payload, headers, queue, retried, max_retry, deadline).
-    fn next_batch<'py>(&self, py: Python<'py>, max: usize, timeout: f64) -> PyResult<Bound<'py, PyList>> {
+    /// Waits up to `timeout` seconds for leased tasks; returns `wrap(lease)` for at most `max` of
+    /// them. What `wrap` returns is the task's handle: `cancellations` and `requeue_running`
+    /// give it back. A lease `wrap` cannot take is archived with the reason.
+    fn next_batch<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+        timeout: f64,
+        wrap: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let wait = duration("timeout", timeout)?;
         let batch = py.detach(|| self.core.next_batch(max.max(1), wait));
         let out = PyList::empty(py);
-        for d in batch {
-            let m = d.msg;
-            let headers = PyDict::new(py);
-            for (k, v) in m.headers {
-                headers.set_item(k, v)?;
+        let mut handles: Vec<(u64, Handle)> = Vec::with_capacity(batch.len());
+        for lease in batch {
+            let (token, id) = (lease.token, lease.msg.id.clone());
+            match wrap.call1((PyLease::new(py, lease)?,)) {
+                Ok(obj) => {
+                    out.append(&obj)?;
+                    handles.push((token, Arc::new(obj.unbind())));
+                }
+                Err(e) => {
+                    log::error!("archiving task {id}: unusable task message: {e}");
+                    let why = format!("ferroq: unusable task message: {e}");
+                    let f = Failure { skip_retry: true, ..Failure::new(why) };
+                    self.core.finish(token, Outcome::Failed(f));
+                }
             }
-            let t = PyTuple::new(
-                py,
-                [
-                    d.token.into_pyobject(py)?.into_any(),
-                    m.id.into_pyobject(py)?.into_any(),
-                    m.r#type.into_pyobject(py)?.into_any(),
-                    PyBytes::new(py, &m.payload).into_any(),
-                    headers.into_any(),
-                    m.queue.into_pyobject(py)?.into_any(),
-                    m.retried.into_pyobject(py)?.into_any(),
-                    m.retry.into_pyobject(py)?.into_any(),
-                    crate::clock::unix_f64(d.deadline).into_pyobject(py)?.into_any(),
-                ],
-            )?;
-            out.append(t)?;
         }
+        self.core.attach(handles);
         Ok(out)
     }
 
-    /// Reports outcomes: (token, code, error, retry delay seconds or None, is_failure).
-    fn finish(&self, outcomes: Vec<(u64, u8, String, Option<f64>, bool)>) -> PyResult<()> {
-        let mut out = Vec::with_capacity(outcomes.len());
-        for (token, code, error, delay, is_failure) in outcomes {
-            let o = match code {
-                DONE => Outcome::Done,
-                RETRY => Outcome::Retry {
-                    delay: delay.map(|d| duration("retry delay", d)).transpose()?,
-                    error,
-                    is_failure,
-                },
-                ARCHIVE => Outcome::Archive { error },
-                REQUEUE => Outcome::Requeue,
-                REVOKE => Outcome::Revoke,
-                other => return Err(Error::InvalidArgument(format!("unknown outcome code {other}")).into()),
-            };
-            out.push((token, o));
-        }
-        self.core.finish(out);
-        Ok(())
+    /// Reports how the run of task `token` ended.
+    fn finish(&self, token: u64, outcome: &PyOutcome) {
+        self.core.finish(token, outcome.inner.clone());
     }
 
     /// Stores `data` as the result of the running task `token`.
@@ -165,28 +410,23 @@ impl NativeServer {
         Ok(py.detach(|| self.core.write_result(token, &data))?)
     }
 
-    /// Waits up to `timeout` seconds for cancellations: (token, "requested" | "lease_lost").
-    fn cancellations(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<(u64, &'static str)>> {
+    /// Waits up to `timeout` seconds for cancellations: (the task's handle, why).
+    fn cancellations(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<(Py<PyAny>, PyCancelReason)>> {
         let wait = duration("timeout", timeout)?;
         let got = py.detach(|| self.core.cancellations(wait));
-        Ok(got
-            .into_iter()
-            .map(|(t, why)| {
-                (
-                    t,
-                    match why {
-                        CancelReason::Requested => "requested",
-                        CancelReason::LeaseLost => "lease_lost",
-                    },
-                )
-            })
-            .collect())
+        Ok(got.iter().filter_map(|(why, h)| object(py, h).map(|o| (o, PyCancelReason::from(*why)))).collect())
     }
 
-    /// Tokens of the tasks in flight.
-    fn inflight(&self, py: Python<'_>) -> Vec<u64> {
-        // Detached: core threads may hold the in-flight lock while they wait for the GIL.
-        py.detach(|| self.core.inflight_tokens())
+    /// Waits up to `timeout` seconds until no delivered task runs; True when none does.
+    fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let wait = duration("timeout", timeout)?;
+        Ok(py.detach(|| self.core.wait_idle(wait)))
+    }
+
+    /// Requeues every delivered task still running; returns their handles.
+    fn requeue_running(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        let handles = py.detach(|| self.core.requeue_running());
+        handles.iter().filter_map(|h| object(py, h)).collect()
     }
 
     /// Stops fetching new tasks.
@@ -198,63 +438,4 @@ impl NativeServer {
     fn shutdown(&self, py: Python<'_>) {
         py.detach(|| self.core.shutdown());
     }
-}
-
-fn get<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>>
-where
-    T: for<'a> FromPyObject<'a, 'py, Error = PyErr>,
-{
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => Ok(Some(v.extract::<T>()?)),
-        _ => Ok(None),
-    }
-}
-
-/// Encodes a TaskMessage from a dict with asynq's field names.
-#[pyfunction]
-pub fn encode_task_message<'py>(
-    py: Python<'py>,
-    fields: &Bound<'py, PyDict>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let m = TaskMessage {
-        r#type: get(fields, "type")?.unwrap_or_default(),
-        payload: get(fields, "payload")?.unwrap_or_default(),
-        headers: get(fields, "headers")?.unwrap_or_default(),
-        id: get(fields, "id")?.unwrap_or_default(),
-        queue: get(fields, "queue")?.unwrap_or_default(),
-        retry: get(fields, "retry")?.unwrap_or_default(),
-        retried: get(fields, "retried")?.unwrap_or_default(),
-        error_msg: get(fields, "error_msg")?.unwrap_or_default(),
-        last_failed_at: get(fields, "last_failed_at")?.unwrap_or_default(),
-        timeout: get(fields, "timeout")?.unwrap_or_default(),
-        deadline: get(fields, "deadline")?.unwrap_or_default(),
-        unique_key: get(fields, "unique_key")?.unwrap_or_default(),
-        group_key: get(fields, "group_key")?.unwrap_or_default(),
-        retention: get(fields, "retention")?.unwrap_or_default(),
-        completed_at: get(fields, "completed_at")?.unwrap_or_default(),
-    };
-    Ok(PyBytes::new(py, &encode_task(&m)))
-}
-
-/// Decodes a TaskMessage into a dict with asynq's field names; raises `MalformedMessageError`.
-#[pyfunction]
-pub fn decode_task_message<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
-    let m = decode_task(data)?;
-    let d = PyDict::new(py);
-    d.set_item("type", m.r#type)?;
-    d.set_item("payload", PyBytes::new(py, &m.payload))?;
-    d.set_item("headers", m.headers)?;
-    d.set_item("id", m.id)?;
-    d.set_item("queue", m.queue)?;
-    d.set_item("retry", m.retry)?;
-    d.set_item("retried", m.retried)?;
-    d.set_item("error_msg", m.error_msg)?;
-    d.set_item("last_failed_at", m.last_failed_at)?;
-    d.set_item("timeout", m.timeout)?;
-    d.set_item("deadline", m.deadline)?;
-    d.set_item("unique_key", m.unique_key)?;
-    d.set_item("group_key", m.group_key)?;
-    d.set_item("retention", m.retention)?;
-    d.set_item("completed_at", m.completed_at)?;
-    Ok(d)
 }

@@ -68,6 +68,8 @@ static TLS_PROVIDER: Once = Once::new();
 #[derive(Clone, Debug)]
 pub struct ConnConfig {
     client: redis::Client,
+    /// `host:port` or the socket path, for error messages.
+    addr: String,
     /// How long [`Conn::get`] keeps retrying before it reports the failure.
     pub reconnect_budget: Duration,
 }
@@ -108,7 +110,13 @@ impl ConnConfig {
             None => redis::Client::open(info),
         }
         .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
-        Ok(Self { client, reconnect_budget: Duration::from_secs(5) })
+        let addr = client.get_connection_info().addr().to_string();
+        Ok(Self { client, addr, reconnect_budget: Duration::from_secs(5) })
+    }
+
+    /// `host:port` (or the socket path) of the server.
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// A new lazily-connected connection.
@@ -153,7 +161,10 @@ impl Conn {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     if started.elapsed() + delay > self.cfg.reconnect_budget {
-                        return Err(Error::Connection(e.to_string()));
+                        return Err(Error::Connection(format!(
+                            "cannot connect to redis at {}: {e}",
+                            self.cfg.addr
+                        )));
                     }
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(BACKOFF_MAX);
@@ -170,7 +181,7 @@ impl Conn {
     }
 
     /// Runs `f` on the connection; a transport failure drops the connection so the next call
-    /// reconnects.
+    /// reconnects, and is reported as [`Error::Connection`] naming the server.
     pub fn run<T>(&mut self, f: impl FnOnce(&mut Link) -> Result<T>) -> Result<T> {
         let conn = self.get()?;
         let out = f(conn);
@@ -179,7 +190,12 @@ impl Conn {
         if broken {
             self.conn = None;
         }
-        out
+        out.map_err(|e| match e {
+            Error::Redis(r) if crate::error::is_transport(&r) => {
+                Error::Connection(format!("connection to redis at {} lost: {r}", self.cfg.addr))
+            }
+            e => e,
+        })
     }
 
     /// A dedicated connection for Pub/Sub (it cannot be shared with commands).
@@ -228,5 +244,6 @@ mod tests {
         let mut c = cfg.connect_lazy();
         let err = c.get().err().expect("port 1 refuses");
         assert!(err.is_connection_error(), "{err}");
+        assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     }
 }

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 
 use prost::Message;
 
-use super::{by_queue, CancelReason, Component, RateLimitedLog, Shared};
+use super::inflight::CancelReason;
+use super::{Component, RateLimitedLog, Shared};
 use crate::message::{timestamp, ServerInfo, WorkerInfo};
 use crate::rdb::{Rdb, LEASE_DURATION};
 
@@ -24,43 +25,50 @@ impl Heartbeat {
     }
 
     fn keys(&self) -> (String, String) {
-        let c = &self.sh.cfg;
+        let id = &self.sh.id;
         (
-            self.sh.keys.server_info(&c.host, c.pid, &c.server_id),
-            self.sh.keys.workers_of(&c.host, c.pid, &c.server_id),
+            self.sh.keys.server_info(&id.host, id.pid, &id.server_id),
+            self.sh.keys.workers_of(&id.host, id.pid, &id.server_id),
         )
     }
 
     fn renew_leases(&mut self, now: SystemTime) {
+        // (token, queue, id) of every task in flight, split by whether its lease still holds.
         let (valid, expired): (Vec<_>, Vec<_>) = {
-            let inflight = self.sh.inflight.lock();
-            inflight.iter().map(|(t, f)| (*t, f.clone())).partition(|(_, f)| f.lease_expiry >= now)
+            let table = self.sh.inflight.lock();
+            table
+                .iter()
+                .map(|(t, f)| (t, f.msg.queue.clone(), f.msg.id.clone(), f.lease_expiry >= now))
+                .partition(|e| e.3)
         };
-        for (token, f) in expired {
-            log::warn!("lease of task {} expired; cancelling its handler", f.msg.id);
-            let _ = self.sh.cancel_tx.send((token, CancelReason::LeaseLost));
+        for (token, _, id, _) in expired {
+            log::warn!("lease of task {id} expired; cancelling its handler");
+            self.sh.cancel(token, CancelReason::LeaseLost);
         }
-        for (q, ids) in by_queue(valid.iter().map(|(_, f)| f)) {
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            match self.rdb.extend_lease(&q, &refs, now) {
+        let mut queues: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (_, q, id, _) in &valid {
+            queues.entry(q.as_str()).or_default().push(id.as_str());
+        }
+        for (q, ids) in queues {
+            match self.rdb.extend_lease(q, &ids, now) {
                 Ok(lost) => {
-                    let mut lost_ids = Vec::new();
+                    let mut lost_tokens = Vec::new();
                     {
-                        let mut inflight = self.sh.inflight.lock();
-                        for (token, f) in valid.iter().filter(|(_, f)| f.msg.queue == q) {
-                            let Some(e) = inflight.get_mut(token) else { continue };
-                            if lost.contains(&f.msg.id) {
+                        let mut table = self.sh.inflight.lock();
+                        for (token, _, id, _) in valid.iter().filter(|e| e.1 == q) {
+                            let Some(e) = table.get_mut(*token) else { continue };
+                            if lost.contains(id) {
                                 e.lease_expiry = now;
-                                let _ = self.sh.cancel_tx.send((*token, CancelReason::LeaseLost));
-                                lost_ids.push(f.msg.id.clone());
+                                lost_tokens.push((*token, id.clone()));
                             } else {
                                 e.lease_expiry = now + LEASE_DURATION;
                             }
                         }
                     }
                     // Logged outside the lock: logging takes the GIL.
-                    for id in lost_ids {
+                    for (token, id) in lost_tokens {
                         log::warn!("task {id} lost its lease (recovered elsewhere); cancelling it");
+                        self.sh.cancel(token, CancelReason::LeaseLost);
                     }
                 }
                 Err(e) => self.errors.error("lease renewal failed", &e),
@@ -69,17 +77,17 @@ impl Heartbeat {
     }
 
     fn write_state(&mut self, now: SystemTime) {
-        let c = &self.sh.cfg;
+        let (c, me) = (&self.sh.cfg, &self.sh.id);
         let workers: Vec<(String, Vec<u8>)> = self
             .sh
             .inflight
             .lock()
-            .values()
-            .map(|f| {
+            .iter()
+            .map(|(_, f)| {
                 let w = WorkerInfo {
-                    host: c.host.clone(),
-                    pid: c.pid,
-                    server_id: c.server_id.clone(),
+                    host: me.host.clone(),
+                    pid: me.pid,
+                    server_id: me.server_id.clone(),
                     task_id: f.msg.id.clone(),
                     task_type: f.msg.r#type.clone(),
                     task_payload: f.msg.payload.clone(),
@@ -91,11 +99,11 @@ impl Heartbeat {
             })
             .collect();
         let info = ServerInfo {
-            host: c.host.clone(),
-            pid: c.pid,
-            server_id: c.server_id.clone(),
+            host: me.host.clone(),
+            pid: me.pid,
+            server_id: me.server_id.clone(),
             concurrency: i32::try_from(c.concurrency).unwrap_or(i32::MAX),
-            queues: c.queues.iter().filter(|(n, p)| !n.trim().is_empty() && *p > 0).cloned().collect(),
+            queues: c.queues.iter().cloned().collect(),
             strict_priority: c.strict_priority,
             status: self.sh.status.lock().as_str().to_string(),
             start_time: Some(timestamp(self.sh.started)),

@@ -3,16 +3,20 @@
 //! [`ServerCore::next_batch`] and reports outcomes with [`ServerCore::finish`]; neither waits on
 //! Redis while holding the GIL.
 
+pub mod config;
+mod finisher;
 mod forwarder;
 mod heartbeat;
+pub mod inflight;
 mod janitor;
+pub mod policy;
 mod processor;
 pub mod queues;
 mod recoverer;
 mod subscriber;
 mod syncer;
+mod watchdog;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,54 +27,28 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::message::TaskMessage;
-use crate::rdb::{ConnConfig, Finish, Keys, Rdb};
+use crate::rdb::{ConnConfig, Keys, Rdb};
+pub use config::ServerConfig;
+use inflight::Table;
+pub use inflight::{CancelReason, Handle, Lease};
+pub use policy::{Failure, Outcome};
 use queues::QueueSelector;
 
-/// Server settings, with asynq's defaults.
+/// Who this server is, as its heartbeat publishes it.
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Most tasks in flight at once.
-    pub concurrency: usize,
-    /// Queue priorities.
-    pub queues: Vec<(String, i32)>,
-    /// Serve higher-priority queues first, always.
-    pub strict_priority: bool,
-    /// Sleep between polls when every queue is empty (randomised to [½, 1½]×).
-    pub task_check_interval: Duration,
-    /// Forwarder period (scheduled/retry → pending).
-    pub delayed_task_check_interval: Duration,
-    /// Janitor period (expired completed tasks).
-    pub janitor_interval: Duration,
-    /// Completed tasks deleted per janitor script call.
-    pub janitor_batch_size: usize,
-    /// Heartbeat period (server state and lease renewal).
-    pub heartbeat_interval: Duration,
-    /// Recoverer period (expired leases).
-    pub recoverer_interval: Duration,
-    /// Syncer period (retrying failed outcome writes).
-    pub syncer_interval: Duration,
-    /// Host name published in heartbeats.
+pub struct Identity {
+    /// Host name.
     pub host: String,
-    /// Process ID published in heartbeats.
+    /// Process ID.
     pub pid: i32,
     /// Server ID (UUID v4).
     pub server_id: String,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
+impl Identity {
+    /// This process, with a fresh server ID.
+    pub fn current() -> Self {
         Self {
-            concurrency: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            queues: vec![("default".into(), 1)],
-            strict_priority: false,
-            task_check_interval: Duration::from_secs(1),
-            delayed_task_check_interval: Duration::from_secs(5),
-            janitor_interval: Duration::from_secs(8),
-            janitor_batch_size: 100,
-            heartbeat_interval: Duration::from_secs(5),
-            recoverer_interval: Duration::from_secs(60),
-            syncer_interval: Duration::from_secs(5),
             host: hostname::get()
                 .ok()
                 .and_then(|h| h.into_string().ok())
@@ -79,79 +57,6 @@ impl Default for ServerConfig {
             server_id: uuid::Uuid::new_v4().to_string(),
         }
     }
-}
-
-/// A leased task handed to Python.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// Handle for [`ServerCore::finish`]; unique within this server.
-    pub token: u64,
-    /// The task as dequeued.
-    pub msg: TaskMessage,
-    /// Effective deadline.
-    pub deadline: SystemTime,
-}
-
-/// How a handler run ended, as Python reports it.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// Success.
-    Done,
-    /// `RevokeTask`: deleted whatever its retention.
-    Revoke,
-    /// Give the task back to pending (shutdown).
-    Requeue,
-    /// Retry after `delay` (asynq's default formula when `None`).
-    Retry {
-        /// Delay before the next attempt.
-        delay: Option<Duration>,
-        /// Error text.
-        error: String,
-        /// Whether it counts as a failure.
-        is_failure: bool,
-    },
-    /// Archive (retries exhausted or `SkipRetry`).
-    Archive {
-        /// Error text.
-        error: String,
-    },
-}
-
-impl Outcome {
-    /// The Redis-side transition for a task `msg` at `now`.
-    pub fn to_finish(self, msg: &TaskMessage, now: SystemTime) -> Finish {
-        match self {
-            Outcome::Done => Finish::Done,
-            Outcome::Revoke => Finish::Revoke,
-            Outcome::Requeue => Finish::Requeue,
-            Outcome::Retry { delay, error, is_failure } => {
-                // Clamped: a user's retry_delay may return anything finite.
-                let delay = delay.unwrap_or_else(|| default_retry_delay(msg.retried)).min(MAX_RETRY_DELAY);
-                let at = crate::clock::unix_secs(now.checked_add(delay).unwrap_or(now));
-                Finish::Retry { retry_at: at, error, is_failure }
-            }
-            Outcome::Archive { error } => Finish::Archive { error },
-        }
-    }
-}
-
-/// Why Python should stop a running handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelReason {
-    /// `PUBLISH asynq:cancel <id>` (an Inspector's cancel).
-    Requested,
-    /// The lease could not be renewed; another server may run the task.
-    LeaseLost,
-}
-
-/// A task in flight.
-#[derive(Debug, Clone)]
-pub(crate) struct InFlight {
-    pub msg: TaskMessage,
-    pub deadline: SystemTime,
-    pub started: SystemTime,
-    /// Until when this server holds the lease, as last confirmed by Redis.
-    pub lease_expiry: SystemTime,
 }
 
 /// Counting semaphore over the concurrency slots.
@@ -213,19 +118,22 @@ impl Status {
 /// State shared by the components.
 pub(crate) struct Shared {
     pub cfg: ServerConfig,
+    pub id: Identity,
     pub conn: ConnConfig,
     pub keys: Keys,
     pub clock: Arc<dyn Clock>,
     pub selector: QueueSelector,
-    pub inflight: Mutex<HashMap<u64, InFlight>>,
+    /// The one in-flight table; `idle` is signalled when a delivered task leaves it.
+    pub inflight: Mutex<Table>,
+    idle: Condvar,
     pub slots: Slots,
     next_token: AtomicU64,
-    pub ready_tx: Sender<Delivery>,
-    pub ready_rx: Receiver<Delivery>,
+    pub ready_tx: Sender<Lease>,
+    pub ready_rx: Receiver<Lease>,
     pub finish_tx: Sender<(u64, Outcome)>,
     pub finish_rx: Receiver<(u64, Outcome)>,
-    pub cancel_tx: Sender<(u64, CancelReason)>,
-    pub cancel_rx: Receiver<(u64, CancelReason)>,
+    cancel_tx: Sender<(CancelReason, Handle)>,
+    cancel_rx: Receiver<(CancelReason, Handle)>,
     pub sync_tx: Sender<syncer::Pending>,
     pub sync_rx: Receiver<syncer::Pending>,
     pub fetching: AtomicBool,
@@ -245,6 +153,9 @@ pub(crate) struct Shared {
     next_due: AtomicI64,
     due_tx: Sender<()>,
     due_rx: Receiver<()>,
+    /// One pending wake-up for the watchdog when an earlier alarm was set.
+    alarm_tx: Sender<()>,
+    alarm_rx: Receiver<()>,
     /// Dropped last: the syncer and the heartbeat outlive the outcome writer.
     late_stop_tx: Mutex<Option<Sender<()>>>,
     late_stop_rx: Receiver<()>,
@@ -267,6 +178,11 @@ impl Shared {
     /// Wakes the processor from its idle wait (one wake-up is kept if it is not waiting yet).
     pub fn wake(&self) {
         let _ = self.wake_tx.try_send(());
+    }
+
+    /// Wakes the watchdog: an alarm earlier than the one it waits for was set.
+    pub fn wake_watchdog(&self) {
+        let _ = self.alarm_tx.try_send(());
     }
 
     /// Records that a scheduled or retry task is due at `secs` (Unix seconds); wakes the
@@ -298,6 +214,11 @@ impl Shared {
         self.wait_or(&self.wake_rx, d)
     }
 
+    /// Waits up to `d` or until an earlier alarm is set; returns false at shutdown.
+    pub fn alarm_wait(&self, d: Duration) -> bool {
+        self.wait_or(&self.alarm_rx, d)
+    }
+
     /// Waits up to `d` or until `early` has a message; false when the server is shutting down.
     fn wait_or(&self, early: &Receiver<()>, d: Duration) -> bool {
         crossbeam_channel::select! {
@@ -320,14 +241,43 @@ impl Shared {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Cancels the handlers running task `id` (any queue).
+    /// Tells the handler of `token` to stop (the one path every cancellation takes: requests,
+    /// lost leases, deadlines), and starts its grace period.
+    pub fn cancel(&self, token: u64, why: CancelReason) {
+        let grace_at = self.now() + self.cfg.cancel_grace;
+        let (event, woke) = self.inflight.lock().cancel(token, why, grace_at);
+        self.send_cancel(event, woke);
+    }
+
+    fn send_cancel(&self, event: Option<(CancelReason, Handle)>, woke: bool) {
+        if let Some(e) = event {
+            // The receiver lives as long as `self`.
+            let _ = self.cancel_tx.send(e);
+        }
+        if woke {
+            self.wake_watchdog();
+        }
+    }
+
+    /// Cancels the handlers running task `id` (any queue); returns how many.
     pub fn cancel_task_id(&self, id: &str, why: CancelReason) -> usize {
-        let tokens: Vec<u64> =
-            self.inflight.lock().iter().filter(|(_, f)| f.msg.id == id).map(|(t, _)| *t).collect();
+        let tokens = self.inflight.lock().tokens_of(id);
         for t in &tokens {
-            let _ = self.cancel_tx.send((*t, why));
+            self.cancel(*t, why);
         }
         tokens.len()
+    }
+
+    /// Removes finished tasks from the table; returns them in `tokens` order (`None`: unknown,
+    /// an outcome for a task already requeued or finished).
+    pub fn take_finished(&self, tokens: &[u64]) -> Vec<Option<inflight::InFlight>> {
+        let mut table = self.inflight.lock();
+        let before = table.attached();
+        let out: Vec<_> = tokens.iter().map(|t| table.remove(*t)).collect();
+        if table.attached() < before {
+            self.idle.notify_all();
+        }
+        out
     }
 }
 
@@ -362,7 +312,7 @@ pub struct ServerCore {
 }
 
 impl ServerCore {
-    /// A server core for `url`; nothing runs until [`ServerCore::start`].
+    /// A server core for `url`; nothing runs until [`ServerCore::start`]. `cfg` is validated.
     pub fn new(conn: ConnConfig, keys: Keys, cfg: ServerConfig) -> Result<Self> {
         Self::with_clock(conn, keys, cfg, Arc::new(SystemClock))
     }
@@ -371,14 +321,12 @@ impl ServerCore {
     pub fn with_clock(
         conn: ConnConfig,
         keys: Keys,
-        mut cfg: ServerConfig,
+        cfg: ServerConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
-        if cfg.concurrency == 0 {
-            cfg.concurrency = ServerConfig::default().concurrency;
-        }
+        cfg.validate()?;
         let selector = QueueSelector::new(&cfg.queues, cfg.strict_priority);
-        let (ready_tx, ready_rx) = bounded(cfg.concurrency.max(1));
+        let (ready_tx, ready_rx) = bounded(cfg.concurrency);
         let (finish_tx, finish_rx) = unbounded();
         let (cancel_tx, cancel_rx) = unbounded();
         let (sync_tx, sync_rx) = unbounded();
@@ -387,15 +335,18 @@ impl ServerCore {
         let (late_stop_tx, late_stop_rx) = bounded(0);
         let (wake_tx, wake_rx) = bounded(1);
         let (due_tx, due_rx) = bounded(1);
+        let (alarm_tx, alarm_rx) = bounded(1);
         let slots = Slots::new(cfg.concurrency);
         let started = clock.now();
         let shared = Shared {
             cfg,
+            id: Identity::current(),
             conn,
             keys,
             clock,
             selector,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(Table::default()),
+            idle: Condvar::new(),
             slots,
             next_token: AtomicU64::new(1),
             ready_tx,
@@ -420,6 +371,8 @@ impl ServerCore {
             next_due: AtomicI64::new(i64::MAX),
             due_tx,
             due_rx,
+            alarm_tx,
+            alarm_rx,
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -433,7 +386,12 @@ impl ServerCore {
 
     /// The server ID published in heartbeats.
     pub fn server_id(&self) -> &str {
-        &self.shared.cfg.server_id
+        &self.shared.id.server_id
+    }
+
+    /// The settings this server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.cfg
     }
 
     /// Current status.
@@ -464,15 +422,17 @@ impl ServerCore {
         threads.push(("forwarder", spawn("ferroq-forwarder", forwarder::Forwarder::new(sh.clone()))?));
         threads.push(("recoverer", spawn("ferroq-recoverer", recoverer::Recoverer::new(sh.clone()))?));
         threads.push(("janitor", spawn("ferroq-janitor", janitor::Janitor::new(sh.clone()))?));
+        threads.push(("watchdog", spawn("ferroq-watchdog", watchdog::Watchdog::new(sh.clone()))?));
         *self.syncer.lock() = Some(spawn("ferroq-syncer", syncer::Syncer::new(sh.clone()))?);
         threads.push(("subscriber", spawn("ferroq-subscriber", subscriber::Subscriber::new(sh.clone()))?));
-        *self.finisher.lock() = Some(spawn("ferroq-finisher", processor::Finisher::new(sh.clone()))?);
+        *self.finisher.lock() = Some(spawn("ferroq-finisher", finisher::Finisher::new(sh.clone()))?);
         *self.processor.lock() = Some(spawn("ferroq-processor", processor::Processor::new(sh.clone()))?);
         Ok(())
     }
 
-    /// Waits up to `timeout` for leased tasks; returns at most `max` of them.
-    pub fn next_batch(&self, max: usize, timeout: Duration) -> Vec<Delivery> {
+    /// Waits up to `timeout` for leased tasks; returns at most `max` of them. Each must be
+    /// attached ([`ServerCore::attach`]) before its cancellations can be delivered.
+    pub fn next_batch(&self, max: usize, timeout: Duration) -> Vec<Lease> {
         let rx = &self.shared.ready_rx;
         let first = match rx.recv_timeout(timeout) {
             Ok(d) => d,
@@ -488,26 +448,37 @@ impl ServerCore {
         out
     }
 
-    /// Reports outcomes; the finisher thread writes them to Redis in batches.
-    pub fn finish(&self, outcomes: Vec<(u64, Outcome)>) {
-        for o in outcomes {
-            // The receiver lives as long as `shared`; a send cannot fail while we hold it.
-            let _ = self.shared.finish_tx.send(o);
+    /// Attaches the caller's handle to delivered tasks, in one lock round; cancellations that
+    /// came before a handle are sent now.
+    pub fn attach(&self, items: Vec<(u64, Handle)>) {
+        let early: Vec<_> = {
+            let mut table = self.shared.inflight.lock();
+            items.into_iter().filter_map(|(t, h)| table.attach(t, h)).collect()
+        };
+        for e in early {
+            self.shared.send_cancel(Some(e), false);
         }
+    }
+
+    /// Reports how a task ended; the finisher writes it to Redis in a batch. An outcome for a
+    /// task no longer in flight (already reported, requeued at shutdown) is dropped.
+    pub fn finish(&self, token: u64, outcome: Outcome) {
+        // The receiver lives as long as `shared`; a send cannot fail while we hold it.
+        let _ = self.shared.finish_tx.send((token, outcome));
     }
 
     /// Stores a result for the running task `token`.
     pub fn write_result(&self, token: u64, data: &[u8]) -> Result<usize> {
         let (q, id) = {
-            let inflight = self.shared.inflight.lock();
-            let f = inflight.get(&token).ok_or(Error::NotFound)?;
+            let table = self.shared.inflight.lock();
+            let f = table.get(token).ok_or(Error::NotFound)?;
             (f.msg.queue.clone(), f.msg.id.clone())
         };
         self.shared.rdb().write_result(&q, &id, data)
     }
 
-    /// Waits up to `timeout` for cancellations of running tasks.
-    pub fn cancellations(&self, timeout: Duration) -> Vec<(u64, CancelReason)> {
+    /// Waits up to `timeout` for cancellations of running tasks: why, and the task's handle.
+    pub fn cancellations(&self, timeout: Duration) -> Vec<(CancelReason, Handle)> {
         let rx = &self.shared.cancel_rx;
         let mut out = Vec::new();
         if let Ok(c) = rx.recv_timeout(timeout) {
@@ -517,9 +488,29 @@ impl ServerCore {
         out
     }
 
-    /// Tokens of the tasks in flight.
-    pub fn inflight_tokens(&self) -> Vec<u64> {
-        self.shared.inflight.lock().keys().copied().collect()
+    /// Waits up to `timeout` until no delivered task is in flight; true when none is.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        let mut table = self.shared.inflight.lock();
+        while table.attached() > 0 {
+            if self.shared.idle.wait_until(&mut table, until).timed_out() {
+                return table.attached() == 0;
+            }
+        }
+        true
+    }
+
+    /// Gives every delivered task still running back to pending (shutdown, after the wait) and
+    /// returns their handles, so their handlers can be told to stop.
+    pub fn requeue_running(&self) -> Vec<Handle> {
+        let running = self.shared.inflight.lock().handles();
+        running
+            .into_iter()
+            .map(|(token, h)| {
+                self.finish(token, Outcome::Requeue);
+                h
+            })
+            .collect()
     }
 
     /// Stops fetching new tasks (SIGTSTP); running tasks go on.
@@ -547,7 +538,7 @@ impl ServerCore {
         self.shared.stop_tx.lock().take();
         join(self.processor.lock().take(), "processor");
         let sh = &self.shared;
-        let leftover: Vec<u64> = sh.inflight.lock().keys().copied().collect();
+        let leftover = sh.inflight.lock().tokens();
         for token in leftover {
             let _ = sh.finish_tx.send((token, Outcome::Requeue));
         }
@@ -591,7 +582,7 @@ fn spawn<C: Component>(name: &str, c: C) -> Result<JoinHandle<()>> {
                 log::error!("{} panicked: {}", std::thread::current().name().unwrap_or("?"), panic_text(&p));
             }
         })
-        .map_err(|e| Error::InvalidArgument(format!("cannot start thread: {e}")))
+        .map_err(|e| Error::Thread(format!("{name}: {e}")))
 }
 
 pub(crate) fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -609,39 +600,9 @@ fn join(h: Option<JoinHandle<()>>, name: &str) {
     }
 }
 
-/// Queue → task ids, for per-queue commands.
-pub(crate) fn by_queue<'a>(items: impl Iterator<Item = &'a InFlight>) -> BTreeMap<String, Vec<String>> {
-    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in items {
-        m.entry(f.msg.queue.clone()).or_default().push(f.msg.id.clone());
-    }
-    m
-}
-
-/// Longest retry delay honoured (100 years); longer ones are clamped.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(100 * 365 * 86_400);
-
-/// asynq's default retry delay: n⁴ + 15 + rand[0, 30)·(n+1) seconds, n = retries so far.
-pub fn default_retry_delay(retried: i32) -> Duration {
-    let n = u64::try_from(retried.max(0)).unwrap_or(0).min(10_000);
-    let secs = n.saturating_pow(4).saturating_add(15).saturating_add(fastrand::u64(0..30) * (n + 1));
-    Duration::from_secs(secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_delay_is_sidekiqs() {
-        for _ in 0..100 {
-            let d0 = default_retry_delay(0).as_secs();
-            assert!((15..45).contains(&d0), "{d0}");
-            let d5 = default_retry_delay(5).as_secs();
-            assert!((640..=640 + 29 * 6).contains(&d5), "{d5}");
-        }
-        assert!(default_retry_delay(i32::MAX).as_secs() > 0);
-    }
 
     #[test]
     fn slots_bound_what_is_taken() {

@@ -1,25 +1,20 @@
-//! The dequeue/lease loop (`Processor`) and the outcome writer (`Finisher`).
-//!
-//! The processor takes as many free concurrency slots as it can, leases up to that many tasks in
-//! one script call from the first non-empty queue of this round's order, and hands them to Python
-//! through a channel. The finisher drains outcomes and writes them in one pipeline per batch; a
-//! slot is freed only once its outcome is written (or given to the syncer).
+//! The dequeue/lease loop. The processor takes as many free concurrency slots as it can, leases up
+//! to that many tasks in one script call from the first non-empty queue of this round's order,
+//! checks each message, enters it in the in-flight table and hands it to Python through a
+//! channel. A slot is freed by the finisher once the task's outcome is written.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, TryRecvError};
-
-use super::{Component, Delivery, InFlight, Outcome, RateLimitedLog, Shared};
+use super::inflight::{InFlight, Lease};
+use super::{Component, RateLimitedLog, Shared};
 use crate::error::Error;
-use crate::message::{decode_task, effective_deadline, TaskMessage};
-use crate::rdb::{Finish, Leased, Rdb, LEASE_DURATION};
+use crate::message::{decode_task, effective_deadline};
+use crate::rdb::{Dequeued, Rdb, LEASE_DURATION};
 
 /// Most tasks leased by one script call.
 const MAX_BATCH: usize = 100;
-/// Most outcomes written by one pipeline.
-const MAX_FINISH_BATCH: usize = 256;
 
 pub(crate) struct Processor {
     sh: Arc<Shared>,
@@ -73,8 +68,8 @@ impl Processor {
     }
 
     /// Registers a leased task and hands it to Python; false when it could not be run.
-    fn admit(&mut self, l: Leased, now: std::time::SystemTime) -> bool {
-        let Leased { queue, id, msg } = l;
+    fn admit(&mut self, l: Dequeued, now: std::time::SystemTime) -> bool {
+        let Dequeued { queue, id, msg } = l;
         let Some(raw) = msg else {
             log::warn!("task {} in queue {} has no message; dropping the id", id, queue);
             if let Err(e) = self.rdb.drop_orphan(&queue, &id) {
@@ -97,10 +92,12 @@ impl Processor {
         };
         let token = self.sh.next_token();
         let deadline = effective_deadline(&msg, now);
-        let entry = InFlight { msg: msg.clone(), deadline, started: now, lease_expiry: now + LEASE_DURATION };
-        self.sh.inflight.lock().insert(token, entry);
+        let entry = InFlight::new(msg.clone(), deadline, now, now + LEASE_DURATION);
+        if self.sh.inflight.lock().insert(token, entry) {
+            self.sh.wake_watchdog();
+        }
         // Fails only while the server is torn down; shutdown then requeues what is in flight.
-        let _ = self.sh.ready_tx.send(Delivery { token, msg, deadline });
+        let _ = self.sh.ready_tx.send(Lease { token, msg, deadline });
         true
     }
 
@@ -135,107 +132,6 @@ impl Component for Processor {
                         break;
                     }
                 }
-            }
-        }
-    }
-}
-
-pub(crate) struct Finisher {
-    sh: Arc<Shared>,
-    rdb: Rdb,
-}
-
-impl Finisher {
-    pub fn new(sh: Arc<Shared>) -> Self {
-        let rdb = sh.rdb();
-        Self { sh, rdb }
-    }
-
-    /// Writes one batch of outcomes.
-    fn exec(&mut self, batch: Vec<(u64, Outcome)>) {
-        let now = self.sh.now();
-        let mut items: Vec<(TaskMessage, Finish, SystemTime)> = Vec::with_capacity(batch.len());
-        let mut freed = 0;
-        let mut expired = Vec::new();
-        {
-            let mut inflight = self.sh.inflight.lock();
-            for (token, outcome) in batch {
-                // Unknown token: a late outcome for a task already requeued or finished.
-                let Some(f) = inflight.remove(&token) else {
-                    continue;
-                };
-                freed += 1;
-                if now > f.lease_expiry {
-                    // Our lease ended; the task may be running elsewhere. The recoverer owns it.
-                    expired.push(f.msg.id);
-                    continue;
-                }
-                let finish = outcome.to_finish(&f.msg, now);
-                items.push((f.msg, finish, f.lease_expiry));
-            }
-        }
-        // Logged outside the lock: logging takes the GIL, and Python threads take this lock.
-        for id in expired {
-            log::warn!("lease of task {id} expired before its outcome; leaving it to the recoverer");
-        }
-        if !items.is_empty() {
-            let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f, _)| (m, f)).collect();
-            match self.rdb.finish_many(&refs, now) {
-                Ok(results) => {
-                    for ((msg, finish, lease), r) in items.into_iter().zip(results) {
-                        match r {
-                            // Written: the forwarder can now see it, and must not wait longer.
-                            Ok(()) => {
-                                if let Finish::Retry { retry_at, .. } = finish {
-                                    self.sh.note_due(retry_at);
-                                }
-                            }
-                            Err(Error::NotFound) => {
-                                log::warn!("task {} was gone when finishing it", msg.id)
-                            }
-                            Err(e) => self.to_syncer(msg, finish, lease, &e),
-                        }
-                    }
-                }
-                Err(e) => {
-                    for (msg, finish, lease) in items {
-                        self.to_syncer(msg, finish, lease, &e);
-                    }
-                }
-            }
-        }
-        self.sh.slots.release(freed);
-    }
-
-    /// Hands a failed write to the syncer, which retries it until the task's lease ends (then the
-    /// task is the recoverer's).
-    fn to_syncer(&self, msg: TaskMessage, finish: Finish, lease_expiry: SystemTime, e: &Error) {
-        log::warn!("could not write the outcome of task {}: {e}; retrying in the background", msg.id);
-        let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline: lease_expiry });
-    }
-}
-
-impl Component for Finisher {
-    fn run(mut self) {
-        let rx = self.sh.finish_rx.clone();
-        let stop = self.sh.finish_stop_rx.clone();
-        loop {
-            let first = match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(o) => o,
-                Err(RecvTimeoutError::Timeout) => {
-                    // Drain fully before exiting so shutdown loses no outcome.
-                    if matches!(stop.try_recv(), Err(TryRecvError::Disconnected)) && rx.is_empty() {
-                        break;
-                    }
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter().take(MAX_FINISH_BATCH - 1));
-            // A panic writing one batch must not end the writer: every later outcome depends on it.
-            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.exec(batch))) {
-                log::error!("writing a batch of outcomes panicked: {}", super::panic_text(&p));
             }
         }
     }

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{default_retry_delay, Component, RateLimitedLog, Shared};
-use crate::clock::unix_secs;
+use super::policy::{decide, Failure};
+use super::{Component, RateLimitedLog, Shared};
 use crate::error::Error;
 use crate::message::decode_task;
-use crate::rdb::{Finish, Rdb, LEASE_DURATION};
+use crate::rdb::{Rdb, LEASE_DURATION};
 
 /// asynq's `ErrLeaseExpired` text.
 pub(crate) const LEASE_EXPIRED: &str = "asynq: task lease expired";
@@ -58,12 +58,8 @@ impl Recoverer {
                         continue;
                     }
                 };
-                let finish = if msg.retried >= msg.retry {
-                    Finish::Archive { error: LEASE_EXPIRED.into() }
-                } else {
-                    let at = unix_secs(now) + default_retry_delay(msg.retried).as_secs() as i64;
-                    Finish::Retry { retry_at: at, error: LEASE_EXPIRED.into(), is_failure: true }
-                };
+                // The same policy as a handler's failure, with asynq's default delay.
+                let finish = decide(&msg, Failure::new(LEASE_EXPIRED), now);
                 match self.rdb.finish(&msg, &finish, now) {
                     Ok(()) => log::warn!("recovered task {} of queue {q} after its lease expired", msg.id),
                     // Another server recovered it first.

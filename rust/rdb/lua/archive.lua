@@ -16,12 +16,12 @@
 -- ARGV[7] max int64
 -- ARGV[8] task hash prefix <ns>:{q}:t:
 -- ARGV[9] optional: why the message could not be decoded (stored as the hash field "error")
--- Returns OK, or NOT FOUND. Needs Redis >= 6.2 (ZRANGE BYSCORE).
+-- Returns 1, or 0 when the task is not active here (another server moved it). Needs Redis >= 6.2 (ZRANGE BYSCORE).
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 local old = redis.call("ZRANGE", KEYS[4], "-inf", ARGV[4], "BYSCORE")
@@ -54,4 +54,4 @@ else
   redis.call("INCR", KEYS[7])
   redis.call("INCR", KEYS[8])
 end
-return redis.status_reply("OK")
+return 1

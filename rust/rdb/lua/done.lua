@@ -8,15 +8,15 @@
 -- ARGV[1] task id
 -- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[3] max int64 (the total wraps to 1 there)
--- Returns OK, or the error NOT FOUND when another server already moved the task.
+-- Returns 1, or 0 when the task is not active here (another server moved it).
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("DEL", KEYS[3]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 local n = redis.call("INCR", KEYS[4])
 if tonumber(n) == 1 then
@@ -31,4 +31,4 @@ end
 if KEYS[6] and redis.call("GET", KEYS[6]) == ARGV[1] then
   redis.call("DEL", KEYS[6])
 end
-return redis.status_reply("OK")
+return 1

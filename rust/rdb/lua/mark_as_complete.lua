@@ -11,12 +11,12 @@
 -- ARGV[3] completed-zset score: completed_at + retention, Unix seconds
 -- ARGV[4] encoded TaskMessage with completed_at set
 -- ARGV[5] max int64
--- Returns OK, or NOT FOUND / INTERNAL errors.
+-- Returns 1, 0 when the task is not active here, or the error INTERNAL.
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1]) ~= 1 then
   return redis.error_reply("INTERNAL")
@@ -35,4 +35,4 @@ end
 if KEYS[7] and redis.call("GET", KEYS[7]) == ARGV[1] then
   redis.call("DEL", KEYS[7])
 end
-return redis.status_reply("OK")
+return 1

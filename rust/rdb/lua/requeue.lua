@@ -4,13 +4,13 @@
 -- KEYS[3] pending      <ns>:{q}:pending
 -- KEYS[4] task hash    <ns>:{q}:t:<id>
 -- ARGV[1] task id
--- Returns OK, or NOT FOUND. Retry count and counters are untouched.
+-- Returns 1, or 0 when the task is not active here. Retry count and counters are untouched.
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 redis.call("RPUSH", KEYS[3], ARGV[1])
 redis.call("HSET", KEYS[4], "state", "pending")
-return redis.status_reply("OK")
+return 1

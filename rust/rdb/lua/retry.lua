@@ -13,12 +13,12 @@
 -- ARGV[4] daily counter expiry, Unix seconds
 -- ARGV[5] 1 when the error counts as a failure, else 0
 -- ARGV[6] max int64
--- Returns OK, or NOT FOUND.
+-- Returns 1, or 0 when the task is not active here (another server moved it).
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
-  return redis.error_reply("NOT FOUND")
+  return 0
 end
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "retry")
@@ -40,4 +40,4 @@ if tonumber(ARGV[5]) == 1 then
     redis.call("INCR", KEYS[8])
   end
 end
-return redis.status_reply("OK")
+return 1

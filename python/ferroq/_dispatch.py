@@ -1,0 +1,308 @@
+"""Running user code for the tasks the core leases.
+
+Dispatch, the two runners (a thread pool, an asyncio loop), outcomes, and the events
+(deadlines, cancellations) the core sends.
+
+The core keeps the one in-flight table; a running task's ``Task`` object rides in it as its
+handle, so a cancellation arrives here as the ``Task`` itself, and nothing on this side scans
+running tasks. Rules about outcomes (retry or archive, retries left, the default delay) are the
+core's; this module asks the user's hooks (``is_failure``, ``retry_delay``, ``error_handler``)
+only where they were given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ferroq._native import CancelReason, NativeServer, Outcome
+from ferroq._options import Duration
+from ferroq._pool import WorkerPool
+from ferroq.errors import DeadlineExceeded, RevokeTask, SkipRetry, TaskCancelled
+from ferroq.servemux import Handler, ServeMux, is_async
+from ferroq.task import Task
+
+log = logging.getLogger("ferroq.server")
+
+RetryDelay = Callable[[int, BaseException, Task], Duration]
+"""``retry_delay(retried, error, task)``: how long to wait before the next attempt."""
+IsFailure = Callable[[BaseException], bool]
+"""``is_failure(error)``: False retries without counting an attempt (asynq's ``IsFailure``)."""
+ErrorHandler = Callable[[Task, BaseException], None]
+"""``error_handler(task, error)``: called for every error a handler raised."""
+
+_DONE = Outcome.done()
+_REVOKE = Outcome.revoke()
+_REQUEUE = Outcome.requeue()
+
+
+def error_text(exc: BaseException) -> str:
+    """The error text stored with a failed task: ferroq's own errors bare, others with the type."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not lose the outcome
+        text = ""
+    name = type(exc).__name__
+    if type(exc).__module__.startswith("ferroq"):
+        return text or name
+    return f"{name}: {text}" if text else name
+
+
+class Dispatcher:
+    """Starts handlers for leased tasks and reports how each run ended.
+
+    Args:
+        native: The core.
+        handler: A ``ServeMux`` or a handler.
+        pool_size: Threads for sync handlers.
+        retry_delay: The user's ``retry_delay`` hook, if any.
+        is_failure: The user's ``is_failure`` hook, if any.
+        error_handler: The user's ``error_handler`` hook, if any.
+    """
+
+    def __init__(
+        self,
+        native: NativeServer,
+        handler: ServeMux | Handler,
+        *,
+        pool_size: int,
+        retry_delay: RetryDelay | None,
+        is_failure: IsFailure | None,
+        error_handler: ErrorHandler | None,
+    ) -> None:
+        self._native = native
+        self._handler = handler
+        self._batch = native.config.concurrency
+        self._retry_delay = retry_delay
+        self._is_failure = is_failure
+        self._error_handler = error_handler
+        # Guards each task's "reported" flag: the first report of a run wins.
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._closed = threading.Event()
+        self._pool = WorkerPool(pool_size, "ferroq-worker")
+        self._loop = asyncio.new_event_loop()
+        self._async_tasks: set[asyncio.Task[None]] = set()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Starts the event loop, the dispatcher and the event consumer threads."""
+        for name, target in (
+            ("ferroq-asyncio", self._run_loop),
+            ("ferroq-dispatcher", self._dispatch_loop),
+            ("ferroq-events", self._event_loop),
+        ):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop_dispatching(self) -> None:
+        """Stops taking leased tasks and waits for the dispatcher: nothing new starts after."""
+        self._stopping.set()
+        for t in self._threads:
+            if t.name == "ferroq-dispatcher":
+                t.join(timeout=5)
+
+    def abandon(self, tasks: list[Task]) -> None:
+        """Tells the handlers of tasks requeued at shutdown to stop; their outcomes are dropped."""
+        for task in tasks:
+            log.warning("requeueing task %s: still running at shutdown", task.id)
+            with self._lock:
+                task._reported = True
+            self._cancel(task, TaskCancelled())
+
+    def close(self) -> None:
+        """Stops the event loop and the threads (after the core shut down)."""
+        self._closed.set()
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        for t in self._threads:
+            t.join(timeout=5)
+        self._pool.shutdown()
+
+    # ---- dispatch ------------------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for t in pending:
+                t.cancel()
+            if pending:
+                # Bounded: a handler that swallows its cancellation must not hang shutdown.
+                grace = self._native.config.cancel_grace
+                loop.run_until_complete(asyncio.wait(pending, timeout=grace))
+            loop.close()
+
+    def _dispatch_loop(self) -> None:
+        native, handler = self._native, self._handler
+        wrap = self._wrap
+        while not self._stopping.is_set():
+            try:
+                tasks: list[Task] = native.next_batch(self._batch, 0.1, wrap)
+            except BaseException:  # a panic in the core arrives as a BaseException
+                log.exception("fetching leased tasks failed")
+                time.sleep(0.1)
+                continue
+            if self._stopping.is_set():
+                # Shutdown began while these were on their way: give them straight back.
+                for task in tasks:
+                    native.finish(task._token, _REQUEUE)
+                break
+            async_batch: list[tuple[Handler, Task]] = []
+            for task in tasks:
+                self._start(handler, task, async_batch)
+            if async_batch:
+                self._start_async(async_batch)
+
+    def _wrap(self, lease: Any) -> Task:
+        return Task._leased(self._native, lease)
+
+    def _start(
+        self, handler: ServeMux | Handler, task: Task, async_batch: list[tuple[Handler, Task]]
+    ) -> None:
+        try:
+            h = handler.resolve(task.type) if isinstance(handler, ServeMux) else handler
+            if is_async(h):
+                async_batch.append((h, task))
+            else:
+                self._pool.submit(self._run_sync, h, task)
+        except BaseException as exc:  # a bad resolver or a closed pool must not lose the task
+            self._report(task, exc)
+
+    def _start_async(self, batch: list[tuple[Handler, Task]]) -> None:
+        """Hands a whole batch to the event loop with one wake-up of the loop."""
+        loop = self._loop
+
+        def spawn() -> None:
+            for h, task in batch:
+                t = loop.create_task(self._run_async(h, task))
+                # The loop keeps only weak references to tasks.
+                self._async_tasks.add(t)
+                t.add_done_callback(self._async_tasks.discard)
+
+        try:
+            loop.call_soon_threadsafe(spawn)
+        except BaseException as exc:  # the loop is closed: shutdown raced the dispatch
+            for _, task in batch:
+                self._report(task, exc)
+
+    def _run_sync(self, h: Handler, task: Task) -> None:
+        if task._reported:
+            return  # failed at its deadline (or cancelled) while it waited for a thread
+        try:
+            out = h(task)
+            if out is not None and hasattr(out, "__await__"):
+                # A sync wrapper around an async handler: run it on the loop and wait here.
+                asyncio.run_coroutine_threadsafe(_await(out), self._loop).result()
+        except BaseException as exc:
+            self._report(task, exc)
+        else:
+            self._report(task, None)
+
+    async def _run_async(self, h: Handler, task: Task) -> None:
+        task._asyncio_task = asyncio.current_task()
+        if task._cancel_error is not None:  # cancelled before it started
+            self._report(task, task._cancel_error)
+            return
+        try:
+            out = h(task)
+            if out is not None:
+                await out
+        except asyncio.CancelledError:
+            self._report(task, task._cancel_error or TaskCancelled())
+        except BaseException as exc:
+            self._report(task, exc)
+        else:
+            self._report(task, None)
+
+    # ---- outcomes ------------------------------------------------------------------------
+
+    def _report(self, task: Task, exc: BaseException | None) -> None:
+        with self._lock:
+            # The first report wins: a deadline may have failed the task while its handler ran.
+            if task._reported:
+                return
+            task._reported = True
+        try:
+            try:
+                outcome = self._outcome(task, exc)
+            except BaseException:
+                log.exception("deciding the outcome of task %s failed; retrying it", task.id)
+                outcome = Outcome.failure("ferroq: the outcome could not be decided")
+            self._native.finish(task._token, outcome)
+        except BaseException:
+            log.exception("reporting the outcome of task %s failed", task.id)
+
+    def _outcome(self, task: Task, exc: BaseException | None) -> Outcome:
+        if exc is None:
+            return _DONE
+        if isinstance(exc, RevokeTask):
+            log.info("task %s (%s) revoked: %s", task.id, task.type, exc)
+            return _REVOKE
+        text = error_text(exc)
+        # A failing task is never silent: its traceback is in the log.
+        log.error(
+            "task %s (%s) failed: %s", task.id, task.type, text,
+            exc_info=None if isinstance(exc, (DeadlineExceeded, TaskCancelled)) else exc,
+        )  # fmt: skip
+        if self._error_handler is not None:
+            try:
+                self._error_handler(task, exc)
+            except BaseException:
+                log.exception("error_handler raised")
+        skip = isinstance(exc, SkipRetry)
+        lease = task._lease
+        if lease is None or not lease.will_retry(skip):
+            return Outcome.failure(text, skip_retry=True)
+        try:
+            failure = bool(self._is_failure(exc)) if self._is_failure else True
+            delay = self._retry_delay(task.retry_count, exc, task) if self._retry_delay else None
+            return Outcome.failure(text, is_failure=failure, retry_delay=delay)
+        except Exception:
+            log.exception("retry_delay or is_failure failed; using the defaults")
+            return Outcome.failure(text)
+
+    # ---- events from the core ------------------------------------------------------------
+
+    def _cancel(self, task: Task, why: BaseException) -> None:
+        """Tells a handler to stop, once: a second cancel would break its cleanup code."""
+        if task._cancel_error is not None:
+            return
+        task._cancel_error = why
+        task._mark_cancelled()
+        t, loop = task._asyncio_task, self._loop
+        if t is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(t.cancel)
+
+    def _event_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                for task, why in self._native.cancellations(0.1):
+                    self._on_event(task, why)
+            except BaseException:  # the consumer must outlive anything a handler does
+                log.exception("handling a cancellation failed")
+                time.sleep(0.05)
+
+    def _on_event(self, task: Task, why: CancelReason) -> None:
+        if why == CancelReason.UNRESPONSIVE:
+            # Told to stop, the handler still runs: fail its task without it.
+            self._report(task, task._cancel_error or TaskCancelled())
+            return
+        err = DeadlineExceeded() if why == CancelReason.DEADLINE_EXCEEDED else TaskCancelled()
+        self._cancel(task, err)
+        if task._asyncio_task is None:
+            # A sync handler cannot be interrupted: it was told through task.cancelled, and its
+            # task fails now; whatever it returns later is ignored.
+            self._report(task, task._cancel_error)
+
+
+async def _await(aw: Awaitable[Any]) -> Any:
+    return await aw

@@ -1,0 +1,45 @@
+//! Connections shared by threads that each need one at a time (the Python client).
+
+use parking_lot::Mutex;
+
+use super::{ConnConfig, Keys, Rdb};
+use crate::error::Result;
+
+/// A pool of [`Rdb`]s without the stale-connection retry (see [`Rdb::without_retry`]).
+pub struct RdbPool {
+    cfg: ConnConfig,
+    keys: Keys,
+    idle: Mutex<Vec<Rdb>>,
+    max_idle: usize,
+}
+
+impl RdbPool {
+    /// A pool keeping up to `max_idle` idle connections.
+    pub fn new(cfg: ConnConfig, keys: Keys, max_idle: usize) -> Self {
+        Self { cfg, keys, idle: Mutex::new(Vec::new()), max_idle }
+    }
+
+    /// The key builder.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Takes a connection (idle or new), runs `f`, and keeps the connection if it is still open.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Rdb) -> Result<T>) -> Result<T> {
+        let popped = self.idle.lock().pop();
+        let mut rdb = popped.unwrap_or_else(|| Rdb::new(&self.cfg, self.keys.clone()).without_retry());
+        let out = f(&mut rdb);
+        if rdb.conn.is_connected() {
+            let mut idle = self.idle.lock();
+            if idle.len() < self.max_idle {
+                idle.push(rdb);
+            }
+        }
+        out
+    }
+
+    /// Closes every idle connection.
+    pub fn clear(&self) {
+        self.idle.lock().clear();
+    }
+}

@@ -1,0 +1,400 @@
+//! The server's side: leasing tasks, writing their outcomes, renewing leases, and the writes of
+//! the background components (forwarder, recoverer, janitor, heartbeat).
+
+use std::time::{Duration, SystemTime};
+
+use redis::Value;
+
+use super::pipeline::{call, plan_calls, spread_replies, Call};
+use super::{outcome_code, pairs, scripts, Rdb};
+use super::{ARCHIVE_MAX_AGE, ARCHIVE_MAX_SIZE, FINISH_BATCH, FORWARD_BATCH, LEASE_DURATION, STATS_TTL};
+use crate::clock::{unix_nanos, unix_secs, utc_date};
+use crate::error::{Error, Result};
+use crate::message::{encode_task, TaskMessage};
+
+/// One dequeued task as Redis holds it: its queue, id and raw `msg` (None when the hash had no
+/// `msg`). Nothing is decoded yet: the server checks it before running anything.
+#[derive(Debug, Clone)]
+pub struct Dequeued {
+    /// Queue name.
+    pub queue: String,
+    /// Task ID.
+    pub id: String,
+    /// The raw `msg` field.
+    pub msg: Option<Vec<u8>>,
+}
+
+/// How a leased task ends, as written to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Success: deleted, or kept as completed when the message has retention.
+    Done,
+    /// `RevokeTask`: deleted (even with retention), counted as processed, lock released.
+    Revoke,
+    /// Back to pending at the head of the line (shutdown).
+    Requeue,
+    /// To the retry zset.
+    Retry {
+        /// When to run again, Unix seconds.
+        retry_at: i64,
+        /// The error text.
+        error: String,
+        /// Whether it counts as a failure (increments `retried` and the failed counters).
+        is_failure: bool,
+    },
+    /// To the archive.
+    Archive {
+        /// The error text.
+        error: String,
+    },
+}
+
+/// What one forwarding pass over a queue did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Tasks moved to pending (or into their group).
+    pub moved: usize,
+    /// When the earliest task still waiting is due, in Unix seconds.
+    pub next_due: Option<i64>,
+}
+
+/// The first whole second at which a zset score (process-at, Unix seconds; asynq writes
+/// integers, anyone may write a float) is due, as the forward script compares `score <= now`
+/// with `now` in whole seconds. `None` for a score that is not a finite number.
+fn due_secs(score: &str) -> Option<i64> {
+    let s: f64 = score.trim().parse().ok()?;
+    // `as` saturates out-of-range floats, which is what a far-future score should mean.
+    s.is_finite().then(|| s.ceil() as i64)
+}
+
+impl Rdb {
+    /// Leases up to `max` tasks from the first queue in `order` that has any (paused queues are
+    /// skipped by the script).
+    pub fn dequeue(&mut self, order: &[&str], max: usize, now: SystemTime) -> Result<Vec<Dequeued>> {
+        if order.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
+        let mut inv = scripts::DEQUEUE.prepare_invoke();
+        for q in order {
+            inv.key(self.keys.pending(q))
+                .key(self.keys.paused(q))
+                .key(self.keys.active(q))
+                .key(self.keys.lease(q));
+        }
+        inv.arg(expiry).arg(max.max(1));
+        for q in order {
+            inv.arg(self.keys.task_prefix(q));
+        }
+        // Never retried: if the reply was lost after the script ran, a retry would lease a second
+        // batch while the first waits in `active` for the recoverer.
+        let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
+        let mut items = match reply {
+            Value::Array(items) if !items.is_empty() => items,
+            _ => return Ok(Vec::new()),
+        };
+        let served = match items.remove(0) {
+            Value::Int(i) => usize::try_from(i - 1).ok().and_then(|i| order.get(i)),
+            _ => None,
+        }
+        .ok_or_else(|| Error::protocol("dequeue named no queue"))?;
+        Ok(pairs(Value::Array(items))?
+            .into_iter()
+            .map(|(id, msg)| Dequeued { queue: (*served).to_string(), id, msg })
+            .collect())
+    }
+
+    /// The script call that ends a leased task. `msg` is the message as dequeued.
+    pub fn finish_invocation(&self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Call {
+        let k = &self.keys;
+        let q = msg.queue.as_str();
+        let now_s = unix_secs(now);
+        let date = utc_date(now);
+        let stats_exp = now_s + STATS_TTL.as_secs() as i64;
+        match finish {
+            Finish::Done if msg.retention > 0 => {
+                let mut done = msg.clone();
+                done.completed_at = now_s;
+                let (s, mut inv) = call(&scripts::MARK_AS_COMPLETE);
+                inv.key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.completed(q))
+                    .key(k.task(q, &msg.id))
+                    .key(k.processed(q, &date))
+                    .key(k.processed_total(q));
+                if !msg.unique_key.is_empty() {
+                    inv.key(&msg.unique_key);
+                }
+                inv.arg(&msg.id)
+                    .arg(stats_exp)
+                    .arg(now_s.saturating_add(msg.retention))
+                    .arg(encode_task(&done))
+                    .arg(i64::MAX);
+                (s, inv)
+            }
+            Finish::Done | Finish::Revoke => {
+                let (s, mut inv) = call(&scripts::DONE);
+                inv.key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.task(q, &msg.id))
+                    .key(k.processed(q, &date))
+                    .key(k.processed_total(q));
+                if !msg.unique_key.is_empty() {
+                    inv.key(&msg.unique_key);
+                }
+                inv.arg(&msg.id).arg(stats_exp).arg(i64::MAX);
+                (s, inv)
+            }
+            Finish::Requeue => {
+                let (s, mut inv) = call(&scripts::REQUEUE);
+                inv.key(k.active(q)).key(k.lease(q)).key(k.pending(q)).key(k.task(q, &msg.id));
+                inv.arg(&msg.id);
+                (s, inv)
+            }
+            Finish::Retry { retry_at, error, is_failure } => {
+                let mut m = msg.clone();
+                if *is_failure {
+                    m.retried = m.retried.saturating_add(1);
+                }
+                m.error_msg = error.clone();
+                m.last_failed_at = now_s;
+                let (s, mut inv) = call(&scripts::RETRY);
+                inv.key(k.task(q, &msg.id))
+                    .key(k.active(q))
+                    .key(k.lease(q))
+                    .key(k.retry(q))
+                    .key(k.processed(q, &date))
+                    .key(k.failed(q, &date))
+                    .key(k.processed_total(q))
+                    .key(k.failed_total(q));
+                inv.arg(&msg.id)
+                    .arg(encode_task(&m))
+                    .arg(*retry_at)
+                    .arg(stats_exp)
+                    .arg(i64::from(*is_failure))
+                    .arg(i64::MAX);
+                (s, inv)
+            }
+            Finish::Archive { error } => {
+                let mut m = msg.clone();
+                m.error_msg = error.clone();
+                m.last_failed_at = now_s;
+                self.archive_invocation(q, &msg.id, encode_task(&m), None, now)
+            }
+        }
+    }
+
+    fn archive_invocation(
+        &self,
+        q: &str,
+        id: &str,
+        msg_bytes: Vec<u8>,
+        decode_error: Option<&str>,
+        now: SystemTime,
+    ) -> Call {
+        let k = &self.keys;
+        let now_s = unix_secs(now);
+        let date = utc_date(now);
+        let (s, mut inv) = call(&scripts::ARCHIVE);
+        inv.key(k.task(q, id))
+            .key(k.active(q))
+            .key(k.lease(q))
+            .key(k.archived(q))
+            .key(k.processed(q, &date))
+            .key(k.failed(q, &date))
+            .key(k.processed_total(q))
+            .key(k.failed_total(q));
+        inv.arg(id)
+            .arg(msg_bytes)
+            .arg(now_s)
+            .arg(now_s - ARCHIVE_MAX_AGE.as_secs() as i64)
+            .arg(ARCHIVE_MAX_SIZE)
+            .arg(now_s + STATS_TTL.as_secs() as i64)
+            .arg(i64::MAX)
+            .arg(k.task_prefix(q));
+        if let Some(e) = decode_error {
+            inv.arg(e);
+        }
+        (s, inv)
+    }
+
+    /// Ends one leased task; [`Error::NotFound`] when it is no longer active here.
+    pub fn finish(&mut self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Result<()> {
+        let (_, inv) = self.finish_invocation(msg, finish, now);
+        let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        outcome_code(reply, "finish")
+    }
+
+    /// Ends many leased tasks in one pipeline; one result per item.
+    pub fn finish_many(
+        &mut self,
+        items: &[(&TaskMessage, &Finish)],
+        now: SystemTime,
+    ) -> Result<Vec<Result<()>>> {
+        // Plain successes of one queue go in one done_batch call; everything else one call each.
+        let batchable = |i: usize| {
+            let (m, f) = items[i];
+            let plain = matches!(f, Finish::Revoke) || (matches!(f, Finish::Done) && m.retention <= 0);
+            plain.then_some(m.queue.as_str())
+        };
+        let stats_exp = unix_secs(now) + STATS_TTL.as_secs() as i64;
+        let date = utc_date(now);
+        let (invs, owners) = plan_calls(
+            items.len(),
+            FINISH_BATCH,
+            batchable,
+            |i| self.finish_invocation(items[i].0, items[i].1, now),
+            |q, part| {
+                let k = &self.keys;
+                let (s, mut inv) = call(&scripts::DONE_BATCH);
+                inv.key(k.active(q)).key(k.lease(q)).key(k.processed(q, &date)).key(k.processed_total(q));
+                inv.arg(k.task_prefix(q)).arg(stats_exp);
+                for &i in part {
+                    inv.arg(&items[i].0.id).arg(&items[i].0.unique_key);
+                }
+                (s, inv)
+            },
+        );
+        let replies = self.run_pipeline(&invs)?;
+        let code = |v: Value| outcome_code(v, "finish");
+        Ok(spread_replies(items.len(), &owners, replies, "finish", code, code))
+    }
+
+    /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the
+    /// reason in the hash field `error`.
+    pub fn archive_malformed(
+        &mut self,
+        q: &str,
+        id: &str,
+        raw: Vec<u8>,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<()> {
+        let (_, inv) = self.archive_invocation(q, id, raw, Some(reason), now);
+        let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        outcome_code(reply, "archive")
+    }
+
+    /// Drops an active id whose task hash is gone (nothing left to run or archive).
+    pub fn drop_orphan(&mut self, q: &str, id: &str) -> Result<()> {
+        let (active, lease) = (self.keys.active(q), self.keys.lease(q));
+        self.run(|c| {
+            redis::pipe().lrem(&active, 0, id).zrem(&lease, id).query::<()>(c)?;
+            Ok(())
+        })
+    }
+
+    /// Renews the leases of `ids` in queue `q`; returns the ids whose lease was gone.
+    pub fn extend_lease(&mut self, q: &str, ids: &[&str], now: SystemTime) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
+        let mut inv = scripts::EXTEND_LEASE.prepare_invoke();
+        inv.key(self.keys.lease(q)).arg(expiry).arg(ids);
+        self.run(|c| Ok(inv.invoke::<Vec<String>>(c)?))
+    }
+
+    /// Stores a handler's result in the task hash.
+    pub fn write_result(&mut self, q: &str, id: &str, data: &[u8]) -> Result<usize> {
+        let mut inv = scripts::WRITE_RESULT.prepare_invoke();
+        inv.key(self.keys.task(q, id)).arg(data);
+        self.run(|c| Ok(inv.invoke::<usize>(c)?))
+    }
+
+    /// Moves due scheduled and retry tasks of `q` to pending; returns how many moved and when
+    /// the earliest task left in either set is due (Unix seconds), if any is left.
+    pub fn forward_if_ready(&mut self, q: &str, now: SystemTime) -> Result<Forwarded> {
+        let mut out = Forwarded::default();
+        for src in [self.keys.scheduled(q), self.keys.retry(q)] {
+            loop {
+                let mut inv = scripts::FORWARD.prepare_invoke();
+                inv.key(&src)
+                    .key(self.keys.pending(q))
+                    .arg(unix_secs(now))
+                    .arg(self.keys.task_prefix(q))
+                    .arg(unix_nanos(now))
+                    .arg(self.keys.group_prefix(q));
+                let (n, next): (usize, Option<String>) = self.run(|c| Ok(inv.invoke(c)?))?;
+                out.moved += n;
+                if n < FORWARD_BATCH {
+                    if let Some(due) = next.as_deref().and_then(due_secs) {
+                        out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Active tasks of `q` whose lease ended at or before `cutoff`.
+    pub fn list_lease_expired(&mut self, q: &str, cutoff: SystemTime) -> Result<Vec<Dequeued>> {
+        let mut inv = scripts::LIST_LEASE_EXPIRED.prepare_invoke();
+        inv.key(self.keys.lease(q)).arg(unix_secs(cutoff)).arg(self.keys.task_prefix(q));
+        let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        Ok(pairs(reply)?.into_iter().map(|(id, msg)| Dequeued { queue: q.to_string(), id, msg }).collect())
+    }
+
+    /// Deletes up to `batch` completed tasks of `q` whose retention ended; returns how many.
+    pub fn delete_expired_completed(&mut self, q: &str, now: SystemTime, batch: usize) -> Result<usize> {
+        let mut inv = scripts::DELETE_EXPIRED_COMPLETED.prepare_invoke();
+        inv.key(self.keys.completed(q)).arg(unix_secs(now)).arg(self.keys.task_prefix(q)).arg(batch);
+        self.run(|c| Ok(inv.invoke(c)?))
+    }
+
+    /// Publishes server and worker state with a TTL.
+    pub fn write_server_state(
+        &mut self,
+        server_key: &str,
+        workers_key: &str,
+        info: Vec<u8>,
+        workers: &[(String, Vec<u8>)],
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<()> {
+        let expiry = unix_secs(now) + ttl.as_secs() as i64;
+        let (servers, all_workers) = (self.keys.servers(), self.keys.workers());
+        let mut inv = scripts::WRITE_SERVER_STATE.prepare_invoke();
+        inv.key(server_key).key(workers_key).arg(ttl.as_secs()).arg(info);
+        for (id, w) in workers {
+            inv.arg(id).arg(w.as_slice());
+        }
+        self.run(|c| {
+            redis::pipe()
+                .zadd(&servers, server_key, expiry)
+                .zadd(&all_workers, workers_key, expiry)
+                .query::<()>(c)?;
+            inv.invoke::<Value>(c)?;
+            Ok(())
+        })
+    }
+
+    /// Removes a server's published state.
+    pub fn clear_server_state(&mut self, server_key: &str, workers_key: &str) -> Result<()> {
+        let (servers, all_workers) = (self.keys.servers(), self.keys.workers());
+        let mut inv = scripts::CLEAR_SERVER_STATE.prepare_invoke();
+        inv.key(server_key).key(workers_key);
+        self.run(|c| {
+            redis::pipe().zrem(&servers, server_key).zrem(&all_workers, workers_key).query::<()>(c)?;
+            inv.invoke::<Value>(c)?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due_secs;
+
+    #[test]
+    fn due_secs_rounds_up_and_rejects_junk() {
+        assert_eq!(due_secs("1764230000"), Some(1_764_230_000));
+        assert_eq!(due_secs("1764230000.25"), Some(1_764_230_001));
+        assert_eq!(due_secs("-3.5"), Some(-3));
+        assert_eq!(due_secs("1e300"), Some(i64::MAX));
+        assert_eq!(due_secs("inf"), None);
+        assert_eq!(due_secs("nan"), None);
+        assert_eq!(due_secs("soon"), None);
+    }
+}

@@ -1,0 +1,146 @@
+//! The server's settings: every default written once ([`ServerConfig::default`]) and every rule
+//! checked once ([`ServerConfig::validate`]). The Python `Server`, its docstring, the stub and
+//! the CLI all read them from here.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::options::{non_blank, DEFAULT_QUEUE};
+use crate::rdb::LEASE_DURATION;
+
+/// Server settings, with asynq's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Most tasks in flight at once (default: the number of CPUs).
+    pub concurrency: usize,
+    /// Queue priorities (default `{"default": 1}`); every priority is at least 1.
+    pub queues: Vec<(String, i32)>,
+    /// Serve higher-priority queues first, always.
+    pub strict_priority: bool,
+    /// Sleep between polls when every queue is empty (randomised to [½, 1½]×).
+    pub task_check_interval: Duration,
+    /// Forwarder period (scheduled/retry → pending).
+    pub delayed_task_check_interval: Duration,
+    /// Janitor period (expired completed tasks).
+    pub janitor_interval: Duration,
+    /// Completed tasks deleted per janitor script call.
+    pub janitor_batch_size: usize,
+    /// Heartbeat period (server state and lease renewal); at most a third of the lease.
+    pub heartbeat_interval: Duration,
+    /// Recoverer period (expired leases).
+    pub recoverer_interval: Duration,
+    /// Syncer period (retrying failed outcome writes).
+    pub syncer_interval: Duration,
+    /// How long running handlers may finish at shutdown before their tasks are requeued.
+    pub shutdown_timeout: Duration,
+    /// How long a cancelled handler may take to stop before its task is failed without it.
+    pub cancel_grace: Duration,
+}
+
+/// The number of CPUs, asynq's default concurrency.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: cpu_count(),
+            queues: vec![(DEFAULT_QUEUE.into(), 1)],
+            strict_priority: false,
+            task_check_interval: Duration::from_secs(1),
+            delayed_task_check_interval: Duration::from_secs(5),
+            janitor_interval: Duration::from_secs(8),
+            janitor_batch_size: 100,
+            heartbeat_interval: Duration::from_secs(5),
+            recoverer_interval: Duration::from_secs(60),
+            syncer_interval: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(8),
+            cancel_grace: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every rule; returns the settings unchanged when they hold.
+    pub fn validated(self) -> Result<Self> {
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks every rule: at least one queue, each named and with a priority of at least 1; a
+    /// concurrency and batch size of at least 1; positive intervals; heartbeats well inside a
+    /// lease, so a live server never loses one.
+    pub fn validate(&self) -> Result<()> {
+        if self.concurrency == 0 {
+            return Err(Error::invalid("concurrency must be at least 1"));
+        }
+        if self.queues.is_empty() {
+            return Err(Error::invalid("queues must name at least one queue"));
+        }
+        for (name, priority) in &self.queues {
+            non_blank("queue", name)?;
+            if *priority < 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "queue {name:?} has priority {priority}: priorities must be at least 1 \
+                     (a queue that is not to be served is left out)"
+                )));
+            }
+        }
+        if self.janitor_batch_size == 0 {
+            return Err(Error::invalid("janitor_batch_size must be at least 1"));
+        }
+        for (name, d) in [
+            ("task_check_interval", self.task_check_interval),
+            ("delayed_task_check_interval", self.delayed_task_check_interval),
+            ("janitor_interval", self.janitor_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("recoverer_interval", self.recoverer_interval),
+            ("syncer_interval", self.syncer_interval),
+        ] {
+            if d.is_zero() {
+                return Err(Error::InvalidArgument(format!("{name} must be positive")));
+            }
+        }
+        if self.heartbeat_interval > LEASE_DURATION / 3 {
+            // Leases last 30 s; renewals must come well inside them.
+            return Err(Error::InvalidArgument(format!(
+                "heartbeat_interval must be at most {} seconds (a third of the lease)",
+                (LEASE_DURATION / 3).as_secs()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_asynqs() {
+        let c = ServerConfig::default();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.queues, vec![("default".to_string(), 1)]);
+        assert_eq!(c.task_check_interval, Duration::from_secs(1));
+        assert_eq!(c.concurrency, cpu_count());
+    }
+
+    #[test]
+    fn rules_are_checked() {
+        let d = ServerConfig::default;
+        let bad = [
+            ServerConfig { concurrency: 0, ..d() },
+            ServerConfig { queues: vec![], ..d() },
+            ServerConfig { queues: vec![("a".into(), 0)], ..d() },
+            ServerConfig { queues: vec![("a".into(), 2), ("b".into(), -1)], ..d() },
+            ServerConfig { queues: vec![(" ".into(), 1)], ..d() },
+            ServerConfig { janitor_batch_size: 0, ..d() },
+            ServerConfig { syncer_interval: Duration::ZERO, ..d() },
+            ServerConfig { heartbeat_interval: Duration::from_secs(11), ..d() },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Watchdog: fires the in-flight table's alarms. When a task's deadline passes its handler is
+//! told to stop ([`CancelReason::DeadlineExceeded`], the path every cancellation takes); when a
+//! handler told to stop still runs after the grace period, its runner is told to fail the task
+//! without it ([`CancelReason::Unresponsive`]). It sleeps until the earliest alarm: nothing scans
+//! the running tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::inflight::{Alarm, CancelReason};
+use super::{Component, Shared};
+
+/// The longest sleep between checks for shutdown when no alarm is set.
+const IDLE: Duration = Duration::from_secs(60);
+
+pub(crate) struct Watchdog {
+    sh: Arc<Shared>,
+}
+
+impl Watchdog {
+    pub fn new(sh: Arc<Shared>) -> Self {
+        Self { sh }
+    }
+
+    /// Fires what is due; returns how long to sleep until the next alarm.
+    fn exec(&mut self) -> Duration {
+        let now = self.sh.now();
+        let (due, next) = {
+            let mut table = self.sh.inflight.lock();
+            let due = table.due(now);
+            (due, table.next_alarm())
+        };
+        for (token, alarm) in due {
+            match alarm {
+                Alarm::Deadline => self.sh.cancel(token, CancelReason::DeadlineExceeded),
+                Alarm::Grace => self.sh.cancel(token, CancelReason::Unresponsive),
+            }
+        }
+        // Alarms set while firing (grace periods) are picked up by the next round at once.
+        let next = self.sh.inflight.lock().next_alarm().or(next);
+        next.map_or(IDLE, |t| t.duration_since(self.sh.now()).unwrap_or(Duration::ZERO).min(IDLE))
+    }
+}
+
+impl Component for Watchdog {
+    fn run(mut self) {
+        loop {
+            let wait = self.exec();
+            if !self.sh.alarm_wait(wait) {
+                break;
+            }
+        }
+    }
+}

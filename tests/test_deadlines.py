@@ -1,0 +1,165 @@
+"""Deadlines, cancellations and leases: fired by the core, delivered to the running handler."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import redis
+
+from ferroq import (
+    Client,
+    DeadlineExceeded,
+    Task,
+)
+from server_helpers import (
+    MakeServer,
+    counter,
+    msg,
+    mux_of,
+    state,
+)
+from util import wait_until
+
+
+def test_async_handler_is_cancelled_at_its_timeout(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    cancelled = threading.Event()
+
+    async def slow(task: Task) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=2)
+    make_server().start(mux_of({"t": slow}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert cancelled.is_set()
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+
+
+def test_hung_sync_handler_is_flagged_and_failed_at_its_deadline(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    flagged = threading.Event()
+    errors: list[BaseException] = []
+
+    def hang(task: Task) -> None:
+        if task.wait_cancelled(30):
+            flagged.set()
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=0)
+    make_server(error_handler=lambda t, e: errors.append(e)).start(mux_of({"t": hang}))
+    wait_until(lambda: state(r, info.id) == "archived")
+    assert flagged.wait(5)
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+    assert isinstance(errors[0], DeadlineExceeded)
+
+
+def test_cancel_message_cancels_a_running_handler(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started = threading.Event()
+
+    async def long(task: Task) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    info = client.enqueue(Task("t"), max_retry=3)
+    make_server().start(mux_of({"t": long}))
+    assert started.wait(10)
+    wait_until(lambda: r.publish("asynq:cancel", info.id) > 0)
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == "context canceled"
+
+
+def test_a_task_queued_behind_a_hung_handler_still_runs_once(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    runs: list[str] = []
+    release = threading.Event()
+
+    def hang(task: Task) -> None:
+        release.wait(10)  # ignores task.cancelled
+
+    def quick(task: Task) -> None:
+        runs.append(task.id or "")
+
+    hung = client.enqueue(Task("hang"), timeout=1, max_retry=0)
+    make_server(concurrency=1).start(mux_of({"hang": hang, "quick": quick}))
+    wait_until(lambda: state(r, hung.id) == "active")
+    nxt = client.enqueue(Task("quick"), timeout=60)
+    wait_until(lambda: state(r, hung.id) == "archived")
+    wait_until(lambda: runs == [nxt.id])
+    release.set()
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{nxt.id}"))
+    assert runs == [nxt.id]
+
+
+def test_an_async_handler_that_ignores_cancellation_is_failed_anyway(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    cancels: list[int] = []
+
+    async def stubborn(task: Task) -> None:
+        while True:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancels.append(1)  # swallowed
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=1)
+    make_server().start(mux_of({"t": stubborn}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+    assert cancels == [1], "cancelled once, not again and again"
+
+
+def test_a_timeout_keeps_its_fraction_of_a_second(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("t"), timeout=2)
+    make_server().start(mux_of({"t": lambda t: time.sleep(1.5)}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    assert not r.exists(f"asynq:{{default}}:t:{info.id}"), "succeeded within its 2 s"
+
+
+def test_a_lost_lease_cancels_the_handler(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started, flagged = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        if task.wait_cancelled(20):
+            flagged.set()
+
+    info = client.enqueue(Task("t"))
+    make_server().start(mux_of({"t": hold}))
+    assert started.wait(10)
+    r.zrem("asynq:{default}:lease", info.id)  # another server recovered it
+    assert flagged.wait(10)
+    # The outcome is not written: the task belongs to whoever holds it now.
+    assert state(r, info.id) == "active"
+
+
+def test_leases_are_renewed_while_a_handler_runs(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    info = client.enqueue(Task("t"))
+    make_server().start(mux_of({"t": hold}))
+    assert started.wait(10)
+    r.zadd("asynq:{default}:lease", {info.id: 5})  # as if the lease were about to lapse
+    wait_until(lambda: (r.zscore("asynq:{default}:lease", info.id) or 0) > time.time() + 20)
+    release.set()
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))

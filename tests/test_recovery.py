@@ -1,0 +1,163 @@
+"""Crashes, restarts and shutdowns: nothing is lost when a worker dies or Redis goes away."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from ferroq import (
+    Client,
+    Server,
+    Task,
+)
+from ferroq._embedded import EmbeddedRedis
+from server_helpers import (
+    MakeServer,
+    counter,
+    empty_active,
+    msg,
+    mux_of,
+    state,
+    worker,
+)
+from util import wait_until
+
+
+def test_crashed_worker_task_is_recovered_by_another_server(
+    client: Client, r: redis.Redis, redis_url: str, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("crash"), max_retry=2)
+    p = worker(redis_url)
+    assert p.wait(30) == 3, "the handler's os._exit ends the worker"
+    assert state(r, info.id) == "active"
+    assert r.zscore("asynq:{default}:lease", info.id) is not None
+    # Pretend the lease ran out long ago instead of waiting a minute for it.
+    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) - 120})
+    make_server().start(mux_of({"other": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    m = msg(r, info.id)
+    assert (m["retried"], m["error_msg"]) == (1, "asynq: task lease expired")
+    assert empty_active(r)
+
+
+def test_recovered_task_without_retries_left_is_archived(
+    client: Client, r: redis.Redis, redis_url: str, make_server: MakeServer
+) -> None:
+    info = client.enqueue(Task("crash"), max_retry=0)
+    assert worker(redis_url).wait(30) == 3
+    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) - 120})
+    make_server().start(mux_of({"other": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "archived")
+
+
+def test_shutdown_requeues_what_still_runs(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    started = threading.Event()
+
+    def stubborn(task: Task) -> None:
+        started.set()
+        time.sleep(3)
+
+    info = client.enqueue(Task("t"), max_retry=4)
+    srv = make_server(shutdown_timeout=0.3)
+    srv.start(mux_of({"t": stubborn}))
+    assert started.wait(10)
+    srv.shutdown()
+    assert state(r, info.id) == "pending"
+    assert r.lrange("asynq:{default}:pending", 0, -1) == [info.id.encode()]
+    assert msg(r, info.id)["retried"] == 0
+    assert empty_active(r)
+    assert r.zcard("asynq:servers") == 0
+
+
+def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis_url: str) -> None:
+    info = client.enqueue(Task("block"), timeout=2)
+    p = worker(redis_url, "--shutdown-timeout", "10")
+    wait_until(lambda: state(r, info.id) == "active")
+    p.terminate()
+    assert p.wait(30) == 0
+    # The handler returned at its deadline, so the task failed normally instead of being requeued.
+    assert state(r, info.id) == "retry"
+    assert r.zcard("asynq:servers") == 0
+
+
+def test_a_killed_connection_is_replaced_transparently(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """Connections killed while idle (a Redis restart, a proxy timeout) cost nothing."""
+    done = threading.Event()
+
+    def first(task: Task) -> None:
+        pass
+
+    def drop_connections(task: Task) -> None:
+        me = r.client_id()
+        for c in r.client_list():
+            if int(c["id"]) != me:
+                r.client_kill_filter(_id=c["id"])
+        done.set()
+
+    client.enqueue(Task("first"))
+    make_server().start(mux_of({"first": first, "kill": drop_connections}))
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    info = client.enqueue(Task("kill"))
+    assert done.wait(10)
+    wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+    assert counter(r, "asynq:{default}:processed") == 2
+    assert empty_active(r)
+
+
+def test_outcome_is_written_once_redis_is_back(caplog: pytest.LogCaptureFixture) -> None:
+    """While Redis is down the syncer keeps the outcome and writes it when Redis returns."""
+    store = EmbeddedRedis(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
+    started, release = threading.Event(), threading.Event()
+
+    def hold(task: Task) -> None:
+        started.set()
+        release.wait(10)
+
+    try:
+        with Client(store.url) as c:
+            info = c.enqueue(Task("t"))
+        srv = Server(
+            store.url, syncer_interval=0.5, task_check_interval=0.05, heartbeat_interval=0.5
+        )
+        srv.start(mux_of({"t": hold}))
+        try:
+            assert started.wait(10)
+            store.terminate()
+            release.set()
+            wait_until(lambda: "retrying in the background" in caplog.text, timeout=20)
+            store.start()
+            obs = redis.Redis.from_url(store.url)
+            wait_until(lambda: not obs.exists(f"asynq:{{default}}:t:{info.id}"), timeout=20)
+            assert counter(obs, "asynq:{default}:processed") == 1
+            assert empty_active(obs)
+            obs.close()
+        finally:
+            srv.shutdown()
+    finally:
+        store.stop()
+
+
+def test_unreachable_redis_fails_start() -> None:
+    from ferroq import BrokerConnectionError
+
+    srv = Server("redis://127.0.0.1:1")
+    with pytest.raises(BrokerConnectionError):
+        srv.start(lambda t: None)
+
+
+def test_server_cannot_start_twice(make_server: MakeServer) -> None:
+    from ferroq import ServerClosedError
+
+    srv = make_server()
+    srv.start(lambda t: None)
+    with pytest.raises(ServerClosedError):
+        srv.start(lambda t: None)
+    srv.shutdown()
+    assert srv.status == "closed"

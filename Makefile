@@ -56,6 +56,10 @@ bench: dev ## The whole benchmark suite (~11 min): micro-benchmarks, ferroq vs t
 bench-smoke: dev ## A short run of the peer suite (500 tasks, ferroq, Huey, RQ, Go asynq; every scenario): fails if any part fails
 	$(BIN)/python bench/peers/run.py --smoke
 
+.PHONY: bench-compare
+bench-compare: dev ## Before/after table: commit REV (built beside, cached) against this tree, one run, one Redis
+	$(BIN)/python bench/compare.py --before-rev $(or $(REV),HEAD) --after $(BIN)/python --rounds $(or $(ROUNDS),5)
+
 .PHONY: bench-scale
 bench-scale: dev ## Scale run: a 1,000,000-task backlog, 100 queues, worker memory
 	$(BIN)/python bench/scale.py

@@ -2,12 +2,19 @@
 
 Run: ``python bench/throughput.py [--tasks N]`` (``make bench``). Starts a private Redis unless
 ``REDIS_URL`` is set, and prints one line per scenario: median of three runs.
+
+``python bench/throughput.py --only SCENARIO [--json] [--tasks N]`` measures one scenario once
+(flushing the db first) and, with ``--json``, prints it as one JSON object on stdout:
+``{"scenario": "sync", "value": 51234.5, "unit": "tasks/s"}``, or for ``round_trip``
+``{"scenario": "round_trip", "p50": 0.35, "p99": 0.6, "unit": "ms"}``. ``bench/compare.py``
+runs it this way under two interpreters, so it uses only ferroq's public API.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -18,7 +25,6 @@ from collections.abc import Callable, Iterator
 import redis
 
 from ferroq import Client, ServeMux, Server, Task
-from ferroq._embedded import EmbeddedRedis
 
 
 @contextlib.contextmanager
@@ -28,6 +34,8 @@ def local_redis() -> Iterator[str]:
     if url:
         yield url
         return
+    from ferroq._embedded import EmbeddedRedis
+
     with EmbeddedRedis() as embedded:
         yield embedded.url
 
@@ -110,18 +118,57 @@ def idle_cpu(url: str, seconds: float = 5.0) -> float:
         srv.shutdown()
 
 
+def flush(url: str) -> None:
+    with contextlib.closing(redis.Redis.from_url(url)) as r:
+        r.flushall()
+
+
 def median_of_3(url: str, fn: Callable[[str, int], float], n: int) -> float:
     rates = []
     for _ in range(3):
-        redis.Redis.from_url(url).flushall()
+        flush(url)
         rates.append(fn(url, n))
     return statistics.median(rates)
+
+
+RATES: dict[str, Callable[[str, int], float]] = {
+    "enqueue": enqueue_one_by_one,
+    "enqueue_many": enqueue_many,
+    "sync": lambda u, n: process(u, n, asynchronous=False),
+    "async": lambda u, n: process(u, n, asynchronous=True),
+}
+SCENARIOS = [*RATES, "round_trip", "idle_cpu"]
+
+
+def measure_once(url: str, scenario: str, n: int) -> dict[str, object]:
+    """One run of ``scenario`` on a flushed db, as the JSON object ``--json`` prints."""
+    flush(url)
+    if scenario in RATES:
+        return {"scenario": scenario, "value": RATES[scenario](url, n), "unit": "tasks/s"}
+    if scenario == "round_trip":
+        p50, p99 = round_trip(url)
+        return {"scenario": scenario, "p50": p50, "p99": p99, "unit": "ms"}
+    return {"scenario": scenario, "value": idle_cpu(url), "unit": "% of a core"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--tasks", type=int, default=10_000)
+    p.add_argument("--only", choices=SCENARIOS, help="measure this scenario once")
+    p.add_argument("--json", action="store_true", help="with --only: print one JSON object")
     args = p.parse_args()
+    if args.json and not args.only:
+        p.error("--json needs --only")
+    if args.only:
+        with local_redis() as url:
+            result = measure_once(url, args.only, args.tasks)
+        if args.json:
+            print(json.dumps(result), flush=True)
+        elif "p50" in result:
+            print(f"{args.only}: p50 {result['p50']:.3f} ms · p99 {result['p99']:.3f} ms")
+        else:
+            print(f"{args.only}: {result['value']:,.2f} {result['unit']}")
+        return
     with local_redis() as url:
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
         print(f"machine: {machine}, Python {platform.python_version()}")
@@ -134,7 +181,7 @@ def main() -> None:
         ]
         for name, fn in scenarios:
             print(f"{name:32s} {median_of_3(url, fn, args.tasks):>10,.0f} tasks/s")
-        redis.Redis.from_url(url).flushall()
+        flush(url)
         p50, p99 = round_trip(url)
         print(f"{'round trip, idle server':32s} p50 {p50:.3f} ms · p99 {p99:.3f} ms")
         print(f"{'idle server CPU':32s} {idle_cpu(url):>10.2f} % of a core")

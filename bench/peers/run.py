@@ -158,6 +158,14 @@ PEERS: tuple[Peer, ...] = (
         note="mirrors asynq's benchmark_test.go (defaults, Concurrency 10)",
     ),
     Peer(
+        "asynq-c64",
+        "",
+        (),
+        "asynq",
+        work_args=("-concurrency", "64"),
+        note="at ferroq's concurrency (64)",
+    ),
+    Peer(
         "ferroq",
         "",
         (),
@@ -172,6 +180,14 @@ PEERS: tuple[Peer, ...] = (
         "peer_ferroq.py",
         work_args=("--handler", "async"),
         note="the same with an async def handler",
+    ),
+    Peer(
+        "ferroq-c10",
+        "",
+        (),
+        "peer_ferroq.py",
+        work_args=("--concurrency", "10"),
+        note="at asynq's benchmark concurrency (10)",
     ),
 )
 FERROQ = "ferroq"  # the row every ratio is taken against

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, cast
 
 import pytest
@@ -21,8 +22,13 @@ from ferroq.cli import _parser
         pytest.param({"concurrency": cast(Any, "4")}, TypeError, id="concurrency-str"),
         pytest.param({"concurrency": cast(Any, 4.0)}, TypeError, id="concurrency-float"),
         pytest.param({"concurrency": cast(Any, True)}, TypeError, id="concurrency-bool"),
-        pytest.param({"concurrency": 0}, InvalidArgumentError, id="concurrency-zero"),
-        pytest.param({"concurrency": -2}, InvalidArgumentError, id="concurrency-negative"),
+        pytest.param({"concurrency": 10**9}, InvalidArgumentError, id="concurrency-huge"),
+        pytest.param({"queues": {"a": 2**31 - 1, "b": 1}}, InvalidArgumentError, id="weights-huge"),
+        pytest.param({"queues": cast(Any, ["a"])}, TypeError, id="queues-list"),
+        pytest.param({"queues": cast(Any, {1: 1})}, TypeError, id="queue-name-int"),
+        pytest.param({"queues": {"a": 2**40}}, InvalidArgumentError, id="priority-overflow"),
+        pytest.param({"cancel_grace": sys.maxsize}, InvalidArgumentError, id="grace-overflow"),
+        pytest.param({"shutdown_timeout": 1e12}, InvalidArgumentError, id="timeout-overflow"),
         pytest.param({"janitor_batch_size": 0}, InvalidArgumentError, id="batch-zero"),
         pytest.param({"heartbeat_interval": 11}, InvalidArgumentError, id="heartbeat-over-lease"),
         pytest.param({"task_check_interval": 0}, InvalidArgumentError, id="interval-zero"),
@@ -37,6 +43,18 @@ def test_bad_settings_are_refused_by_config_and_server(
         ServerConfig(**kwargs)
     with pytest.raises(error):
         Server("redis://127.0.0.1:1", **kwargs)
+
+
+def test_a_type_error_names_the_setting() -> None:
+    with pytest.raises(TypeError, match="concurrency"):
+        ServerConfig(concurrency=cast(Any, "4"))
+    with pytest.raises(TypeError, match="queues"):
+        ServerConfig(queues=cast(Any, {1: 1}))
+
+
+@pytest.mark.parametrize("given", [0, -2])
+def test_a_concurrency_under_one_is_asynqs_number_of_cpus(given: int) -> None:
+    assert ServerConfig(concurrency=given).concurrency == ServerConfig().concurrency
 
 
 def test_defaults_are_asynqs() -> None:

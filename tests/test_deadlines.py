@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -163,3 +164,39 @@ def test_leases_are_renewed_while_a_handler_runs(
     wait_until(lambda: (r.zscore("asynq:{default}:lease", info.id) or 0) > time.time() + 20)
     release.set()
     wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))
+
+
+def test_a_task_cancelled_before_it_starts_still_gets_its_grace(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """The deadline has passed before the handler starts: it is told at once, and failed after
+    the grace even if it swallows the cancellation (the core re-arms the grace when Python
+    takes the task)."""
+    from datetime import datetime, timedelta, timezone
+
+    async def stubborn(task: Task) -> None:
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(60)
+
+    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    info = client.enqueue(Task("t"), deadline=past, max_retry=1)
+    make_server(cancel_grace=0.2).start(mux_of({"t": stubborn}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+
+
+def test_a_handler_that_returns_after_swallowing_its_cancel_has_failed(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    async def quitter(task: Task) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            return  # swallowed: the work was not done
+
+    info = client.enqueue(Task("t"), timeout=1, max_retry=1)
+    make_server().start(mux_of({"t": quitter}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["error_msg"] == "context deadline exceeded"
+    assert counter(r, "asynq:{default}:processed") == 1, "counted as a failed run, not a success"

@@ -49,6 +49,7 @@ AT = datetime(2100, 1, 1, tzinfo=timezone.utc)
         pytest.param(lambda: TaskOptions(queue=cast(Any, 5)), TypeError, id="queue-int"),
         pytest.param(lambda: TaskOptions(headers=cast(Any, {"a": 1})), TypeError, id="header-int"),
         pytest.param(lambda: cast(Any, TaskOptions)("q"), TypeError, id="positional"),
+        pytest.param(lambda: TaskOptions(max_retry=2**40), InvalidArgumentError, id="retry-huge"),
     ],
 )
 def test_bad_options_are_refused_when_built(
@@ -138,3 +139,15 @@ def test_scheduler_register_refuses_bad_options_at_registration(redis_url: str) 
     with pytest.raises(TypeError):
         scheduler.register("@every 1s", Task("t"), timeout=cast(Any, "5"))
     assert scheduler.entry_ids == [], "nothing was registered"
+
+
+def test_task_state_behaves_as_its_name() -> None:
+    assert TaskState("pending") is TaskState.PENDING
+    assert TaskState.PENDING == "pending" and TaskState.PENDING != "active"
+    assert TaskState.PENDING != TaskState.ACTIVE
+    by_state: dict[object, int] = {TaskState.RETRY: 1}
+    assert by_state["retry"] == 1, "the same dict key as its name"
+    assert (TaskState.ARCHIVED.value, str(TaskState.ARCHIVED)) == ("archived", "archived")
+    assert repr(TaskState.COMPLETED) == "TaskState.COMPLETED"
+    with pytest.raises(ValueError):
+        TaskState("gone")

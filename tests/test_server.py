@@ -174,6 +174,27 @@ def test_is_failure_false_retries_without_counting(
     assert counter(r, "asynq:{default}:processed") == 0
 
 
+def test_an_error_that_is_not_a_failure_is_retried_even_without_retries_left(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """asynq's handleFailedMessage asks IsFailure before it counts retries."""
+    seen: list[BaseException] = []
+
+    def busy(task: Task) -> None:
+        raise ConnectionError("rate limited")
+
+    def delay(n: int, e: BaseException, t: Task) -> float:
+        seen.append(e)
+        return 3600
+
+    info = client.enqueue(Task("t"), max_retry=0)
+    server = make_server(is_failure=lambda e: not isinstance(e, ConnectionError), retry_delay=delay)
+    server.start(mux_of({"t": busy}))
+    wait_until(lambda: state(r, info.id) == "retry")
+    assert msg(r, info.id)["retried"] == 0
+    assert len(seen) == 1, "retry_delay was asked, as the task is retried"
+
+
 def test_retry_is_forwarded_and_run_again(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from ferroq._native import CancelReason, NativeServer, Outcome
 from ferroq._options import Duration
 from ferroq._pool import WorkerPool
-from ferroq.errors import DeadlineExceeded, RevokeTask, SkipRetry, TaskCancelled
+from ferroq.errors import DeadlineExceeded, FerroqError, RevokeTask, SkipRetry, TaskCancelled
 from ferroq.servemux import Handler, ServeMux, is_async
 from ferroq.task import Task
 
@@ -47,7 +47,7 @@ def error_text(exc: BaseException) -> str:
     except Exception:  # a broken __str__ must not lose the outcome
         text = ""
     name = type(exc).__name__
-    if type(exc).__module__.startswith("ferroq"):
+    if isinstance(exc, FerroqError):
         return text or name
     return f"{name}: {text}" if text else name
 
@@ -110,9 +110,9 @@ class Dispatcher:
     def abandon(self, tasks: list[Task]) -> None:
         """Tells the handlers of tasks requeued at shutdown to stop; their outcomes are dropped."""
         for task in tasks:
+            if not self._claim(task):
+                continue  # it ended (its outcome is on its way) just before the requeue
             log.warning("requeueing task %s: still running at shutdown", task.id)
-            with self._lock:
-                task._reported = True
             self._cancel(task, TaskCancelled())
 
     def close(self) -> None:
@@ -152,9 +152,11 @@ class Dispatcher:
                 time.sleep(0.1)
                 continue
             if self._stopping.is_set():
-                # Shutdown began while these were on their way: give them straight back.
+                # Shutdown began while these were on their way: give them straight back (and
+                # claim them, so no late event reports them as failed).
                 for task in tasks:
-                    native.finish(task._token, _REQUEUE)
+                    if self._claim(task):
+                        native.finish(task._token, _REQUEUE)
                 break
             async_batch: list[tuple[Handler, Task]] = []
             for task in tasks:
@@ -221,16 +223,24 @@ class Dispatcher:
         except BaseException as exc:
             self._report(task, exc)
         else:
-            self._report(task, None)
+            # A handler that swallowed its cancellation and returned did not finish its work:
+            # the run failed with the reason it was stopped, as in asynq.
+            self._report(task, task._cancel_error)
 
     # ---- outcomes ------------------------------------------------------------------------
 
-    def _report(self, task: Task, exc: BaseException | None) -> None:
+    def _claim(self, task: Task) -> bool:
+        """Marks the run reported; False when it was already (the first report wins)."""
         with self._lock:
-            # The first report wins: a deadline may have failed the task while its handler ran.
             if task._reported:
-                return
+                return False
             task._reported = True
+            return True
+
+    def _report(self, task: Task, exc: BaseException | None) -> None:
+        # A deadline may have failed the task while its handler still ran: the first wins.
+        if not self._claim(task):
+            return
         try:
             try:
                 outcome = self._outcome(task, exc)
@@ -259,16 +269,20 @@ class Dispatcher:
             except BaseException:
                 log.exception("error_handler raised")
         skip = isinstance(exc, SkipRetry)
-        lease = task._lease
-        if lease is None or not lease.will_retry(skip):
-            return Outcome.failure(text, skip_retry=True)
         try:
             failure = bool(self._is_failure(exc)) if self._is_failure else True
+        except Exception:
+            log.exception("is_failure raised; counting the error as a failure")
+            failure = True
+        lease = task._lease
+        if lease is None or not lease.will_retry(skip, failure):
+            return Outcome.failure(text, skip_retry=True)
+        try:
             delay = self._retry_delay(task.retry_count, exc, task) if self._retry_delay else None
             return Outcome.failure(text, is_failure=failure, retry_delay=delay)
         except Exception:
-            log.exception("retry_delay or is_failure failed; using the defaults")
-            return Outcome.failure(text)
+            log.exception("retry_delay failed; using the default delay")
+            return Outcome.failure(text, is_failure=failure)
 
     # ---- events from the core ------------------------------------------------------------
 

@@ -8,9 +8,10 @@ use pyo3::types::{PyBytes, PyDict};
 use super::{py_datetime, py_timedelta};
 use crate::info::{TaskInfo, TaskState};
 
-/// Where a task is in its life, with asynq's state names (`TaskState.PENDING.value ==
-/// "pending"`).
-#[pyclass(module = "ferroq", name = "TaskState", eq, eq_int, frozen, hash)]
+/// Where a task is in its life, with asynq's state names: `TaskState.PENDING.value ==
+/// "pending"`, and a state compares equal to its name (`TaskState("pending")` is
+/// `TaskState.PENDING`), as the `str` enum it replaces did.
+#[pyclass(module = "ferroq", name = "TaskState", frozen)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PyTaskState {
     /// Leased by a server.
@@ -74,6 +75,31 @@ impl PyTaskState {
 
 #[pymethods]
 impl PyTaskState {
+    /// The state named `value` (asynq's names).
+    #[new]
+    fn new(py: Python<'_>, value: &str) -> PyResult<Py<PyTaskState>> {
+        let s = TaskState::parse(value).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!("{value:?} is not a valid TaskState"))
+        })?;
+        Ok(Self::object(py, s)?.cast_into::<PyTaskState>()?.unbind())
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        if let Ok(o) = other.cast::<PyTaskState>() {
+            return *o.get() == *self;
+        }
+        other.extract::<&str>().is_ok_and(|s| s == self.value())
+    }
+
+    /// The hash of its name, so a state and its name are the same dict key.
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        pyo3::types::PyString::new(py, self.value()).hash()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("TaskState.{}", self.value().to_ascii_uppercase())
+    }
+
     /// asynq's name of the state, as stored in the task hash.
     #[getter]
     fn value(&self) -> &'static str {

@@ -94,7 +94,14 @@ where
         if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
             return Err(PyTypeError::new_err(format!("expected an int, not {}", type_name(&obj))));
         }
-        Ok(StrictInt(obj.extract()?))
+        obj.extract::<T>().map(StrictInt).map_err(|e: PyErr| {
+            if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(obj.py()) {
+                let shown = obj.str().map(|s| s.to_string()).unwrap_or_default();
+                Error::InvalidArgument(format!("{shown} is out of range")).into()
+            } else {
+                e
+            }
+        })
     }
 }
 

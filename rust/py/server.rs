@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::info::{TaskInfo, TaskState};
 use crate::rdb::keys::DEFAULT_NAMESPACE;
 use crate::rdb::{ConnConfig, Keys};
+use crate::server::config::concurrency_or_default;
 use crate::server::policy::will_retry;
 use crate::server::{CancelReason, Failure, Handle, Lease, Outcome, ServerConfig, ServerCore};
 
@@ -22,6 +23,27 @@ use crate::server::{CancelReason, Failure, Handle, Lease, Outcome, ServerConfig,
 #[derive(Clone)]
 pub struct PyServerConfig {
     pub(crate) inner: ServerConfig,
+}
+
+/// Queue name → priority from any mapping, in its own order (equal priorities keep it).
+fn queue_priorities(m: &Bound<'_, PyAny>) -> PyResult<Vec<(String, i32)>> {
+    let bad =
+        || pyo3::exceptions::PyTypeError::new_err("queues must map queue names (str) to priorities (int)");
+    let items = m.call_method0("items").map_err(|_| bad())?;
+    let mut out = Vec::new();
+    for item in items.try_iter()? {
+        let (name, p): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        let name: String = name.extract().map_err(|_| bad())?;
+        let StrictInt(p) = p.extract::<StrictInt<i32>>().map_err(|e| {
+            if e.is_instance_of::<pyo3::exceptions::PyTypeError>(m.py()) {
+                bad()
+            } else {
+                e
+            }
+        })?;
+        out.push((name, p));
+    }
+    Ok(out)
 }
 
 fn positive_secs(v: Option<Seconds>, what: &str, default: Duration) -> PyResult<Duration> {
@@ -52,28 +74,19 @@ impl PyServerConfig {
         cancel_grace: Option<Seconds>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
-        let count = |v: Option<StrictInt<i64>>, what: &str, default: usize| -> PyResult<usize> {
-            match v {
-                None => Ok(default),
-                Some(StrictInt(n)) => usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
-                    Error::InvalidArgument(format!("{what} must be at least 1, got {n}")).into()
-                }),
-            }
+        let batch = match janitor_batch_size {
+            None => d.janitor_batch_size,
+            Some(StrictInt(n)) => usize::try_from(n).map_err(|_| {
+                Error::InvalidArgument(format!("janitor_batch_size must be at least 1, got {n}"))
+            })?,
         };
         let queues = match queues {
             None => d.queues.clone(),
-            // Any mapping, in its own order (equal priorities keep it).
-            Some(m) => m
-                .call_method0("items")?
-                .try_iter()?
-                .map(|item| {
-                    let (name, StrictInt(p)): (String, StrictInt<i32>) = item?.extract()?;
-                    Ok((name, p))
-                })
-                .collect::<PyResult<Vec<_>>>()?,
+            Some(m) => queue_priorities(&m)?,
         };
         let inner = ServerConfig {
-            concurrency: count(concurrency, "concurrency", d.concurrency)?,
+            // asynq's reading: zero or less is the number of CPUs.
+            concurrency: concurrency.map_or(d.concurrency, |StrictInt(n)| concurrency_or_default(n)),
             queues,
             strict_priority: strict_priority.unwrap_or(d.strict_priority),
             task_check_interval: positive_secs(
@@ -87,7 +100,7 @@ impl PyServerConfig {
                 d.delayed_task_check_interval,
             )?,
             janitor_interval: positive_secs(janitor_interval, "janitor_interval", d.janitor_interval)?,
-            janitor_batch_size: count(janitor_batch_size, "janitor_batch_size", d.janitor_batch_size)?,
+            janitor_batch_size: batch,
             heartbeat_interval: positive_secs(
                 heartbeat_interval,
                 "heartbeat_interval",
@@ -228,10 +241,10 @@ impl PyLease {
     }
 
     /// Whether a failure of this run is retried (rather than archived): the failure policy's
-    /// answer, so hooks such as `retry_delay` run only when a retry will happen.
-    #[pyo3(signature = (skip_retry = false))]
-    fn will_retry(&self, skip_retry: bool) -> bool {
-        will_retry(self.retried, self.max_retry, skip_retry)
+    /// answer, so a hook such as `retry_delay` runs only when a retry will happen.
+    #[pyo3(signature = (skip_retry = false, is_failure = true))]
+    fn will_retry(&self, skip_retry: bool, is_failure: bool) -> bool {
+        will_retry(self.retried, self.max_retry, skip_retry, is_failure)
     }
 }
 
@@ -383,11 +396,16 @@ impl NativeServer {
         let mut handles: Vec<(u64, Handle)> = Vec::with_capacity(batch.len());
         for lease in batch {
             let (token, id) = (lease.token, lease.msg.id.clone());
-            match wrap.call1((PyLease::new(py, lease)?,)) {
-                Ok(obj) => {
-                    out.append(&obj)?;
-                    handles.push((token, Arc::new(obj.unbind())));
-                }
+            // Every lease ends attached, archived or requeued: none may stay in flight unseen.
+            let wrapped = PyLease::new(py, lease).and_then(|l| wrap.call1((l,)));
+            match wrapped {
+                Ok(obj) => match out.append(&obj) {
+                    Ok(()) => handles.push((token, Arc::new(obj.unbind()))),
+                    Err(e) => {
+                        log::error!("requeueing task {id}: it could not be handed over: {e}");
+                        self.core.finish(token, Outcome::Requeue);
+                    }
+                },
                 Err(e) => {
                     log::error!("archiving task {id}: unusable task message: {e}");
                     let why = format!("ferroq: unusable task message: {e}");
@@ -396,7 +414,8 @@ impl NativeServer {
                 }
             }
         }
-        self.core.attach(handles);
+        // Detached: the heartbeat may hold the table's lock while it encodes the workers.
+        py.detach(|| self.core.attach(handles));
         Ok(out)
     }
 

@@ -42,6 +42,28 @@ pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
+/// asynq's reading of a concurrency: zero or less means the number of CPUs.
+pub fn concurrency_or_default(n: i64) -> usize {
+    usize::try_from(n).ok().filter(|n| *n > 0).unwrap_or_else(cpu_count)
+}
+
+/// The most tasks one server keeps in flight (its hand-off channel is allocated up front).
+pub const MAX_CONCURRENCY: usize = 100_000;
+/// The largest sum of queue priorities once divided by their GCD (the weighted order expands
+/// each queue `priority` times).
+pub const MAX_PRIORITY_SUM: u64 = 10_000;
+/// The longest interval or timeout accepted (100 years): longer ones would overflow time
+/// arithmetic, and mean "never" anyway.
+pub const MAX_SETTING: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -72,8 +94,11 @@ impl ServerConfig {
     /// concurrency and batch size of at least 1; positive intervals; heartbeats well inside a
     /// lease, so a live server never loses one.
     pub fn validate(&self) -> Result<()> {
-        if self.concurrency == 0 {
-            return Err(Error::invalid("concurrency must be at least 1"));
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return Err(Error::InvalidArgument(format!(
+                "concurrency must be between 1 and {MAX_CONCURRENCY}, got {}",
+                self.concurrency
+            )));
         }
         if self.queues.is_empty() {
             return Err(Error::invalid("queues must name at least one queue"));
@@ -86,6 +111,14 @@ impl ServerConfig {
                      (a queue that is not to be served is left out)"
                 )));
             }
+        }
+        let g = self.queues.iter().fold(0, |acc, (_, p)| gcd(acc, p.unsigned_abs().into()));
+        let sum: u64 = self.queues.iter().map(|(_, p)| u64::from(p.unsigned_abs()) / g.max(1)).sum();
+        if sum > MAX_PRIORITY_SUM {
+            return Err(Error::InvalidArgument(format!(
+                "queue priorities are weights: their sum, divided by their greatest common \
+                 divisor, must be at most {MAX_PRIORITY_SUM} (got {sum})"
+            )));
         }
         if self.janitor_batch_size == 0 {
             return Err(Error::invalid("janitor_batch_size must be at least 1"));
@@ -100,6 +133,19 @@ impl ServerConfig {
         ] {
             if d.is_zero() {
                 return Err(Error::InvalidArgument(format!("{name} must be positive")));
+            }
+        }
+        for (name, d) in [
+            ("task_check_interval", self.task_check_interval),
+            ("delayed_task_check_interval", self.delayed_task_check_interval),
+            ("janitor_interval", self.janitor_interval),
+            ("recoverer_interval", self.recoverer_interval),
+            ("syncer_interval", self.syncer_interval),
+            ("shutdown_timeout", self.shutdown_timeout),
+            ("cancel_grace", self.cancel_grace),
+        ] {
+            if d > MAX_SETTING {
+                return Err(Error::InvalidArgument(format!("{name} must be at most 100 years")));
             }
         }
         if self.heartbeat_interval > LEASE_DURATION / 3 {
@@ -124,6 +170,11 @@ mod tests {
         assert_eq!(c.queues, vec![("default".to_string(), 1)]);
         assert_eq!(c.task_check_interval, Duration::from_secs(1));
         assert_eq!(c.concurrency, cpu_count());
+        let big = vec![("a".to_string(), 6_000), ("b".to_string(), 3_000), ("c".to_string(), 1_000)];
+        assert!(ServerConfig { queues: big, ..ServerConfig::default() }.validate().is_ok(), "6:3:1");
+        assert_eq!(concurrency_or_default(0), cpu_count());
+        assert_eq!(concurrency_or_default(-3), cpu_count());
+        assert_eq!(concurrency_or_default(7), 7);
     }
 
     #[test]
@@ -138,6 +189,10 @@ mod tests {
             ServerConfig { janitor_batch_size: 0, ..d() },
             ServerConfig { syncer_interval: Duration::ZERO, ..d() },
             ServerConfig { heartbeat_interval: Duration::from_secs(11), ..d() },
+            ServerConfig { concurrency: MAX_CONCURRENCY + 1, ..d() },
+            ServerConfig { queues: vec![("a".into(), i32::MAX), ("b".into(), 1)], ..d() },
+            ServerConfig { cancel_grace: Duration::from_secs(u64::MAX), ..d() },
+            ServerConfig { shutdown_timeout: MAX_SETTING * 2, ..d() },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");

@@ -78,24 +78,38 @@ impl Heartbeat {
 
     fn write_state(&mut self, now: SystemTime) {
         let (c, me) = (&self.sh.cfg, &self.sh.id);
-        let workers: Vec<(String, Vec<u8>)> = self
+        // Copied under the table's lock, encoded after it: Python threads wait on that lock.
+        let running: Vec<_> = self
             .sh
             .inflight
             .lock()
             .iter()
             .map(|(_, f)| {
+                (
+                    f.msg.id.clone(),
+                    f.msg.r#type.clone(),
+                    f.msg.payload.clone(),
+                    f.msg.queue.clone(),
+                    f.started,
+                    f.deadline,
+                )
+            })
+            .collect();
+        let workers: Vec<(String, Vec<u8>)> = running
+            .into_iter()
+            .map(|(task_id, task_type, task_payload, queue, started, deadline)| {
                 let w = WorkerInfo {
                     host: me.host.clone(),
                     pid: me.pid,
                     server_id: me.server_id.clone(),
-                    task_id: f.msg.id.clone(),
-                    task_type: f.msg.r#type.clone(),
-                    task_payload: f.msg.payload.clone(),
-                    queue: f.msg.queue.clone(),
-                    start_time: Some(timestamp(f.started)),
-                    deadline: Some(timestamp(f.deadline)),
+                    task_id: task_id.clone(),
+                    task_type,
+                    task_payload,
+                    queue,
+                    start_time: Some(timestamp(started)),
+                    deadline: Some(timestamp(deadline)),
                 };
-                (f.msg.id.clone(), w.encode_to_vec())
+                (task_id, w.encode_to_vec())
             })
             .collect();
         let info = ServerInfo {

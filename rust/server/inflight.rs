@@ -116,14 +116,30 @@ impl Table {
     }
 
     /// Attaches the caller's handle to a delivered task; returns a cancellation that arrived
-    /// before it, to be sent now.
-    pub fn attach(&mut self, token: u64, handle: Handle) -> Option<(CancelReason, Handle)> {
-        let f = self.tasks.get_mut(&token)?;
+    /// before it, to be sent now. The handler starts only now, so such a task gets its grace
+    /// period from `grace_at` (one that ran out before the handle came would never be told);
+    /// the bool is true when that alarm became the earliest.
+    pub fn attach(
+        &mut self,
+        token: u64,
+        handle: Handle,
+        grace_at: SystemTime,
+    ) -> (Option<(CancelReason, Handle)>, bool) {
+        let earliest = self.next_alarm();
+        let Some(f) = self.tasks.get_mut(&token) else { return (None, false) };
         if f.handle.is_none() {
             self.attached += 1;
         }
         f.handle = Some(handle.clone());
-        f.pending_cancel.take().map(|why| (why, handle))
+        let Some(why) = f.pending_cancel.take() else { return (None, false) };
+        if let Some(old) = f.grace_at.replace(grace_at) {
+            self.alarms.remove(&(old, token, Alarm::Grace));
+        }
+        self.alarms.insert((grace_at, token, Alarm::Grace));
+        // An `Unresponsive` that came before the handle is the deadline's grace running out
+        // unseen: what the handler must hear first is why it is stopped.
+        let why = if why == CancelReason::Unresponsive { CancelReason::DeadlineExceeded } else { why };
+        (Some((why, handle)), earliest.is_none_or(|t| grace_at < t))
     }
 
     /// Marks `token` cancelled for `why`: returns the event to send (or keeps it until the handle
@@ -146,6 +162,7 @@ impl Table {
         let event = match &f.handle {
             Some(h) => Some((why, h.clone())),
             None => {
+                // The first reason is the one the handler hears; a later one changes nothing.
                 f.pending_cancel.get_or_insert(why);
                 None
             }
@@ -224,16 +241,32 @@ mod tests {
         assert!(event.is_none());
         assert!(woke, "the grace alarm is the earliest");
         let h: Handle = Arc::new(7_u8);
-        let (why, got) = t.attach(1, h).expect("the early cancel");
+        let (event, woke) = t.attach(1, h, from_unix_secs(8));
+        let (why, got) = event.expect("the early cancel");
         assert_eq!(why, CancelReason::Requested);
         assert_eq!(got.downcast_ref::<u8>(), Some(&7));
+        assert!(!woke, "the deadline alarm (100) is later, the old grace alarm (5) replaced");
         assert_eq!(t.attached(), 1);
-        let (event, woke) = t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(6));
+        let (event, woke) = t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(9));
         assert_eq!(event.map(|e| e.0), Some(CancelReason::DeadlineExceeded));
         assert!(!woke, "one grace period per task");
-        assert_eq!(t.due(from_unix_secs(5)), vec![(1, Alarm::Grace)]);
+        assert_eq!(t.due(from_unix_secs(7)), vec![], "the grace was re-armed at the attach");
+        assert_eq!(t.due(from_unix_secs(8)), vec![(1, Alarm::Grace)]);
         t.remove(1);
         assert_eq!(t.attached(), 0);
         assert!(t.tokens().is_empty());
+    }
+
+    #[test]
+    fn a_grace_that_ran_out_before_the_handle_starts_again() {
+        let mut t = Table::default();
+        t.insert(1, entry(10));
+        assert_eq!(t.due(from_unix_secs(10)), vec![(1, Alarm::Deadline)]);
+        t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(11));
+        assert_eq!(t.due(from_unix_secs(11)), vec![(1, Alarm::Grace)]);
+        t.cancel(1, CancelReason::Unresponsive, from_unix_secs(12));
+        let (event, _) = t.attach(1, Arc::new(()), from_unix_secs(20));
+        assert_eq!(event.map(|e| e.0), Some(CancelReason::DeadlineExceeded));
+        assert_eq!(t.next_alarm(), Some(from_unix_secs(20)), "a new grace period");
     }
 }

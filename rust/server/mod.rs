@@ -244,9 +244,15 @@ impl Shared {
     /// Tells the handler of `token` to stop (the one path every cancellation takes: requests,
     /// lost leases, deadlines), and starts its grace period.
     pub fn cancel(&self, token: u64, why: CancelReason) {
-        let grace_at = self.now() + self.cfg.cancel_grace;
+        let grace_at = self.grace_at();
         let (event, woke) = self.inflight.lock().cancel(token, why, grace_at);
         self.send_cancel(event, woke);
+    }
+
+    /// When a grace period starting now ends.
+    fn grace_at(&self) -> SystemTime {
+        let now = self.now();
+        now.checked_add(self.cfg.cancel_grace).unwrap_or(now + config::MAX_SETTING)
     }
 
     fn send_cancel(&self, event: Option<(CancelReason, Handle)>, woke: bool) {
@@ -451,12 +457,13 @@ impl ServerCore {
     /// Attaches the caller's handle to delivered tasks, in one lock round; cancellations that
     /// came before a handle are sent now.
     pub fn attach(&self, items: Vec<(u64, Handle)>) {
+        let grace_at = self.shared.grace_at();
         let early: Vec<_> = {
             let mut table = self.shared.inflight.lock();
-            items.into_iter().filter_map(|(t, h)| table.attach(t, h)).collect()
+            items.into_iter().map(|(t, h)| table.attach(t, h, grace_at)).collect()
         };
-        for e in early {
-            self.shared.send_cancel(Some(e), false);
+        for (event, woke) in early {
+            self.shared.send_cancel(event, woke);
         }
     }
 
@@ -490,7 +497,8 @@ impl ServerCore {
 
     /// Waits up to `timeout` until no delivered task is in flight; true when none is.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let until = std::time::Instant::now() + timeout;
+        let now = std::time::Instant::now();
+        let until = now.checked_add(timeout).unwrap_or(now + config::MAX_SETTING);
         let mut table = self.shared.inflight.lock();
         while table.attached() > 0 {
             if self.shared.idle.wait_until(&mut table, until).timed_out() {

@@ -52,15 +52,16 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-/// Whether a task that failed is retried (rather than archived): it has retries left and the
-/// error does not skip them.
-pub fn will_retry(retried: i32, max_retry: i32, skip_retry: bool) -> bool {
-    !skip_retry && retried < max_retry
+/// Whether a task that failed is retried (rather than archived), as asynq decides it: an error
+/// that does not count as a failure is always retried (without using a retry); one that counts
+/// is retried while retries are left and it does not skip them.
+pub fn will_retry(retried: i32, max_retry: i32, skip_retry: bool, is_failure: bool) -> bool {
+    !is_failure || (!skip_retry && retried < max_retry)
 }
 
 /// The Redis-side transition for a failure of `msg` at `now`.
 pub fn decide(msg: &TaskMessage, f: Failure, now: SystemTime) -> Finish {
-    if !will_retry(msg.retried, msg.retry, f.skip_retry) {
+    if !will_retry(msg.retried, msg.retry, f.skip_retry, f.is_failure) {
         return Finish::Archive { error: f.error };
     }
     // Clamped: a user's retry_delay may return anything finite.
@@ -120,11 +121,16 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_that_does_not_count_keeps_its_flag() {
-        let f = Failure { is_failure: false, ..Failure::new("later") };
-        match decide(&msg(0, 1), f, from_unix_secs(0)) {
-            Finish::Retry { is_failure, .. } => assert!(!is_failure),
-            other => panic!("expected a retry, got {other:?}"),
+    fn a_failure_that_does_not_count_is_retried_even_without_retries_left() {
+        // asynq's handleFailedMessage: IsFailure is asked before the retries are counted.
+        for (retried, skip) in [(0, false), (1, false), (5, true)] {
+            let f = Failure { is_failure: false, skip_retry: skip, ..Failure::new("later") };
+            match decide(&msg(retried, 1), f, from_unix_secs(0)) {
+                Finish::Retry { is_failure, .. } => assert!(!is_failure),
+                other => panic!("expected a retry, got {other:?}"),
+            }
         }
+        assert!(will_retry(9, 1, true, false));
+        assert!(!will_retry(1, 1, false, true));
     }
 }

@@ -251,8 +251,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="runs per scenario and side")
     p.add_argument("--out", type=Path, help="also write the report to this file")
     args = p.parse_args()
-    before_python = args.before or build_rev(args.before_rev)
-    before, after = Side("before", before_python), Side("after", args.after)
+    # Absolute, not resolved: a venv's python is a symlink, and its venv is where it is called.
+    before_python = os.path.abspath(args.before or build_rev(args.before_rev))
+    before, after = Side("before", before_python), Side("after", os.path.abspath(args.after))
     command = shlex.join([sys.executable, *sys.argv])
     sides = [describe(before), describe(after)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,7 @@ from typing import Any, cast
 import redis
 
 import wire
-from ferroq import (
-    ServeMux,
-    Server,
-)
+from ferroq import ServeMux, Server, Task
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +68,15 @@ def worker(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
 class Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text for you")
+
+
+class Holder:
+    """A sync handler that says when it started and holds its task until released."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, task: Task) -> None:
+        self.started.set()
+        self.release.wait(10)

@@ -15,6 +15,7 @@ from ferroq import (
     Task,
 )
 from server_helpers import (
+    Holder,
     MakeServer,
     counter,
     msg,
@@ -151,11 +152,8 @@ def test_a_lost_lease_cancels_the_handler(
 def test_leases_are_renewed_while_a_handler_runs(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        release.wait(10)
+    hold = Holder()
+    started, release = hold.started, hold.release
 
     info = client.enqueue(Task("t"))
     make_server().start(mux_of({"t": hold}))

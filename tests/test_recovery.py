@@ -15,6 +15,7 @@ from ferroq import (
 )
 from ferroq._embedded import EmbeddedRedis
 from server_helpers import (
+    Holder,
     MakeServer,
     counter,
     empty_active,
@@ -114,11 +115,8 @@ def test_a_killed_connection_is_replaced_transparently(
 def test_outcome_is_written_once_redis_is_back(caplog: pytest.LogCaptureFixture) -> None:
     """While Redis is down the syncer keeps the outcome and writes it when Redis returns."""
     store = EmbeddedRedis(args=["--appendonly", "yes", "--appendfsync", "always"]).start()
-    started, release = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        release.wait(10)
+    hold = Holder()
+    started, release = hold.started, hold.release
 
     try:
         with Client(store.url) as c:

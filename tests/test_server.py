@@ -20,6 +20,7 @@ from ferroq import (
     Task,
 )
 from server_helpers import (
+    Holder,
     MakeServer,
     Unprintable,
     _listening,
@@ -358,11 +359,8 @@ def test_malformed_message_is_archived_and_the_loop_goes_on(
 def test_heartbeat_publishes_server_and_workers(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        release.wait(10)
+    hold = Holder()
+    started, release = hold.started, hold.release
 
     info = client.enqueue(Task("hold", b"data"), queue="critical")
     srv = make_server(concurrency=7, queues={"critical": 6, "default": 3})
@@ -469,11 +467,8 @@ def test_task_written_by_another_producer_is_processed(
 def test_dequeue_marks_the_task_active_with_a_lease(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def hold(task: Task) -> None:
-        started.set()
-        release.wait(10)
+    hold = Holder()
+    started, release = hold.started, hold.release
 
     info = client.enqueue(Task("t"))
     assert r.hexists(f"asynq:{{default}}:t:{info.id}", "pending_since")

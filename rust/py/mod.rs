@@ -108,6 +108,13 @@ where
 /// A mapping of str to str (headers), from a dict or any object with `items()`.
 pub struct StrMap(pub std::collections::BTreeMap<String, String>);
 
+impl StrMap {
+    /// The one error for a header that is not str to str.
+    pub fn type_error() -> PyErr {
+        PyTypeError::new_err("headers must map str to str")
+    }
+}
+
 impl<'a, 'py> FromPyObject<'a, 'py> for StrMap {
     type Error = PyErr;
 
@@ -122,7 +129,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for StrMap {
                 (Ok(k), Ok(v)) => {
                     out.insert(k, v);
                 }
-                _ => return Err(PyTypeError::new_err("headers must map str to str")),
+                _ => return Err(StrMap::type_error()),
             }
         }
         Ok(StrMap(out))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
 
 use super::{duration, py_instant, py_timedelta, Instant, Seconds, StrMap, StrictInt};
 use crate::options::TaskOptions as Options;
@@ -184,14 +185,32 @@ impl PyTaskOptions {
 /// `InvalidArgumentError` for a blank type.
 #[pyfunction]
 #[pyo3(signature = (task_type, headers = None))]
-pub fn check_task(
-    task_type: &Bound<'_, PyAny>,
-    headers: Option<StrMap>,
-) -> PyResult<BTreeMap<String, String>> {
+pub fn check_task<'py>(
+    py: Python<'py>,
+    task_type: &Bound<'py, PyAny>,
+    headers: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
     let t: &str = task_type
-        .cast::<pyo3::types::PyString>()
+        .cast::<PyString>()
         .map_err(|_| pyo3::exceptions::PyTypeError::new_err("task type must be a str"))?
         .to_str()?;
     crate::options::check_task_type(t)?;
-    Ok(headers.map(|h| h.0).unwrap_or_default())
+    let Some(h) = headers else { return Ok(PyDict::new(py)) };
+    // A copy made in C, then checked in place: the common case allocates nothing else.
+    let d = match h.cast::<PyDict>() {
+        Ok(d) => d.copy()?,
+        Err(_) => {
+            let d = PyDict::new(py);
+            for (k, v) in StrMap::extract(h.as_borrowed())?.0 {
+                d.set_item(k, v)?;
+            }
+            d
+        }
+    };
+    for (k, v) in d.iter() {
+        if !k.is_instance_of::<PyString>() || !v.is_instance_of::<PyString>() {
+            return Err(StrMap::type_error());
+        }
+    }
+    Ok(d)
 }

@@ -123,27 +123,20 @@ impl ServerConfig {
         if self.janitor_batch_size == 0 {
             return Err(Error::invalid("janitor_batch_size must be at least 1"));
         }
-        for (name, d) in [
-            ("task_check_interval", self.task_check_interval),
-            ("delayed_task_check_interval", self.delayed_task_check_interval),
-            ("janitor_interval", self.janitor_interval),
-            ("heartbeat_interval", self.heartbeat_interval),
-            ("recoverer_interval", self.recoverer_interval),
-            ("syncer_interval", self.syncer_interval),
+        // (name, value, whether zero is refused)
+        for (name, d, positive) in [
+            ("task_check_interval", self.task_check_interval, true),
+            ("delayed_task_check_interval", self.delayed_task_check_interval, true),
+            ("janitor_interval", self.janitor_interval, true),
+            ("heartbeat_interval", self.heartbeat_interval, true),
+            ("recoverer_interval", self.recoverer_interval, true),
+            ("syncer_interval", self.syncer_interval, true),
+            ("shutdown_timeout", self.shutdown_timeout, false),
+            ("cancel_grace", self.cancel_grace, false),
         ] {
-            if d.is_zero() {
+            if positive && d.is_zero() {
                 return Err(Error::InvalidArgument(format!("{name} must be positive")));
             }
-        }
-        for (name, d) in [
-            ("task_check_interval", self.task_check_interval),
-            ("delayed_task_check_interval", self.delayed_task_check_interval),
-            ("janitor_interval", self.janitor_interval),
-            ("recoverer_interval", self.recoverer_interval),
-            ("syncer_interval", self.syncer_interval),
-            ("shutdown_timeout", self.shutdown_timeout),
-            ("cancel_grace", self.cancel_grace),
-        ] {
             if d > MAX_SETTING {
                 return Err(Error::InvalidArgument(format!("{name} must be at most 100 years")));
             }

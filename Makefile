@@ -47,7 +47,7 @@ package-check: ## `pip install .` into a fresh virtualenv works: the wheel impor
 	target/package-check/bin/ferroq --help >/dev/null
 
 .PHONY: bench
-bench: dev ## The whole benchmark suite (~11 min): micro-benchmarks, ferroq vs the peers (bench/RESULTS.md), the scale run
+bench: dev ## The whole benchmark suite (~14 min): micro-benchmarks, ferroq vs the peers (bench/RESULTS.md), the scale run
 	$(BIN)/python -m pytest bench -q --benchmark-enable --benchmark-only
 	$(BIN)/python bench/peers/run.py --tasks 10000 --runs 3
 	$(BIN)/python bench/scale.py

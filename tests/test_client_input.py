@@ -34,6 +34,7 @@ from ferroq import (
         pytest.param(lambda: Task("t", cast(Any, 123)), TypeError, id="int-payload"),
         pytest.param(lambda: Task(cast(Any, 5)), TypeError, id="int-type"),
         pytest.param(lambda: Task("t", headers=cast(Any, {"a": 1})), TypeError, id="int-header"),
+        pytest.param(lambda: Task("t", headers={"a": "\ud800"}), TypeError, id="surrogate-header"),
     ],
 )
 def test_bad_task_is_refused(

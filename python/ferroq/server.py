@@ -77,8 +77,9 @@ class Server:
         config: A ``ServerConfig`` to use instead of the settings above.
 
     Raises:
-        InvalidArgumentError: A setting the core refuses (a queue priority under 1, a
-            concurrency under 1, a heartbeat longer than a third of a lease...).
+        InvalidArgumentError: A setting the core refuses (a queue priority under 1, an empty
+            ``queues``, a heartbeat longer than a third of a lease...). A concurrency under 1
+            is asynq's "the number of CPUs".
         TypeError: A setting of the wrong type (``concurrency="4"``).
     """
 

@@ -208,7 +208,11 @@ pub fn check_task<'py>(
         }
     };
     for (k, v) in d.iter() {
-        if !k.is_instance_of::<PyString>() || !v.is_instance_of::<PyString>() {
+        // `to_str` also refuses text that is not valid UTF-8 (a lone surrogate), which could not
+        // be written later.
+        let text =
+            |o: &Bound<'py, PyAny>| o.cast::<PyString>().ok().and_then(|s| s.to_str().ok().map(|_| ()));
+        if text(&k).is_none() || text(&v).is_none() {
             return Err(StrMap::type_error());
         }
     }

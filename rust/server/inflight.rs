@@ -136,9 +136,8 @@ impl Table {
             self.alarms.remove(&(old, token, Alarm::Grace));
         }
         self.alarms.insert((grace_at, token, Alarm::Grace));
-        // An `Unresponsive` that came before the handle is the deadline's grace running out
-        // unseen: what the handler must hear first is why it is stopped.
-        let why = if why == CancelReason::Unresponsive { CancelReason::DeadlineExceeded } else { why };
+        // `why` is the first reason given (see `cancel`), never `Unresponsive`: that one only
+        // follows a grace alarm, which only follows an earlier cancellation.
         (Some((why, handle)), earliest.is_none_or(|t| grace_at < t))
     }
 

@@ -56,14 +56,6 @@ pub const MAX_PRIORITY_SUM: u64 = 10_000;
 /// arithmetic, and mean "never" anyway.
 pub const MAX_SETTING: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -112,8 +104,8 @@ impl ServerConfig {
                 )));
             }
         }
-        let g = self.queues.iter().fold(0, |acc, (_, p)| gcd(acc, p.unsigned_abs().into()));
-        let sum: u64 = self.queues.iter().map(|(_, p)| u64::from(p.unsigned_abs()) / g.max(1)).sum();
+        // The weighted order expands each queue `priority` times, after the selector's division.
+        let sum: u64 = super::queues::normalized(&self.queues).iter().map(|(_, p)| u64::from(*p)).sum();
         if sum > MAX_PRIORITY_SUM {
             return Err(Error::InvalidArgument(format!(
                 "queue priorities are weights: their sum, divided by their greatest common \

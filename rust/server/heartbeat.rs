@@ -2,6 +2,7 @@
 //! flight (TTL 2× the interval, as asynq), and renews the lease of every task in flight. A task
 //! whose lease could not be renewed is cancelled in Python: another server may now run it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -33,45 +34,49 @@ impl Heartbeat {
     }
 
     fn renew_leases(&mut self, now: SystemTime) {
-        // (token, queue, id) of every task in flight, split by whether its lease still holds.
-        let (valid, expired): (Vec<_>, Vec<_>) = {
-            let table = self.sh.inflight.lock();
-            table
-                .iter()
-                .map(|(t, f)| (t, f.msg.queue.clone(), f.msg.id.clone(), f.lease_expiry >= now))
-                .partition(|e| e.3)
-        };
-        for (token, _, id, _) in expired {
-            log::warn!("lease of task {id} expired; cancelling its handler");
-            self.sh.cancel(token, CancelReason::LeaseLost);
+        // Tasks whose lease already ended, and the others by queue: (token, task id).
+        let mut expired: Vec<(u64, String)> = Vec::new();
+        let mut by_queue: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+        for (token, f) in self.sh.inflight.lock().iter() {
+            let entry = (token, f.msg.id.clone());
+            if f.lease_expiry < now {
+                expired.push(entry);
+            } else {
+                by_queue.entry(f.msg.queue.clone()).or_default().push(entry);
+            }
         }
-        let mut queues: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for (_, q, id, _) in &valid {
-            queues.entry(q.as_str()).or_default().push(id.as_str());
+        for (token, id) in expired {
+            if self.sh.cancel(token, CancelReason::LeaseLost) {
+                log::warn!("lease of task {id} expired; cancelling its handler");
+            }
         }
-        for (q, ids) in queues {
-            match self.rdb.extend_lease(q, &ids, now) {
-                Ok(lost) => {
-                    let mut lost_tokens = Vec::new();
-                    {
-                        let mut table = self.sh.inflight.lock();
-                        for (token, _, id, _) in valid.iter().filter(|e| e.1 == q) {
-                            let Some(e) = table.get_mut(*token) else { continue };
-                            if lost.contains(id) {
-                                e.lease_expiry = now;
-                                lost_tokens.push((*token, id.clone()));
-                            } else {
-                                e.lease_expiry = now + LEASE_DURATION;
-                            }
-                        }
-                    }
-                    // Logged outside the lock: logging takes the GIL.
-                    for (token, id) in lost_tokens {
-                        log::warn!("task {id} lost its lease (recovered elsewhere); cancelling it");
-                        self.sh.cancel(token, CancelReason::LeaseLost);
+        for (q, tasks) in by_queue {
+            let ids: Vec<&str> = tasks.iter().map(|(_, id)| id.as_str()).collect();
+            let lost = match self.rdb.extend_lease(&q, &ids, now) {
+                Ok(lost) => lost,
+                Err(e) => {
+                    self.errors.error("lease renewal failed", &e);
+                    continue;
+                }
+            };
+            let mut lost_tokens = Vec::new();
+            {
+                let mut table = self.sh.inflight.lock();
+                for (token, id) in &tasks {
+                    let Some(f) = table.get_mut(*token) else { continue };
+                    if lost.contains(id) {
+                        f.lease_expiry = now;
+                        lost_tokens.push((*token, id));
+                    } else {
+                        f.lease_expiry = now + LEASE_DURATION;
                     }
                 }
-                Err(e) => self.errors.error("lease renewal failed", &e),
+            }
+            // Logged outside the lock: logging takes the GIL.
+            for (token, id) in lost_tokens {
+                if self.sh.cancel(token, CancelReason::LeaseLost) {
+                    log::warn!("task {id} lost its lease (recovered elsewhere); cancelling it");
+                }
             }
         }
     }

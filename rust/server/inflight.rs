@@ -46,14 +46,25 @@ pub(crate) struct InFlight {
     /// Until when this server holds the lease, as last confirmed by Redis.
     pub lease_expiry: SystemTime,
     handle: Option<Handle>,
-    /// A cancellation that came before the handle: sent when the handle arrives.
-    pending_cancel: Option<CancelReason>,
+    /// Why the handler is to stop: the first reason given, the only one it hears.
+    reason: Option<CancelReason>,
+    /// Whether `reason` was sent (it waits for the handle when it came before).
+    told: bool,
     grace_at: Option<SystemTime>,
 }
 
 impl InFlight {
     pub fn new(msg: TaskMessage, deadline: SystemTime, now: SystemTime, lease_expiry: SystemTime) -> Self {
-        Self { msg, deadline, started: now, lease_expiry, handle: None, pending_cancel: None, grace_at: None }
+        Self {
+            msg,
+            deadline,
+            started: now,
+            lease_expiry,
+            handle: None,
+            reason: None,
+            told: false,
+            grace_at: None,
+        }
     }
 }
 
@@ -115,7 +126,19 @@ impl Table {
         self.tasks.keys().copied().collect()
     }
 
-    /// Attaches the caller's handle to a delivered task; returns a cancellation that arrived
+    /// Sets the grace alarm of `token` at `at` (replacing a running one); true when it became
+    /// the earliest alarm.
+    fn arm_grace(&mut self, token: u64, at: SystemTime) -> bool {
+        let earliest = self.next_alarm();
+        let Some(f) = self.tasks.get_mut(&token) else { return false };
+        if let Some(old) = f.grace_at.replace(at) {
+            self.alarms.remove(&(old, token, Alarm::Grace));
+        }
+        self.alarms.insert((at, token, Alarm::Grace));
+        earliest.is_none_or(|t| at < t)
+    }
+
+    /// Attaches the caller's handle to a delivered task; returns the cancellation that came
     /// before it, to be sent now. The handler starts only now, so such a task gets its grace
     /// period from `grace_at` (one that ran out before the handle came would never be told);
     /// the bool is true when that alarm became the earliest.
@@ -125,48 +148,38 @@ impl Table {
         handle: Handle,
         grace_at: SystemTime,
     ) -> (Option<(CancelReason, Handle)>, bool) {
-        let earliest = self.next_alarm();
         let Some(f) = self.tasks.get_mut(&token) else { return (None, false) };
         if f.handle.is_none() {
             self.attached += 1;
         }
         f.handle = Some(handle.clone());
-        let Some(why) = f.pending_cancel.take() else { return (None, false) };
-        if let Some(old) = f.grace_at.replace(grace_at) {
-            self.alarms.remove(&(old, token, Alarm::Grace));
-        }
-        self.alarms.insert((grace_at, token, Alarm::Grace));
-        // `why` is the first reason given (see `cancel`), never `Unresponsive`: that one only
-        // follows a grace alarm, which only follows an earlier cancellation.
-        (Some((why, handle)), earliest.is_none_or(|t| grace_at < t))
+        let Some(why) = f.reason.filter(|_| !f.told) else { return (None, false) };
+        f.told = true;
+        (Some((why, handle)), self.arm_grace(token, grace_at))
     }
 
-    /// Marks `token` cancelled for `why`: returns the event to send (or keeps it until the handle
-    /// is attached), and starts the grace period at `grace_at` unless one runs already. The bool
-    /// is true when the grace alarm became the earliest.
+    /// Tells `token` to stop for `why`, once: the first reason starts the grace period at
+    /// `grace_at` and is sent (or kept until the handle is attached); a later one changes
+    /// nothing. `Unresponsive`, which the grace alarm gives, is sent whenever a handle can hear
+    /// it. Returns the event to send, whether the grace alarm became the earliest, and whether
+    /// this was the first reason.
     pub fn cancel(
         &mut self,
         token: u64,
         why: CancelReason,
         grace_at: SystemTime,
-    ) -> (Option<(CancelReason, Handle)>, bool) {
-        let earliest = self.next_alarm();
-        let Some(f) = self.tasks.get_mut(&token) else { return (None, false) };
-        let mut woke = false;
-        if why != CancelReason::Unresponsive && f.grace_at.is_none() {
-            f.grace_at = Some(grace_at);
-            self.alarms.insert((grace_at, token, Alarm::Grace));
-            woke = earliest.is_none_or(|t| grace_at < t);
+    ) -> (Option<(CancelReason, Handle)>, bool, bool) {
+        let Some(f) = self.tasks.get_mut(&token) else { return (None, false, false) };
+        if why == CancelReason::Unresponsive {
+            return (f.handle.clone().map(|h| (why, h)), false, false);
         }
-        let event = match &f.handle {
-            Some(h) => Some((why, h.clone())),
-            None => {
-                // The first reason is the one the handler hears; a later one changes nothing.
-                f.pending_cancel.get_or_insert(why);
-                None
-            }
-        };
-        (event, woke)
+        if f.reason.is_some() {
+            return (None, false, false);
+        }
+        f.reason = Some(why);
+        f.told = f.handle.is_some();
+        let event = f.handle.clone().map(|h| (why, h));
+        (event, self.arm_grace(token, grace_at), true)
     }
 
     /// Removes and returns the alarms due at `now`.
@@ -236,8 +249,8 @@ mod tests {
     fn a_cancel_before_the_handle_waits_for_it() {
         let mut t = Table::default();
         t.insert(1, entry(100));
-        let (event, woke) = t.cancel(1, CancelReason::Requested, from_unix_secs(5));
-        assert!(event.is_none());
+        let (event, woke, first) = t.cancel(1, CancelReason::Requested, from_unix_secs(5));
+        assert!(event.is_none() && first);
         assert!(woke, "the grace alarm is the earliest");
         let h: Handle = Arc::new(7_u8);
         let (event, woke) = t.attach(1, h, from_unix_secs(8));
@@ -246,9 +259,8 @@ mod tests {
         assert_eq!(got.downcast_ref::<u8>(), Some(&7));
         assert!(!woke, "the deadline alarm (100) is later, the old grace alarm (5) replaced");
         assert_eq!(t.attached(), 1);
-        let (event, woke) = t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(9));
-        assert_eq!(event.map(|e| e.0), Some(CancelReason::DeadlineExceeded));
-        assert!(!woke, "one grace period per task");
+        let (event, woke, first) = t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(9));
+        assert!(event.is_none() && !woke && !first, "told once, one grace period");
         assert_eq!(t.due(from_unix_secs(7)), vec![], "the grace was re-armed at the attach");
         assert_eq!(t.due(from_unix_secs(8)), vec![(1, Alarm::Grace)]);
         t.remove(1);
@@ -267,5 +279,7 @@ mod tests {
         let (event, _) = t.attach(1, Arc::new(()), from_unix_secs(20));
         assert_eq!(event.map(|e| e.0), Some(CancelReason::DeadlineExceeded));
         assert_eq!(t.next_alarm(), Some(from_unix_secs(20)), "a new grace period");
+        let (event, _, _) = t.cancel(1, CancelReason::Unresponsive, from_unix_secs(21));
+        assert_eq!(event.map(|e| e.0), Some(CancelReason::Unresponsive), "the grace's end is heard");
     }
 }

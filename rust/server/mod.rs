@@ -242,11 +242,12 @@ impl Shared {
     }
 
     /// Tells the handler of `token` to stop (the one path every cancellation takes: requests,
-    /// lost leases, deadlines), and starts its grace period.
-    pub fn cancel(&self, token: u64, why: CancelReason) {
+    /// lost leases, deadlines), once, and starts its grace period; true the first time.
+    pub fn cancel(&self, token: u64, why: CancelReason) -> bool {
         let grace_at = self.grace_at();
-        let (event, woke) = self.inflight.lock().cancel(token, why, grace_at);
+        let (event, woke, first) = self.inflight.lock().cancel(token, why, grace_at);
         self.send_cancel(event, woke);
+        first
     }
 
     /// When a grace period starting now ends.

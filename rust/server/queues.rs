@@ -1,6 +1,8 @@
 //! Queue selection: asynq's weighted random order (each queue appears `priority` times in a list
 //! that is shuffled, then de-duplicated) or a fixed strict-priority order.
 
+use crate::options::DEFAULT_QUEUE;
+
 /// Picks the order in which queues are tried for each dequeue.
 #[derive(Debug, Clone)]
 pub struct QueueSelector {
@@ -19,24 +21,30 @@ fn gcd(a: u32, b: u32) -> u32 {
     }
 }
 
+/// Queues and priorities as the selector serves them: blank names and priorities ≤ 0 dropped
+/// (a server's config refuses them; tooling may pass anything), `{"default": 1}` when nothing is
+/// left, priorities divided by their GCD, highest first (equal ones keep the caller's order).
+pub fn normalized(queues: &[(String, i32)]) -> Vec<(String, u32)> {
+    let mut qs: Vec<(String, u32)> = queues
+        .iter()
+        .filter(|(name, p)| !name.trim().is_empty() && *p > 0)
+        .map(|(name, p)| (name.clone(), p.unsigned_abs()))
+        .collect();
+    if qs.is_empty() {
+        qs.push((DEFAULT_QUEUE.to_string(), 1));
+    }
+    let g = qs.iter().fold(0, |acc, (_, p)| gcd(acc, *p)).max(1);
+    for (_, p) in qs.iter_mut() {
+        *p /= g;
+    }
+    qs.sort_by_key(|q| std::cmp::Reverse(q.1));
+    qs
+}
+
 impl QueueSelector {
-    /// Drops blank names and priorities ≤ 0; falls back to `{"default": 1}` when nothing is left;
-    /// divides priorities by their GCD.
+    /// A selector for `queues`, [`normalized`].
     pub fn new(queues: &[(String, i32)], strict: bool) -> Self {
-        let mut qs: Vec<(String, u32)> = queues
-            .iter()
-            .filter(|(name, p)| !name.trim().is_empty() && *p > 0)
-            .map(|(name, p)| (name.clone(), p.unsigned_abs()))
-            .collect();
-        if qs.is_empty() {
-            qs.push(("default".to_string(), 1));
-        }
-        let g = qs.iter().fold(0, |acc, (_, p)| gcd(acc, *p)).max(1);
-        for (_, p) in qs.iter_mut() {
-            *p /= g;
-        }
-        // Stable sort: equal priorities keep the caller's order.
-        qs.sort_by_key(|q| std::cmp::Reverse(q.1));
+        let qs = normalized(queues);
         let expanded =
             qs.iter().enumerate().flat_map(|(i, (_, p))| std::iter::repeat_n(i, *p as usize)).collect();
         Self { queues: qs, strict, expanded }

@@ -24,20 +24,16 @@ impl Watchdog {
 
     /// Fires what is due; returns how long to sleep until the next alarm.
     fn exec(&mut self) -> Duration {
-        let now = self.sh.now();
-        let (due, next) = {
-            let mut table = self.sh.inflight.lock();
-            let due = table.due(now);
-            (due, table.next_alarm())
-        };
+        let due = self.sh.inflight.lock().due(self.sh.now());
         for (token, alarm) in due {
-            match alarm {
-                Alarm::Deadline => self.sh.cancel(token, CancelReason::DeadlineExceeded),
-                Alarm::Grace => self.sh.cancel(token, CancelReason::Unresponsive),
-            }
+            let why = match alarm {
+                Alarm::Deadline => CancelReason::DeadlineExceeded,
+                Alarm::Grace => CancelReason::Unresponsive,
+            };
+            self.sh.cancel(token, why);
         }
-        // Alarms set while firing (grace periods) are picked up by the next round at once.
-        let next = self.sh.inflight.lock().next_alarm().or(next);
+        // Read after firing: the grace periods just started are among the alarms.
+        let next = self.sh.inflight.lock().next_alarm();
         next.map_or(IDLE, |t| t.duration_since(self.sh.now()).unwrap_or(Duration::ZERO).min(IDLE))
     }
 }

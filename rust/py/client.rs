@@ -159,8 +159,12 @@ fn new_task(task_type: String, payload: Option<Vec<u8>>, headers: BTreeMap<Strin
     NewTask { task_type, payload, headers }
 }
 
-fn options(o: Option<&PyTaskOptions>) -> TaskOptions {
-    o.map(|o| o.inner.clone()).unwrap_or_default()
+/// No options: asynq's defaults for everything.
+static NO_OPTIONS: std::sync::LazyLock<TaskOptions> = std::sync::LazyLock::new(TaskOptions::default);
+
+/// The options a call was given, borrowed (a `TaskOptions` is frozen: nothing to copy).
+fn options<'a>(o: Option<&'a Bound<'_, PyTaskOptions>>) -> &'a TaskOptions {
+    o.map_or(&NO_OPTIONS, |o| &o.get().inner)
 }
 
 #[pymethods]
@@ -181,11 +185,11 @@ impl NativeClient {
         task_type: String,
         payload: Option<Vec<u8>>,
         headers: BTreeMap<String, String>,
-        options: Option<PyRef<'_, PyTaskOptions>>,
+        options: Option<Bound<'_, PyTaskOptions>>,
     ) -> PyResult<PyTaskInfo> {
         let task = new_task(task_type, payload, headers);
-        let opts = self::options(options.as_deref());
-        let info = py.detach(|| self.inner.enqueue(task, &opts, SystemTime::now()))?;
+        let opts = self::options(options.as_ref());
+        let info = py.detach(|| self.inner.enqueue(task, opts, SystemTime::now()))?;
         Ok(PyTaskInfo { inner: info })
     }
 
@@ -198,15 +202,15 @@ impl NativeClient {
         types: Vec<String>,
         payloads: Vec<Option<Vec<u8>>>,
         headers: Vec<BTreeMap<String, String>>,
-        options: Option<PyRef<'_, PyTaskOptions>>,
+        options: Option<Bound<'_, PyTaskOptions>>,
     ) -> PyResult<Bound<'py, PyList>> {
         if types.len() != payloads.len() || types.len() != headers.len() {
             return Err(crate::error::Error::invalid("types, payloads and headers differ in length").into());
         }
         let tasks: Vec<NewTask> =
             types.into_iter().zip(payloads).zip(headers).map(|((t, p), h)| new_task(t, p, h)).collect();
-        let opts = self::options(options.as_deref());
-        let results = py.detach(|| self.inner.enqueue_many(tasks, &opts, SystemTime::now()))?;
+        let opts = self::options(options.as_ref());
+        let results = py.detach(|| self.inner.enqueue_many(tasks, opts, SystemTime::now()))?;
         let out = PyList::empty(py);
         for r in results {
             match r {
@@ -226,18 +230,18 @@ impl NativeClient {
         task_type: String,
         payload: Option<Vec<u8>>,
         headers: BTreeMap<String, String>,
-        options: PyRef<'_, PyTaskOptions>,
+        options: Bound<'_, PyTaskOptions>,
         entry_id: &str,
         fire_at: i64,
         last_ttl: u64,
         record_history: bool,
     ) -> PyResult<(PyFired, PyTaskInfo)> {
         let task = new_task(task_type, payload, headers);
-        let opts = options.inner.clone();
+        let opts = &options.get().inner;
         let (fired, info) = py.detach(|| {
             self.inner.periodic_enqueue(
                 task,
-                &opts,
+                opts,
                 entry_id,
                 fire_at,
                 last_ttl,

@@ -46,7 +46,8 @@ fn queue_priorities(m: &Bound<'_, PyAny>) -> PyResult<Vec<(String, i32)>> {
     Ok(out)
 }
 
-fn positive_secs(v: Option<Seconds>, what: &str, default: Duration) -> PyResult<Duration> {
+/// A duration setting in seconds, or its default when not given (the rules are the config's).
+fn secs_or(v: Option<Seconds>, what: &str, default: Duration) -> PyResult<Duration> {
     v.map(|s| duration(what, s.0)).transpose().map(|d| d.unwrap_or(default))
 }
 
@@ -89,31 +90,19 @@ impl PyServerConfig {
             concurrency: concurrency.map_or(d.concurrency, |StrictInt(n)| concurrency_or_default(n)),
             queues,
             strict_priority: strict_priority.unwrap_or(d.strict_priority),
-            task_check_interval: positive_secs(
-                task_check_interval,
-                "task_check_interval",
-                d.task_check_interval,
-            )?,
-            delayed_task_check_interval: positive_secs(
+            task_check_interval: secs_or(task_check_interval, "task_check_interval", d.task_check_interval)?,
+            delayed_task_check_interval: secs_or(
                 delayed_task_check_interval,
                 "delayed_task_check_interval",
                 d.delayed_task_check_interval,
             )?,
-            janitor_interval: positive_secs(janitor_interval, "janitor_interval", d.janitor_interval)?,
+            janitor_interval: secs_or(janitor_interval, "janitor_interval", d.janitor_interval)?,
             janitor_batch_size: batch,
-            heartbeat_interval: positive_secs(
-                heartbeat_interval,
-                "heartbeat_interval",
-                d.heartbeat_interval,
-            )?,
-            recoverer_interval: positive_secs(
-                recoverer_interval,
-                "recoverer_interval",
-                d.recoverer_interval,
-            )?,
-            syncer_interval: positive_secs(syncer_interval, "syncer_interval", d.syncer_interval)?,
-            shutdown_timeout: positive_secs(shutdown_timeout, "shutdown_timeout", d.shutdown_timeout)?,
-            cancel_grace: positive_secs(cancel_grace, "cancel_grace", d.cancel_grace)?,
+            heartbeat_interval: secs_or(heartbeat_interval, "heartbeat_interval", d.heartbeat_interval)?,
+            recoverer_interval: secs_or(recoverer_interval, "recoverer_interval", d.recoverer_interval)?,
+            syncer_interval: secs_or(syncer_interval, "syncer_interval", d.syncer_interval)?,
+            shutdown_timeout: secs_or(shutdown_timeout, "shutdown_timeout", d.shutdown_timeout)?,
+            cancel_grace: secs_or(cancel_grace, "cancel_grace", d.cancel_grace)?,
         }
         .validated()?;
         Ok(Self { inner })

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 use prost::Message;
 
-use crate::clock::unix_secs;
+use crate::clock::{unix_secs, unix_secs_ceil};
 use crate::error::{Error, Result};
 use crate::info::{TaskInfo, TaskState};
 use crate::message::TaskMessage;
@@ -65,7 +65,7 @@ pub fn build(
         headers,
         id,
         queue,
-        retry: opts.max_retry.unwrap_or(DEFAULT_MAX_RETRY).max(0),
+        retry: opts.max_retry.unwrap_or(DEFAULT_MAX_RETRY),
         timeout,
         deadline: deadline.unwrap_or(0),
         unique_key,
@@ -74,7 +74,8 @@ pub fn build(
         ..Default::default()
     };
     let (placement, state, next) = if let Some(d) = delay {
-        let at = unix_secs(now + d);
+        // Rounded up: a task never runs before its time (asynq's scores are whole seconds).
+        let at = unix_secs_ceil(now + d);
         (Placement::Scheduled(at), TaskState::Scheduled, at)
     } else if opts.group.is_some() {
         (Placement::Group, TaskState::Aggregating, 0)
@@ -300,7 +301,8 @@ mod tests {
         let at = crate::clock::from_unix_nanos(1_000_900_000_000);
         let opts = TaskOptions { process_at: Some(at), ..Default::default() };
         let (req, info) = build(&Keys::default(), task("t", b""), &opts, now).expect("valid");
-        assert_eq!(req.placement, Placement::Scheduled(1_000));
+        // Scheduled (it is later than now), at the next whole second: never early.
+        assert_eq!(req.placement, Placement::Scheduled(1_001));
         assert_eq!(info.state, TaskState::Scheduled);
     }
 
@@ -330,13 +332,10 @@ mod tests {
             (task("t", b""), TaskOptions { task_id: Some(" ".into()), ..Default::default() }),
             (task("t", b""), TaskOptions { group: Some("".into()), ..Default::default() }),
             (task("t", b""), TaskOptions { unique: Some(Duration::from_millis(500)), ..Default::default() }),
+            (task("t", b""), TaskOptions { max_retry: Some(-3), ..Default::default() }),
         ];
         for (t, o) in bad {
             assert!(matches!(build(&k, t, &o, now), Err(Error::InvalidArgument(_))));
         }
-        let (req, _) =
-            build(&k, task("t", b""), &TaskOptions { max_retry: Some(-3), ..Default::default() }, now)
-                .expect("valid");
-        assert_eq!(req.msg.retry, 0);
     }
 }

@@ -60,6 +60,18 @@ pub fn unix_secs(t: SystemTime) -> i64 {
     }
 }
 
+/// Unix seconds, rounded up: the score of a task due at `t`. asynq's zset scores are whole
+/// seconds and a task moves once `score <= now`; a floored score would run it up to a second
+/// before its time.
+pub fn unix_secs_ceil(t: SystemTime) -> i64 {
+    let floor = unix_secs(t);
+    if from_unix_secs(floor) < t {
+        floor.saturating_add(1)
+    } else {
+        floor
+    }
+}
+
 /// Unix nanoseconds like Go's `time.Time.UnixNano()`.
 pub fn unix_nanos(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -111,6 +123,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_scores_round_up() {
+        assert_eq!(unix_secs_ceil(from_unix_secs(100)), 100);
+        assert_eq!(unix_secs_ceil(from_unix_nanos(100_000_000_001)), 101);
+        assert_eq!(unix_secs_ceil(from_unix_nanos(100_999_999_999)), 101);
+        assert_eq!(unix_secs_ceil(from_unix_nanos(-1_500_000_000)), -1);
+        assert_eq!(unix_secs(from_unix_nanos(100_999_999_999)), 100);
+    }
 
     #[test]
     fn dates_in_utc() {

@@ -207,7 +207,10 @@ mod tests {
             ]
         );
         assert_eq!(go_quote("a\nb\u{1}"), "\"a\\nb\\x01\"");
-        for q in ["default", "q\"x", "a\\b\n\u{1}", "été"] {
+        // Outside the BMP too: written as UTF-8, which Go's strconv.Unquote reads (a JSON-style
+        // surrogate pair, "\ud83d\ude80", it rejects).
+        assert_eq!(go_quote("s9-\u{fc}\u{1f680}"), "\"s9-\u{fc}\u{1f680}\"");
+        for q in ["default", "q\"x", "a\\b\n\u{1}", "été", "s9-ü🚀"] {
             assert_eq!(parse_queue_option(&format!("Queue({})", go_quote(q))).as_deref(), Some(q));
         }
         assert_eq!(parse_queue_option("MaxRetry(3)"), None);

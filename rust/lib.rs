@@ -37,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::cron::NativeCron>()?;
     m.add_class::<py::layout::NativeQueueSelector>()?;
     m.add_function(wrap_pyfunction!(py::options::check_task, m)?)?;
+    m.add_function(wrap_pyfunction!(py::server::py_will_retry, m)?)?;
     m.add_function(wrap_pyfunction!(py::layout::queue_keys, m)?)?;
     m.add_function(wrap_pyfunction!(py::layout::task_key, m)?)?;
     m.add_function(wrap_pyfunction!(py::layout::unique_key, m)?)?;

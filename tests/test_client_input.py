@@ -22,6 +22,7 @@ from ferroq import (
     Client,
     InvalidArgumentError,
     Task,
+    TaskOptions,
 )
 
 
@@ -84,6 +85,28 @@ def test_bytes_like_payload_is_accepted(client: Client, r: redis.Redis, payload:
             lambda c: c.enqueue(Task("t"), unique=float("inf")),
             InvalidArgumentError,
             id="unique-inf",
+        ),
+        # Found by fault injection: each was accepted, or answered with OverflowError.
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), max_retry=-1), InvalidArgumentError, id="retry-neg"
+        ),
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), max_retry=2**40), InvalidArgumentError, id="retry-huge"
+        ),
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), timeout=1e18), InvalidArgumentError, id="timeout-huge"
+        ),
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), retention=1e12), InvalidArgumentError, id="keep-huge"
+        ),
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), queue="a\x00b"), InvalidArgumentError, id="queue-nul"
+        ),
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), queue="a\tb"), InvalidArgumentError, id="queue-tab"
+        ),
+        pytest.param(
+            lambda c: c.enqueue(Task("t"), group="g\x1b"), InvalidArgumentError, id="group-esc"
         ),
         pytest.param(lambda c: c.enqueue(cast(Any, "t")), TypeError, id="str-task"),
         pytest.param(lambda c: c.enqueue(cast(Any, None)), TypeError, id="none-task"),
@@ -197,3 +220,17 @@ def test_redis_url_from_environment(
         c.ping()
         info = c.enqueue(Task("t"))
     assert lrange(r, qkey("default", "pending")) == [info.id]
+
+
+@pytest.mark.parametrize(
+    ("kw", "reason"),
+    [
+        ({"max_retry": -1}, "max_retry must be between 0"),
+        ({"max_retry": 2**40}, "max_retry must be between 0"),
+        ({"timeout": 1e18}, "timeout must be at most 100 years"),
+        ({"queue": "a\x00b"}, "control character"),
+    ],
+)
+def test_bad_options_name_their_reason(kw: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=reason):
+        TaskOptions(**kw)

@@ -145,10 +145,22 @@ def test_a_lost_lease_cancels_the_handler(
     info = client.enqueue(Task("t"))
     make_server().start(mux_of({"t": hold}))
     assert started.wait(10)
-    r.zrem("asynq:{default}:lease", info.id)  # another server recovered it
+    # Another server recovered it (off active and lease, as the recoverer moves it) ...
+    with r.pipeline() as p:
+        p.lrem("asynq:{default}:active", 0, info.id)
+        p.zrem("asynq:{default}:lease", info.id)
+        p.execute()
     assert flagged.wait(10)
-    # The outcome is not written: the task belongs to whoever holds it now.
+    # ... and leased it again: this server's late outcome must not touch it.
+    far = int(time.time()) + 600
+    with r.pipeline() as p:
+        p.lpush("asynq:{default}:active", info.id)
+        p.zadd("asynq:{default}:lease", {info.id: far})
+        p.execute()
+    time.sleep(1)
     assert state(r, info.id) == "active"
+    assert r.zscore("asynq:{default}:lease", info.id) == far
+    assert counter(r, "asynq:{default}:processed") == 0
 
 
 def test_leases_are_renewed_while_a_handler_runs(

@@ -75,9 +75,7 @@ def test_enqueue_many_applies_options_to_every_task(client: Client, r: redis.Red
     assert [i.state for i in infos] == [TaskState.SCHEDULED] * 2
     scheduled = zrange(r, qkey("q", "scheduled"))
     assert {m for m, _s in scheduled} == {i.id for i in infos}
-    assert all(
-        math.floor(before + 600) <= s <= math.floor(time.time() + 600) for _m, s in scheduled
-    )
+    assert all(math.ceil(before + 600) <= s <= math.ceil(time.time() + 600) for _m, s in scheduled)
     for info in infos:
         m = stored(r, info.id, "q")
         assert (m["queue"], m["retry"], m["timeout"], m["retention"], m["headers"]) == (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import cast
 
 import pytest
 import redis
@@ -64,12 +65,17 @@ def test_shutdown_requeues_what_still_runs(
         time.sleep(3)
 
     info = client.enqueue(Task("t"), max_retry=4)
-    srv = make_server(shutdown_timeout=0.3)
+    srv = make_server(shutdown_timeout=0.3, concurrency=1)
     srv.start(mux_of({"t": stubborn}))
     assert started.wait(10)
+    waiting = client.enqueue(Task("t"))  # behind the running one
     srv.shutdown()
     assert state(r, info.id) == "pending"
-    assert r.lrange("asynq:{default}:pending", 0, -1) == [info.id.encode()]
+    # The requeued task goes back to the head of the line: dequeue pops from the right.
+    pending = [
+        bytes(i).decode() for i in cast(list[bytes], r.lrange("asynq:{default}:pending", 0, -1))
+    ]
+    assert pending == [waiting.id, info.id]
     assert msg(r, info.id)["retried"] == 0
     assert empty_active(r)
     assert r.zcard("asynq:servers") == 0
@@ -120,7 +126,7 @@ def test_outcome_is_written_once_redis_is_back(caplog: pytest.LogCaptureFixture)
 
     try:
         with Client(store.url) as c:
-            info = c.enqueue(Task("t"))
+            info = c.enqueue(Task("t"), unique=3600)  # the syncer's write releases the lock
         srv = Server(
             store.url, syncer_interval=0.5, task_check_interval=0.05, heartbeat_interval=0.5
         )
@@ -135,6 +141,7 @@ def test_outcome_is_written_once_redis_is_back(caplog: pytest.LogCaptureFixture)
             wait_until(lambda: not obs.exists(f"asynq:{{default}}:t:{info.id}"), timeout=20)
             assert counter(obs, "asynq:{default}:processed") == 1
             assert empty_active(obs)
+            assert not obs.keys("asynq:{default}:unique:*"), "the unique lock is released"
             obs.close()
         finally:
             srv.shutdown()

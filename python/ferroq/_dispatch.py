@@ -19,14 +19,25 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ferroq._native import CancelReason, NativeServer, Outcome
+from ferroq._native import CancelReason, NativeServer, Outcome, TaskInfo, will_retry
 from ferroq._options import Duration
 from ferroq._pool import WorkerPool
-from ferroq.errors import DeadlineExceeded, FerroqError, RevokeTask, SkipRetry, TaskCancelled
+from ferroq.errors import (
+    DeadlineExceeded,
+    FerroqError,
+    LeaseExpired,
+    RevokeTask,
+    SkipRetry,
+    TaskCancelled,
+)
 from ferroq.servemux import Handler, ServeMux, is_async
 from ferroq.task import Task
 
 log = logging.getLogger("ferroq.server")
+task_log = logging.getLogger("ferroq.task")
+"""Every failed attempt: WARNING when it will be retried, ERROR when it is archived, with the
+task's id, type, queue, attempt and the traceback (never the payload). Configure it like any
+logger (its level, handlers, or ``propagate``) to route or silence these lines."""
 
 RetryDelay = Callable[[int, BaseException, Task], Duration]
 """``retry_delay(retried, error, task)``: how long to wait before the next attempt."""
@@ -52,6 +63,80 @@ def error_text(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+class FailurePolicy:
+    """The user's hooks applied to an error: how the run ends, and the log line it leaves.
+
+    The rules (retries left, ``SkipRetry``, the default delay) are the core's; this asks the
+    hooks only where they were given. One policy serves a handler's errors and the failures the
+    core finds outside handlers (a task recovered after its lease expired).
+
+    Args:
+        retry_delay: The user's ``retry_delay`` hook, if any.
+        is_failure: The user's ``is_failure`` hook, if any.
+        error_handler: The user's ``error_handler`` hook, if any.
+    """
+
+    def __init__(
+        self,
+        retry_delay: RetryDelay | None = None,
+        is_failure: IsFailure | None = None,
+        error_handler: ErrorHandler | None = None,
+    ) -> None:
+        self._retry_delay = retry_delay
+        self._is_failure = is_failure
+        self._error_handler = error_handler
+
+    def outcome(self, task: Task, exc: BaseException | None) -> Outcome:
+        """How a run of ``task`` that raised ``exc`` (None: returned) ends."""
+        if exc is None:
+            return _DONE
+        if isinstance(exc, RevokeTask):
+            task_log.info("task %s (%s) revoked: %s", task.id, task.type, exc)
+            return _REVOKE
+        return self.failure(task, exc)
+
+    def failure(self, task: Task, exc: BaseException) -> Outcome:
+        """The failure outcome for ``exc``, logged (a failing task is never silent)."""
+        text = error_text(exc)
+        if self._error_handler is not None:
+            try:
+                self._error_handler(task, exc)
+            except BaseException:
+                log.exception("error_handler raised")
+        skip = isinstance(exc, SkipRetry)
+        try:
+            failure = bool(self._is_failure(exc)) if self._is_failure else True
+        except Exception:
+            log.exception("is_failure raised; counting the error as a failure")
+            failure = True
+        retry = will_retry(task.retry_count, task.max_retry, skip, failure)
+        self._log(task, exc, text, retry)
+        if not retry:
+            return Outcome.failure(text, skip_retry=True)
+        try:
+            delay = self._retry_delay(task.retry_count, exc, task) if self._retry_delay else None
+            return Outcome.failure(text, is_failure=failure, retry_delay=delay)
+        except Exception:
+            log.exception("retry_delay failed; using the default delay")
+            return Outcome.failure(text, is_failure=failure)
+
+    def recovered(self, info: TaskInfo, error: str) -> Outcome:
+        """The failure of a task recovered after its lease expired (the core calls this)."""
+        return self.failure(Task._from_info(info), LeaseExpired(error))
+
+    @staticmethod
+    def _log(task: Task, exc: BaseException, text: str, retry: bool) -> None:
+        # Deadlines, cancellations and lost leases have no traceback worth showing.
+        quiet = isinstance(exc, (DeadlineExceeded, TaskCancelled, LeaseExpired))
+        task_log.log(
+            logging.WARNING if retry else logging.ERROR,
+            "task %s (type %s, queue %s) failed, attempt %d of %d: %s; %s",
+            task.id, task.type, task.queue, task.retry_count + 1, task.max_retry + 1, text,
+            "it will be retried" if retry else "archived",
+            exc_info=None if quiet else exc,
+        )  # fmt: skip
+
+
 class Dispatcher:
     """Starts handlers for leased tasks and reports how each run ended.
 
@@ -59,9 +144,7 @@ class Dispatcher:
         native: The core.
         handler: A ``ServeMux`` or a handler.
         pool_size: Threads for sync handlers.
-        retry_delay: The user's ``retry_delay`` hook, if any.
-        is_failure: The user's ``is_failure`` hook, if any.
-        error_handler: The user's ``error_handler`` hook, if any.
+        policy: How errors end a run (the user's hooks).
     """
 
     def __init__(
@@ -70,16 +153,12 @@ class Dispatcher:
         handler: ServeMux | Handler,
         *,
         pool_size: int,
-        retry_delay: RetryDelay | None,
-        is_failure: IsFailure | None,
-        error_handler: ErrorHandler | None,
+        policy: FailurePolicy,
     ) -> None:
         self._native = native
         self._handler = handler
         self._batch = native.config.concurrency
-        self._retry_delay = retry_delay
-        self._is_failure = is_failure
-        self._error_handler = error_handler
+        self._policy = policy
         # Guards each task's "reported" flag: the first report of a run wins.
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -170,6 +249,11 @@ class Dispatcher:
     def _start(
         self, handler: ServeMux | Handler, task: Task, async_batch: list[tuple[Handler, Task]]
     ) -> None:
+        lease = task._lease
+        if lease is not None and lease.expired:
+            # Its deadline passed before it was leased: asynq never starts such a handler.
+            self._report(task, DeadlineExceeded())
+            return
         try:
             h = handler.resolve(task.type) if isinstance(handler, ServeMux) else handler
             if is_async(h):
@@ -252,37 +336,7 @@ class Dispatcher:
             log.exception("reporting the outcome of task %s failed", task.id)
 
     def _outcome(self, task: Task, exc: BaseException | None) -> Outcome:
-        if exc is None:
-            return _DONE
-        if isinstance(exc, RevokeTask):
-            log.info("task %s (%s) revoked: %s", task.id, task.type, exc)
-            return _REVOKE
-        text = error_text(exc)
-        # A failing task is never silent: its traceback is in the log.
-        log.error(
-            "task %s (%s) failed: %s", task.id, task.type, text,
-            exc_info=None if isinstance(exc, (DeadlineExceeded, TaskCancelled)) else exc,
-        )  # fmt: skip
-        if self._error_handler is not None:
-            try:
-                self._error_handler(task, exc)
-            except BaseException:
-                log.exception("error_handler raised")
-        skip = isinstance(exc, SkipRetry)
-        try:
-            failure = bool(self._is_failure(exc)) if self._is_failure else True
-        except Exception:
-            log.exception("is_failure raised; counting the error as a failure")
-            failure = True
-        lease = task._lease
-        if lease is None or not lease.will_retry(skip, failure):
-            return Outcome.failure(text, skip_retry=True)
-        try:
-            delay = self._retry_delay(task.retry_count, exc, task) if self._retry_delay else None
-            return Outcome.failure(text, is_failure=failure, retry_delay=delay)
-        except Exception:
-            log.exception("retry_delay failed; using the default delay")
-            return Outcome.failure(text, is_failure=failure)
+        return self._policy.outcome(task, exc)
 
     # ---- events from the core ------------------------------------------------------------
 

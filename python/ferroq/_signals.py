@@ -5,10 +5,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
+from ferroq.errors import BrokerConnectionError
+
 log = logging.getLogger("ferroq")
+
+#: Waits between start attempts while Redis is unreachable: doubling up to the last.
+_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 5.0)
+#: While Redis stays unreachable, one log line per this many seconds.
+_LOG_EVERY = 10.0
 
 
 def run_until_signalled(
@@ -17,11 +25,15 @@ def run_until_signalled(
     *,
     on_tstp: Callable[[], None] | None = None,
     finished: Callable[[], bool] | None = None,
+    wait_for_redis: bool = False,
 ) -> None:
     """Starts, blocks until SIGTERM or SIGINT (or until ``finished()``), then shuts down.
 
     Signal handlers are installed only from the main thread, and before ``start``: a signal
     during start-up must not be the default "terminate now". ``on_tstp`` handles SIGTSTP.
+    With ``wait_for_redis``, a ``start`` that finds Redis unreachable is retried with backoff
+    (logged once per ``_LOG_EVERY`` seconds) until it succeeds or a signal arrives, as Celery's
+    worker waits for its broker.
     """
     wake = threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -40,9 +52,32 @@ def run_until_signalled(
                 stop()
 
             signal.signal(signal.SIGTSTP, tstp)
-    start()
     try:
+        if not _start(start, wake, wait_for_redis):
+            return
         while not wake.wait(0.5) and not (finished is not None and finished()):
             pass
     finally:
         shutdown()
+
+
+def _start(start: Callable[[], None], wake: threading.Event, wait_for_redis: bool) -> bool:
+    """Runs ``start``, retrying while Redis is unreachable; False when a signal came first."""
+    attempt, logged_at = 0, float("-inf")
+    while True:
+        try:
+            start()
+            if attempt:
+                log.info("Redis is reachable again after %d attempt(s); started", attempt + 1)
+            return True
+        except BrokerConnectionError as e:
+            if not wait_for_redis:
+                raise
+            now = time.monotonic()
+            if now - logged_at >= _LOG_EVERY:
+                logged_at = now
+                log.warning("cannot start: %s; retrying until Redis is reachable", e)
+        wait = _RETRY_WAITS[min(attempt, len(_RETRY_WAITS) - 1)]
+        attempt += 1
+        if wake.wait(wait):
+            return False

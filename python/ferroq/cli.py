@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import cast
 
@@ -67,9 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     queues = ", ".join(f"{q}={prio}" for q, prio in defaults.queues.items())
     p = argparse.ArgumentParser(prog="ferroq", description=__doc__)
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="logging level (default INFO)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    w = sub.add_parser("worker", help="run a server for a ServeMux (or handler) by import path")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help)
+
+    w = command("worker", help="run a server for a ServeMux (or handler) by import path")
     w.add_argument("app", help="module:attribute of a ServeMux or handler, e.g. myapp.tasks:mux")
     w.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
     w.add_argument(
@@ -89,17 +98,36 @@ def _parser() -> argparse.ArgumentParser:
         "--task-check-interval", type=float, default=None,
         help=f"idle poll, seconds (default {defaults.task_check_interval:g})",
     )  # fmt: skip
+    for flag, name, what in (
+        ("--heartbeat-interval", "heartbeat_interval", "heartbeat and lease renewal period"),
+        ("--lease-duration", "lease_duration", "lease of a dequeued task, whole seconds"),
+        ("--lease-grace", "lease_grace", "wait after a lease ended before recovering its task"),
+        (
+            "--recoverer-interval",
+            "recoverer_interval",
+            "period of the recovery of dead servers' tasks",
+        ),
+    ):
+        w.add_argument(
+            flag, type=float, default=None,
+            help=f"{what}, seconds (default {getattr(defaults, name):g})",
+        )  # fmt: skip
     w.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
     w.add_argument("--tls-ca-file", default=None, help="PEM CA to trust for rediss:// URLs")
 
-    s = sub.add_parser("scheduler", help="run a Scheduler (or PeriodicTaskManager) by import path")
+    s = command("scheduler", help="run a Scheduler (or PeriodicTaskManager) by import path")
     s.add_argument("app", help="module:attribute of a Scheduler, e.g. myapp.periodic:scheduler")
 
-    doc = sub.add_parser("doctor", help="check that every queue with work has a live server")
+    doc = command("doctor", help="check that every queue with work has a live server")
     doc.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
     doc.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
+    doc.add_argument(
+        "--grace", type=float, default=defaults.heartbeat_interval,
+        help="seconds to wait before confirming a missing server: one heartbeat round "
+        f"(default {defaults.heartbeat_interval:g})",
+    )  # fmt: skip
 
-    d = sub.add_parser("demo", help="a client, a periodic producer and a server working together")
+    d = command("demo", help="a client, a periodic producer and a server working together")
     d.add_argument("--tasks", type=int, default=2000, help="size of the burst (default 2000)")
     d.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL, else embedded)")
     return p
@@ -122,6 +150,10 @@ def _worker(args: argparse.Namespace) -> int:
         strict_priority=args.strict_priority or None,
         shutdown_timeout=args.shutdown_timeout,
         task_check_interval=args.task_check_interval,
+        heartbeat_interval=args.heartbeat_interval,
+        lease_duration=args.lease_duration,
+        lease_grace=args.lease_grace,
+        recoverer_interval=args.recoverer_interval,
         namespace=args.namespace,
         tls_ca_file=args.tls_ca_file,
     )
@@ -149,12 +181,29 @@ def _scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor(redis_url: str | None, namespace: str | None = None) -> list[str]:
+def doctor(redis_url: str | None, namespace: str | None = None, grace: float = 0.0) -> list[str]:
     """Problems of a deployment: queues with work, or fed by a scheduler, that no server serves.
 
-    Returns an empty list when all is well.
+    Args:
+        redis_url: Redis URL (default ``$REDIS_URL``).
+        namespace: Key prefix (default asynq's).
+        grace: When a problem is found, look again this many seconds later and report only what
+            persists: a server whose heartbeat expired during a Redis outage publishes it again
+            within one heartbeat round, and is not missing.
+
+    Returns:
+        The problems, or an empty list when all is well.
     """
     native = NativeClient(_options.redis_url(redis_url), namespace)
+    problems = _problems(native)
+    if problems and grace > 0:
+        time.sleep(grace)
+        again = set(_problems(native))
+        problems = [p for p in problems if p in again]
+    return problems
+
+
+def _problems(native: NativeClient) -> list[str]:
     served = set(native.served_queues())
     problems: list[str] = []
     for c in native.queue_counts():
@@ -173,7 +222,7 @@ def doctor(redis_url: str | None, namespace: str | None = None) -> list[str]:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    problems = doctor(args.redis, args.namespace)
+    problems = doctor(args.redis, args.namespace, grace=args.grace)
     for p in problems:
         print(f"problem: {p}")
     if not problems:

@@ -19,6 +19,7 @@ in Rust and one raised in Python are the same class, and every ``__module__`` is
     ├── RevokeTask                  raise it to drop the task without retry or archive
     ├── DeadlineExceeded            a run passed its timeout or deadline (also a TimeoutError)
     ├── TaskCancelled               a run was cancelled, or its lease was lost
+    ├── LeaseExpired                a task's server stopped renewing its lease (it is recovered)
     └── BatchEnqueueError           some tasks of an ``enqueue_many`` failed
 
 A wrong type (a ``str`` where seconds are expected) is Python's ``TypeError``, not part of the
@@ -58,6 +59,7 @@ __all__ = [
     "FerroqError",
     "HandlerNotFoundError",
     "InvalidArgumentError",
+    "LeaseExpired",
     "MalformedMessageError",
     "RevokeTask",
     "ServerClosedError",
@@ -80,6 +82,17 @@ class TaskCancelled(FerroqError):
 
     def __init__(self) -> None:
         super().__init__("context canceled")
+
+
+class LeaseExpired(FerroqError):
+    """A task's lease ran out: its server died (or lost Redis) and another recovered it.
+
+    ``is_failure``, ``retry_delay`` and ``error_handler`` see it when a server recovers such a
+    task; the task stored error is asynq's ``asynq: task lease expired``.
+    """
+
+    def __init__(self, message: str = "asynq: task lease expired") -> None:
+        super().__init__(message)
 
 
 class BatchEnqueueError(FerroqError):

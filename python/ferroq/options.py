@@ -78,6 +78,8 @@ class ServerSettings(TypedDict, total=False):
     syncer_interval: Duration | None
     shutdown_timeout: Duration | None
     cancel_grace: Duration | None
+    lease_duration: Duration | None
+    lease_grace: Duration | None
 
 
 def layered(base: TaskOptions | None, over: Mapping[str, object]) -> TaskOptions | None:

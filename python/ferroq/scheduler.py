@@ -30,6 +30,7 @@ from ferroq._native import (
     DEFAULT_QUEUE,
     Fired,
     NativeClient,
+    ServerConfig,
     TaskOptions,
     encode_scheduler_entry,
 )
@@ -59,6 +60,9 @@ PostEnqueue = Callable[[TaskInfo | None, BaseException | None], None]
 
 # How often the set of queues that live servers serve is re-read.
 _SERVED_REFRESH = 30.0
+# How long a queue must stay unserved before the warning: a server's heartbeat TTL (twice its
+# interval), so servers whose heartbeats expired during a Redis outage can publish them again.
+_SERVED_GRACE = 2 * ServerConfig().heartbeat_interval
 # The longest the loop sleeps, so new entries and shutdowns are noticed.
 _TICK = 1.0
 #: The options a periodic entry may set (a firing has no fixed process-at or task ID).
@@ -150,6 +154,8 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
         self._served: set[str] = set()
         self._served_at = 0.0
+        # Queue → when it was first seen unserved (monotonic seconds).
+        self._unserved_since: dict[str, float] = {}
         self._warned: set[str] = set()
 
     # ---- entries -------------------------------------------------------------------------
@@ -347,17 +353,25 @@ class Scheduler:
                 self._fire(e, prev)
 
     def _check_served(self, queue: str) -> None:
-        """Warns (once per queue, until it is served) when no live server serves ``queue``."""
+        """Warns (once per queue, until served) when no live server served ``queue`` lately.
+
+        A queue must stay unserved for ``_SERVED_GRACE`` seconds before the warning.
+        """
         now = time.monotonic()
         if now - self._served_at > _SERVED_REFRESH or queue not in self._served:
             try:
                 self._served = set(self._native.served_queues())
                 self._served_at = now
             except FerroqError:
+                # What was seen before an outage says nothing about the servers after it.
+                self._unserved_since.clear()
                 return
         if queue in self._served:
             self._warned.discard(queue)
-        elif queue not in self._warned:
+            self._unserved_since.pop(queue, None)
+            return
+        since = self._unserved_since.setdefault(queue, now)
+        if now - since >= _SERVED_GRACE and queue not in self._warned:
             self._warned.add(queue)
             log.warning(
                 "no live server serves queue %r: periodic tasks enqueued there wait until one "

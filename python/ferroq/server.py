@@ -19,7 +19,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from ferroq import _options
-from ferroq._dispatch import Dispatcher, ErrorHandler, IsFailure, RetryDelay
+from ferroq._dispatch import Dispatcher, ErrorHandler, FailurePolicy, IsFailure, RetryDelay
 from ferroq._native import NativeServer, ServerConfig
 from ferroq._signals import run_until_signalled
 from ferroq.errors import DeadlineExceeded, ServerClosedError, TaskCancelled
@@ -65,10 +65,17 @@ class Server:
             {janitor_interval} s).
         janitor_batch_size: Completed tasks deleted per call (default {janitor_batch_size}).
         namespace: Key prefix (default ``{namespace}``, asynq's).
-        heartbeat_interval: Heartbeat and lease renewal period, at most a third of the 30 s
-            lease (default {heartbeat_interval} s).
-        recoverer_interval: How often expired leases of dead servers are recovered (default
-            {recoverer_interval} s).
+        heartbeat_interval: Heartbeat and lease renewal period, at most a third of
+            ``lease_duration`` (default {heartbeat_interval} s).
+        lease_duration: How long a dequeued task is leased, whole seconds; every heartbeat
+            renews the leases of running tasks (default {lease_duration} s, asynq's).
+        lease_grace: How long after a lease ended its task is recovered: the allowance for
+            clock skew between servers (default {lease_grace} s, asynq's). A killed worker's
+            task runs again about ``lease_duration + lease_grace + recoverer_interval`` later.
+        recoverer_interval: How often tasks of dead servers (expired leases, and active tasks
+            no lease covers) are recovered (default {recoverer_interval} s). A recovered task
+            goes through this server's ``is_failure`` and ``retry_delay`` (it fails with
+            ``LeaseExpired``).
         syncer_interval: How often outcome writes that failed are retried (default
             {syncer_interval} s).
         cancel_grace: How long a cancelled handler may take to stop before its task is failed
@@ -105,7 +112,9 @@ class Server:
             namespace=namespace,
             tls_ca=_options.read_ca(tls_ca_file),
         )
-        self._hooks = (retry_delay, is_failure, error_handler)
+        self._policy = FailurePolicy(retry_delay, is_failure, error_handler)
+        # Set before start: the recoverer's first pass runs as the core starts.
+        self._native.set_failure_policy(self._policy.recovered)
         self._dispatcher: Dispatcher | None = None
         self._closed = threading.Event()
 
@@ -144,16 +153,13 @@ class Server:
         if not callable(handler):
             raise TypeError("handler must be callable (a ServeMux or a function taking a Task)")
         self._native.start()
-        retry_delay, is_failure, error_handler = self._hooks
         self._dispatcher = Dispatcher(
             self._native,
             handler,
             # Twice the slots: a sync handler that overran its deadline keeps its thread until
             # it returns, and must not keep the next task from starting.
             pool_size=2 * self.concurrency,
-            retry_delay=retry_delay,
-            is_failure=is_failure,
-            error_handler=error_handler,
+            policy=self._policy,
         )
         self._dispatcher.start()
 
@@ -180,17 +186,24 @@ class Server:
         if d is not None:
             d.close()
 
-    def run(self, handler: ServeMux | Handler) -> None:
+    def run(self, handler: ServeMux | Handler, *, wait_for_redis: bool = True) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down (SIGTSTP stops fetching).
 
         Signal handlers are installed only when called from the main thread, and before the
         server starts, so a signal during start-up is not the default "terminate now".
+
+        Args:
+            handler: A ``ServeMux`` or any sync/async handler taking a ``Task``.
+            wait_for_redis: While Redis is unreachable at start, retry with backoff (logging a
+                line every 10 s) until it answers or a signal arrives, instead of raising
+                ``BrokerConnectionError``. Once started, the server rides out outages anyway.
         """
         run_until_signalled(
             lambda: self.start(handler),
             self.shutdown,
             on_tstp=self.stop,
             finished=self._closed.is_set,
+            wait_for_redis=wait_for_redis,
         )
 
     def __enter__(self) -> Server:
@@ -211,6 +224,7 @@ def _document_defaults() -> None:
             "concurrency", "queues", "shutdown_timeout", "task_check_interval",
             "delayed_task_check_interval", "janitor_interval", "janitor_batch_size",
             "heartbeat_interval", "recoverer_interval", "syncer_interval", "cancel_grace",
+            "lease_duration", "lease_grace",
         )
     }  # fmt: skip
     values = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in values.items()}

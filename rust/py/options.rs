@@ -35,7 +35,7 @@ impl PyTaskOptions {
     ))]
     fn new(
         queue: Option<String>,
-        max_retry: Option<StrictInt<i32>>,
+        max_retry: Option<StrictInt<i64>>,
         timeout: Option<Seconds>,
         deadline: Option<Instant>,
         unique: Option<Seconds>,
@@ -48,7 +48,7 @@ impl PyTaskOptions {
     ) -> PyResult<Self> {
         let inner = Options {
             queue,
-            max_retry: max_retry.map(|m| m.0),
+            max_retry: max_retry.map(|m| crate::options::check_max_retry(m.0)).transpose()?,
             timeout: secs("timeout", timeout)?,
             deadline: deadline.map(|d| d.0),
             unique: secs("unique", unique)?,

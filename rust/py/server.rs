@@ -15,7 +15,7 @@ use crate::rdb::keys::DEFAULT_NAMESPACE;
 use crate::rdb::{ConnConfig, Keys};
 use crate::server::config::concurrency_or_default;
 use crate::server::policy::will_retry;
-use crate::server::{CancelReason, Failure, Handle, Lease, Outcome, ServerConfig, ServerCore};
+use crate::server::{CancelReason, Failure, FailurePolicy, Handle, Lease, Outcome, ServerConfig, ServerCore};
 
 /// A server's settings, checked when built; every option left out takes its default, and
 /// `ServerConfig()` holds them all.
@@ -58,7 +58,7 @@ impl PyServerConfig {
         *, concurrency = None, queues = None, strict_priority = None, task_check_interval = None,
         delayed_task_check_interval = None, janitor_interval = None, janitor_batch_size = None,
         heartbeat_interval = None, recoverer_interval = None, syncer_interval = None,
-        shutdown_timeout = None, cancel_grace = None,
+        shutdown_timeout = None, cancel_grace = None, lease_duration = None, lease_grace = None,
     ))]
     fn new(
         concurrency: Option<StrictInt<i64>>,
@@ -73,6 +73,8 @@ impl PyServerConfig {
         syncer_interval: Option<Seconds>,
         shutdown_timeout: Option<Seconds>,
         cancel_grace: Option<Seconds>,
+        lease_duration: Option<Seconds>,
+        lease_grace: Option<Seconds>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let batch = match janitor_batch_size {
@@ -103,6 +105,8 @@ impl PyServerConfig {
             syncer_interval: secs_or(syncer_interval, "syncer_interval", d.syncer_interval)?,
             shutdown_timeout: secs_or(shutdown_timeout, "shutdown_timeout", d.shutdown_timeout)?,
             cancel_grace: secs_or(cancel_grace, "cancel_grace", d.cancel_grace)?,
+            lease_duration: secs_or(lease_duration, "lease_duration", d.lease_duration)?,
+            lease_grace: secs_or(lease_grace, "lease_grace", d.lease_grace)?,
         }
         .validated()?;
         Ok(Self { inner })
@@ -184,6 +188,18 @@ impl PyServerConfig {
         self.inner.cancel_grace.as_secs_f64()
     }
 
+    /// Seconds a dequeued task is leased (whole seconds; renewed by every heartbeat).
+    #[getter]
+    fn lease_duration(&self) -> f64 {
+        self.inner.lease_duration.as_secs_f64()
+    }
+
+    /// Seconds after a lease ended before its task is recovered (allowance for clock skew).
+    #[getter]
+    fn lease_grace(&self) -> f64 {
+        self.inner.lease_grace.as_secs_f64()
+    }
+
     fn __repr__(&self) -> String {
         format!("ServerConfig({:?})", self.inner)
     }
@@ -195,17 +211,15 @@ impl PyServerConfig {
 pub struct PyLease {
     token: u64,
     deadline: f64,
-    retried: i32,
-    max_retry: i32,
+    expired: bool,
     info: Py<PyTaskInfo>,
 }
 
 impl PyLease {
     fn new(py: Python<'_>, lease: Lease) -> PyResult<Self> {
-        let Lease { token, msg, deadline } = lease;
-        let (retried, max_retry) = (msg.retried, msg.retry);
+        let Lease { token, msg, deadline, expired } = lease;
         let info = Py::new(py, PyTaskInfo { inner: TaskInfo::written(msg, TaskState::Active, 0) })?;
-        Ok(Self { token, deadline: crate::clock::unix_f64(deadline), retried, max_retry, info })
+        Ok(Self { token, deadline: crate::clock::unix_f64(deadline), expired, info })
     }
 }
 
@@ -223,18 +237,27 @@ impl PyLease {
         self.deadline
     }
 
+    /// The deadline had passed when the task was leased: its handler must not start, and the
+    /// run fails with `DeadlineExceeded` (asynq never starts such a handler).
+    #[getter]
+    fn expired(&self) -> bool {
+        self.expired
+    }
+
     /// The task: id, queue, type, payload, headers, retries...
     #[getter]
     fn info(&self, py: Python<'_>) -> Py<PyTaskInfo> {
         self.info.clone_ref(py)
     }
+}
 
-    /// Whether a failure of this run is retried (rather than archived): the failure policy's
-    /// answer, so a hook such as `retry_delay` runs only when a retry will happen.
-    #[pyo3(signature = (skip_retry = false, is_failure = true))]
-    fn will_retry(&self, skip_retry: bool, is_failure: bool) -> bool {
-        will_retry(self.retried, self.max_retry, skip_retry, is_failure)
-    }
+/// Whether a failed run of a task that was retried `retried` times of `max_retry` is retried
+/// (rather than archived): the core's failure policy, asked before a hook such as
+/// `retry_delay` runs, so it runs only when a retry will happen.
+#[pyfunction]
+#[pyo3(name = "will_retry", signature = (retried, max_retry, skip_retry = false, is_failure = true))]
+pub fn py_will_retry(retried: i32, max_retry: i32, skip_retry: bool, is_failure: bool) -> bool {
+    will_retry(retried, max_retry, skip_retry, is_failure)
 }
 
 /// How a handler run ended.
@@ -312,6 +335,31 @@ impl From<CancelReason> for PyCancelReason {
     }
 }
 
+/// A Python callable as the core's [`FailurePolicy`]; called from a core thread (the recoverer),
+/// which holds no lock while it waits for the GIL.
+struct PyFailurePolicy(Py<PyAny>);
+
+impl FailurePolicy for PyFailurePolicy {
+    fn failure(&self, msg: &crate::message::TaskMessage, error: &str) -> Option<Failure> {
+        Python::attach(|py| {
+            let info = PyTaskInfo { inner: TaskInfo::written(msg.clone(), TaskState::Active, 0) };
+            let got = self.0.call1(py, (info, error)).and_then(|o| {
+                let o = o.bind(py).cast::<PyOutcome>().map_err(PyErr::from)?.get().inner.clone();
+                match o {
+                    Outcome::Failed(f) => Ok(Some(f)),
+                    other => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "the failure policy must return Outcome.failure(...), got {other:?}"
+                    ))),
+                }
+            });
+            got.unwrap_or_else(|e| {
+                log::error!("the failure policy failed for task {}: {e}; using asynq's defaults", msg.id);
+                None
+            })
+        })
+    }
+}
+
 /// The Python object a handle holds.
 fn object(py: Python<'_>, h: &Handle) -> Option<Py<PyAny>> {
     h.downcast_ref::<Py<PyAny>>().map(|o| o.clone_ref(py))
@@ -362,6 +410,14 @@ impl NativeServer {
     #[getter]
     fn queues(&self) -> Vec<(String, u32)> {
         self.core.queues()
+    }
+
+    /// Sets the policy for tasks that fail outside any handler (the recoverer's "lease
+    /// expired"): `policy(info, error)` returns the `Outcome.failure(...)` to apply, so the
+    /// application's `is_failure` and `retry_delay` count for them too. Anything else it
+    /// returns, or raises, means asynq's defaults (logged).
+    fn set_failure_policy(&self, policy: Py<PyAny>) {
+        self.core.set_failure_policy(Arc::new(PyFailurePolicy(policy)));
     }
 
     /// Connects and starts every component.

@@ -27,11 +27,9 @@ pub use conn::{Conn, ConnConfig};
 pub use enqueue::{EnqueueRequest, Placement};
 pub use keys::Keys;
 pub use pool::RdbPool;
-pub use process::{Dequeued, Finish, Forwarded};
+pub use process::{DequeueReply, Dequeued, Finish, Forwarded, Renewal, Scan};
 pub use scheduler::Fired;
 
-/// How long a dequeued task is leased before another server may recover it.
-pub const LEASE_DURATION: Duration = Duration::from_secs(30);
 /// Daily stats keys expire this long after their first write.
 pub const STATS_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Archive size cap (asynq keeps at most cap-1 entries).

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use redis::Value;
 
 use super::pipeline::{call, plan_calls, spread_replies, Call};
+use super::{bytes_of, ARCHIVE_MAX_AGE, ARCHIVE_MAX_SIZE, FINISH_BATCH, FORWARD_BATCH, STATS_TTL};
 use super::{outcome_code, pairs, scripts, Rdb};
-use super::{ARCHIVE_MAX_AGE, ARCHIVE_MAX_SIZE, FINISH_BATCH, FORWARD_BATCH, LEASE_DURATION, STATS_TTL};
 use crate::clock::{unix_nanos, unix_secs, utc_date};
 use crate::error::{Error, Result};
 use crate::message::{encode_task, TaskMessage};
@@ -22,6 +22,36 @@ pub struct Dequeued {
     pub id: String,
     /// The raw `msg` field.
     pub msg: Option<Vec<u8>>,
+}
+
+/// What one dequeue call returned: the tasks leased (and ghost ids dropped, with no message), and
+/// the queues it skipped because one of their keys has the wrong type.
+#[derive(Debug, Default, Clone)]
+pub struct DequeueReply {
+    /// Leased tasks; an item without `msg` is a ghost id the script already dropped.
+    pub tasks: Vec<Dequeued>,
+    /// Broken queues: name and the error Redis gave.
+    pub broken: Vec<(String, String)>,
+}
+
+/// What one lease renewal found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// Tasks no longer active here (another server or a tool moved them): stop working on them.
+    pub lost: Vec<String>,
+    /// Tasks whose lease entry alone had vanished: still active and nobody else's, leased again.
+    pub retaken: Vec<String>,
+}
+
+/// What one recoverer scan of a queue found.
+#[derive(Debug, Default, Clone)]
+pub struct Scan {
+    /// Active ids that no lease covered, given a lease that ends now.
+    pub adopted: usize,
+    /// Expired entries dropped: ghosts (nothing to run) and strays (the task is elsewhere).
+    pub dropped: usize,
+    /// Tasks whose lease ended at or before the cutoff: to recover.
+    pub expired: Vec<Dequeued>,
 }
 
 /// How a leased task ends, as written to Redis.
@@ -68,13 +98,12 @@ fn due_secs(score: &str) -> Option<i64> {
 }
 
 impl Rdb {
-    /// Leases up to `max` tasks from the first queue in `order` that has any (paused queues are
-    /// skipped by the script).
-    pub fn dequeue(&mut self, order: &[&str], max: usize, now: SystemTime) -> Result<Vec<Dequeued>> {
+    /// Leases up to `max` tasks, until Unix second `lease_until`, from the first queue in `order`
+    /// that has any; paused and broken queues are skipped by the script.
+    pub fn dequeue(&mut self, order: &[&str], max: usize, lease_until: i64) -> Result<DequeueReply> {
         if order.is_empty() {
-            return Ok(Vec::new());
+            return Ok(DequeueReply::default());
         }
-        let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
         let mut inv = scripts::DEQUEUE.prepare_invoke();
         for q in order {
             inv.key(self.keys.pending(q))
@@ -82,26 +111,14 @@ impl Rdb {
                 .key(self.keys.active(q))
                 .key(self.keys.lease(q));
         }
-        inv.arg(expiry).arg(max.max(1));
+        inv.arg(lease_until).arg(max.max(1));
         for q in order {
             inv.arg(self.keys.task_prefix(q));
         }
         // Never retried: if the reply was lost after the script ran, a retry would lease a second
         // batch while the first waits in `active` for the recoverer.
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
-        let mut items = match reply {
-            Value::Array(items) if !items.is_empty() => items,
-            _ => return Ok(Vec::new()),
-        };
-        let served = match items.remove(0) {
-            Value::Int(i) => usize::try_from(i - 1).ok().and_then(|i| order.get(i)),
-            _ => None,
-        }
-        .ok_or_else(|| Error::protocol("dequeue named no queue"))?;
-        Ok(pairs(Value::Array(items))?
-            .into_iter()
-            .map(|(id, msg)| Dequeued { queue: (*served).to_string(), id, msg })
-            .collect())
+        parse_dequeue(reply, order)
     }
 
     /// The script call that ends a leased task. `msg` is the message as dequeued.
@@ -275,24 +292,15 @@ impl Rdb {
         outcome_code(reply, "archive")
     }
 
-    /// Drops an active id whose task hash is gone (nothing left to run or archive).
-    pub fn drop_orphan(&mut self, q: &str, id: &str) -> Result<()> {
-        let (active, lease) = (self.keys.active(q), self.keys.lease(q));
-        self.run(|c| {
-            redis::pipe().lrem(&active, 0, id).zrem(&lease, id).query::<()>(c)?;
-            Ok(())
-        })
-    }
-
-    /// Renews the leases of `ids` in queue `q`; returns the ids whose lease was gone.
-    pub fn extend_lease(&mut self, q: &str, ids: &[&str], now: SystemTime) -> Result<Vec<String>> {
+    /// Renews, until Unix second `lease_until`, the leases of `ids` in queue `q`.
+    pub fn extend_lease(&mut self, q: &str, ids: &[&str], lease_until: i64) -> Result<Renewal> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Renewal::default());
         }
-        let expiry = unix_secs(now) + LEASE_DURATION.as_secs() as i64;
         let mut inv = scripts::EXTEND_LEASE.prepare_invoke();
-        inv.key(self.keys.lease(q)).arg(expiry).arg(ids);
-        self.run(|c| Ok(inv.invoke::<Vec<String>>(c)?))
+        inv.key(self.keys.lease(q)).key(self.keys.active(q)).arg(lease_until).arg(ids);
+        let (lost, retaken): (Vec<String>, Vec<String>) = self.run(|c| Ok(inv.invoke(c)?))?;
+        Ok(Renewal { lost, retaken })
     }
 
     /// Stores a handler's result in the task hash.
@@ -328,12 +336,32 @@ impl Rdb {
         Ok(out)
     }
 
-    /// Active tasks of `q` whose lease ended at or before `cutoff`.
-    pub fn list_lease_expired(&mut self, q: &str, cutoff: SystemTime) -> Result<Vec<Dequeued>> {
+    /// Active tasks of `q` whose lease ended at or before `cutoff`, after giving a lease that
+    /// ends `now` to every active id that had none and dropping expired entries that cannot run.
+    pub fn list_lease_expired(&mut self, q: &str, cutoff: SystemTime, now: SystemTime) -> Result<Scan> {
         let mut inv = scripts::LIST_LEASE_EXPIRED.prepare_invoke();
-        inv.key(self.keys.lease(q)).arg(unix_secs(cutoff)).arg(self.keys.task_prefix(q));
+        inv.key(self.keys.lease(q))
+            .key(self.keys.active(q))
+            .arg(unix_secs(cutoff))
+            .arg(self.keys.task_prefix(q))
+            .arg(unix_secs(now));
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
-        Ok(pairs(reply)?.into_iter().map(|(id, msg)| Dequeued { queue: q.to_string(), id, msg }).collect())
+        let Value::Array(mut items) = reply else {
+            return Err(Error::protocol("list_lease_expired: expected an array"));
+        };
+        if items.len() < 2 {
+            return Err(Error::protocol("list_lease_expired: expected two counts"));
+        }
+        let rest = items.split_off(2);
+        let count = |v: &Value| match v {
+            Value::Int(n) => usize::try_from(*n).unwrap_or(0),
+            _ => 0,
+        };
+        let expired = pairs(Value::Array(rest))?
+            .into_iter()
+            .map(|(id, msg)| Dequeued { queue: q.to_string(), id, msg })
+            .collect();
+        Ok(Scan { adopted: count(&items[0]), dropped: count(&items[1]), expired })
     }
 
     /// Deletes up to `batch` completed tasks of `q` whose retention ended; returns how many.
@@ -383,9 +411,76 @@ impl Rdb {
     }
 }
 
+/// Reads dequeue.lua's reply: `{served, broken, id1, msg1, ...}`.
+fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
+    let Value::Array(mut items) = reply else {
+        return Err(Error::protocol("dequeue: expected an array"));
+    };
+    if items.len() < 2 {
+        return Err(Error::protocol("dequeue: expected a queue index and a broken list"));
+    }
+    let rest = items.split_off(2);
+    let queue_at = |v: &Value| match v {
+        Value::Int(i) => usize::try_from(*i - 1).ok().and_then(|i| order.get(i)).copied(),
+        _ => None,
+    };
+    let mut broken = Vec::new();
+    if let Value::Array(b) = &items[1] {
+        for pair in b.chunks(2) {
+            if let [q, why] = pair {
+                let q = queue_at(q).ok_or_else(|| Error::protocol("dequeue named no queue"))?;
+                let why = bytes_of(why.clone()).map(|b| String::from_utf8_lossy(&b).into_owned());
+                broken.push((q.to_string(), why.unwrap_or_default()));
+            }
+        }
+    }
+    let tasks = match &items[0] {
+        Value::Int(0) => Vec::new(),
+        v => {
+            let served = queue_at(v).ok_or_else(|| Error::protocol("dequeue named no queue"))?;
+            pairs(Value::Array(rest))?
+                .into_iter()
+                .map(|(id, msg)| Dequeued { queue: served.to_string(), id, msg })
+                .collect()
+        }
+    };
+    Ok(DequeueReply { tasks, broken })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::due_secs;
+    use super::{due_secs, parse_dequeue};
+    use redis::Value;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn dequeue_replies_name_the_served_and_the_broken_queues() {
+        let order = ["a", "b", "c"];
+        let reply = Value::Array(vec![
+            Value::Int(3),
+            Value::Array(vec![Value::Int(1), bulk("pending: WRONGTYPE"), Value::Int(2), bulk("lease: x")]),
+            bulk("id1"),
+            bulk("m1"),
+            bulk("ghost"),
+            Value::Nil,
+        ]);
+        let got = parse_dequeue(reply, &order).expect("a reply");
+        assert_eq!(
+            got.broken,
+            vec![("a".into(), "pending: WRONGTYPE".into()), ("b".into(), "lease: x".into())]
+        );
+        let tasks: Vec<_> =
+            got.tasks.iter().map(|t| (t.queue.as_str(), t.id.as_str(), t.msg.is_some())).collect();
+        assert_eq!(tasks, [("c", "id1", true), ("c", "ghost", false)]);
+        let empty =
+            parse_dequeue(Value::Array(vec![Value::Int(0), Value::Array(vec![])]), &order).expect("empty");
+        assert!(empty.tasks.is_empty() && empty.broken.is_empty());
+        assert!(parse_dequeue(Value::Array(vec![Value::Int(9), Value::Array(vec![])]), &order).is_err());
+        assert!(parse_dequeue(Value::Nil, &order).is_err());
+    }
 
     #[test]
     fn due_secs_rounds_up_and_rejects_junk() {

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::options::{non_blank, DEFAULT_QUEUE};
-use crate::rdb::LEASE_DURATION;
+use crate::options::{check_name, DEFAULT_QUEUE};
 
 /// Server settings, with asynq's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +26,13 @@ pub struct ServerConfig {
     pub janitor_batch_size: usize,
     /// Heartbeat period (server state and lease renewal); at most a third of the lease.
     pub heartbeat_interval: Duration,
-    /// Recoverer period (expired leases).
+    /// How long a dequeued task is leased; the heartbeat renews the lease of every task in
+    /// flight, so only a server that stopped renewing (it died, or lost Redis) loses one.
+    pub lease_duration: Duration,
+    /// How long after a lease ended its task is recovered (asynq's allowance for clock skew
+    /// between servers).
+    pub lease_grace: Duration,
+    /// Recoverer period (expired leases, and active tasks that no lease covers).
     pub recoverer_interval: Duration,
     /// Syncer period (retrying failed outcome writes).
     pub syncer_interval: Duration,
@@ -67,6 +72,8 @@ impl Default for ServerConfig {
             janitor_interval: Duration::from_secs(8),
             janitor_batch_size: 100,
             heartbeat_interval: Duration::from_secs(5),
+            lease_duration: Duration::from_secs(30),
+            lease_grace: Duration::from_secs(30),
             recoverer_interval: Duration::from_secs(60),
             syncer_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(8),
@@ -96,7 +103,7 @@ impl ServerConfig {
             return Err(Error::invalid("queues must name at least one queue"));
         }
         for (name, priority) in &self.queues {
-            non_blank("queue", name)?;
+            check_name("queue", name)?;
             if *priority < 1 {
                 return Err(Error::InvalidArgument(format!(
                     "queue {name:?} has priority {priority}: priorities must be at least 1 \
@@ -122,6 +129,8 @@ impl ServerConfig {
             ("janitor_interval", self.janitor_interval, true),
             ("heartbeat_interval", self.heartbeat_interval, true),
             ("recoverer_interval", self.recoverer_interval, true),
+            ("lease_duration", self.lease_duration, true),
+            ("lease_grace", self.lease_grace, false),
             ("syncer_interval", self.syncer_interval, true),
             ("shutdown_timeout", self.shutdown_timeout, false),
             ("cancel_grace", self.cancel_grace, false),
@@ -133,11 +142,18 @@ impl ServerConfig {
                 return Err(Error::InvalidArgument(format!("{name} must be at most 100 years")));
             }
         }
-        if self.heartbeat_interval > LEASE_DURATION / 3 {
-            // Leases last 30 s; renewals must come well inside them.
+        // Lease expiries are whole Unix seconds in Redis (asynq's layout).
+        if self.lease_duration < Duration::from_secs(1) || self.lease_duration.subsec_nanos() != 0 {
             return Err(Error::InvalidArgument(format!(
-                "heartbeat_interval must be at most {} seconds (a third of the lease)",
-                (LEASE_DURATION / 3).as_secs()
+                "lease_duration must be a whole number of seconds, at least 1 (got {:?})",
+                self.lease_duration
+            )));
+        }
+        if self.heartbeat_interval > self.lease_duration / 3 {
+            // Renewals must come well inside a lease, or a live server loses its tasks.
+            return Err(Error::InvalidArgument(format!(
+                "heartbeat_interval ({:?}) must be at most a third of lease_duration ({:?})",
+                self.heartbeat_interval, self.lease_duration
             )));
         }
         Ok(())
@@ -154,6 +170,14 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.queues, vec![("default".to_string(), 1)]);
         assert_eq!(c.task_check_interval, Duration::from_secs(1));
+        assert_eq!((c.lease_duration, c.lease_grace), (Duration::from_secs(30), Duration::from_secs(30)));
+        let fast = ServerConfig {
+            lease_duration: Duration::from_secs(5),
+            lease_grace: Duration::ZERO,
+            heartbeat_interval: Duration::from_secs(1),
+            ..c.clone()
+        };
+        assert!(fast.validate().is_ok());
         assert_eq!(c.concurrency, cpu_count());
         let big = vec![("a".to_string(), 6_000), ("b".to_string(), 3_000), ("c".to_string(), 1_000)];
         assert!(ServerConfig { queues: big, ..ServerConfig::default() }.validate().is_ok(), "6:3:1");
@@ -171,6 +195,7 @@ mod tests {
             ServerConfig { queues: vec![("a".into(), 0)], ..d() },
             ServerConfig { queues: vec![("a".into(), 2), ("b".into(), -1)], ..d() },
             ServerConfig { queues: vec![(" ".into(), 1)], ..d() },
+            ServerConfig { queues: vec![("q\u{0}".into(), 1)], ..d() },
             ServerConfig { janitor_batch_size: 0, ..d() },
             ServerConfig { syncer_interval: Duration::ZERO, ..d() },
             ServerConfig { heartbeat_interval: Duration::from_secs(11), ..d() },
@@ -178,6 +203,14 @@ mod tests {
             ServerConfig { queues: vec![("a".into(), i32::MAX), ("b".into(), 1)], ..d() },
             ServerConfig { cancel_grace: Duration::from_secs(u64::MAX), ..d() },
             ServerConfig { shutdown_timeout: MAX_SETTING * 2, ..d() },
+            ServerConfig { lease_duration: Duration::ZERO, ..d() },
+            ServerConfig { lease_duration: Duration::from_millis(2_500), ..d() },
+            ServerConfig {
+                lease_duration: Duration::from_secs(6),
+                heartbeat_interval: Duration::from_secs(3),
+                ..d()
+            },
+            ServerConfig { lease_grace: MAX_SETTING * 2, ..d() },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");

@@ -40,7 +40,7 @@ impl Finisher {
             // Unknown token: a late outcome for a task already requeued or finished.
             let Some(f) = f else { continue };
             freed += 1;
-            if now > f.lease_expiry {
+            if !f.still_ours(now, self.sh.cfg.lease_grace) {
                 // Our lease ended; the task may be running elsewhere. The recoverer owns it.
                 expired.push(f.msg.id);
                 continue;
@@ -86,7 +86,8 @@ impl Finisher {
     /// task is the recoverer's).
     fn to_syncer(&self, msg: TaskMessage, finish: Finish, lease_expiry: SystemTime, e: &Error) {
         log::warn!("could not write the outcome of task {}: {e}; retrying in the background", msg.id);
-        let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline: lease_expiry });
+        let deadline = lease_expiry.checked_add(self.sh.cfg.lease_grace / 2).unwrap_or(lease_expiry);
+        let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline });
     }
 }
 

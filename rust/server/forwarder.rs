@@ -54,7 +54,7 @@ impl Forwarder {
                         self.sh.note_due(due);
                     }
                 }
-                Err(e) => self.errors.error("forwarding scheduled tasks failed", &e),
+                Err(e) => self.errors.error(&format!("forwarding scheduled tasks of queue {q} failed"), &e),
             }
         }
         if moved {

@@ -11,7 +11,7 @@ use prost::Message;
 use super::inflight::CancelReason;
 use super::{Component, RateLimitedLog, Shared};
 use crate::message::{timestamp, ServerInfo, WorkerInfo};
-use crate::rdb::{Rdb, LEASE_DURATION};
+use crate::rdb::Rdb;
 
 pub(crate) struct Heartbeat {
     sh: Arc<Shared>,
@@ -39,7 +39,9 @@ impl Heartbeat {
         let mut by_queue: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
         for (token, f) in self.sh.inflight.lock().iter() {
             let entry = (token, f.msg.id.clone());
-            if f.lease_expiry < now {
+            // A lease that ended less than the grace ago is still renewed: no recoverer has
+            // taken the task yet (after a Redis outage, say), and Redis has the last word.
+            if !f.still_ours(now, self.sh.cfg.lease_grace) {
                 expired.push(entry);
             } else {
                 by_queue.entry(f.msg.queue.clone()).or_default().push(entry);
@@ -50,10 +52,11 @@ impl Heartbeat {
                 log::warn!("lease of task {id} expired; cancelling its handler");
             }
         }
+        let (lease_until, lease_expiry) = self.sh.lease_until(now);
         for (q, tasks) in by_queue {
             let ids: Vec<&str> = tasks.iter().map(|(_, id)| id.as_str()).collect();
-            let lost = match self.rdb.extend_lease(&q, &ids, now) {
-                Ok(lost) => lost,
+            let renewal = match self.rdb.extend_lease(&q, &ids, lease_until) {
+                Ok(r) => r,
                 Err(e) => {
                     self.errors.error("lease renewal failed", &e);
                     continue;
@@ -64,18 +67,23 @@ impl Heartbeat {
                 let mut table = self.sh.inflight.lock();
                 for (token, id) in &tasks {
                     let Some(f) = table.get_mut(*token) else { continue };
-                    if lost.contains(id) {
-                        f.lease_expiry = now;
+                    if renewal.lost.contains(id) {
+                        f.lost = true;
                         lost_tokens.push((*token, id));
                     } else {
-                        f.lease_expiry = now + LEASE_DURATION;
+                        f.lease_expiry = lease_expiry;
                     }
                 }
             }
             // Logged outside the lock: logging takes the GIL.
+            for id in &renewal.retaken {
+                log::warn!("task {id} of queue {q} had lost its lease entry while still running here; leased it again");
+            }
             for (token, id) in lost_tokens {
                 if self.sh.cancel(token, CancelReason::LeaseLost) {
-                    log::warn!("task {id} lost its lease (recovered elsewhere); cancelling it");
+                    log::warn!(
+                        "task {id} is no longer active here (recovered or moved elsewhere); cancelling it"
+                    );
                 }
             }
         }

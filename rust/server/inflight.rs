@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::message::TaskMessage;
 
@@ -36,6 +36,9 @@ pub struct Lease {
     pub msg: TaskMessage,
     /// When its handler must stop.
     pub deadline: SystemTime,
+    /// The deadline had already passed when the task was leased: its handler must not start
+    /// (asynq checks before running a handler); the task fails with the deadline's error.
+    pub expired: bool,
 }
 
 /// One task in flight.
@@ -45,6 +48,8 @@ pub(crate) struct InFlight {
     pub started: SystemTime,
     /// Until when this server holds the lease, as last confirmed by Redis.
     pub lease_expiry: SystemTime,
+    /// Redis said the task is no longer active here: someone else has it.
+    pub lost: bool,
     handle: Option<Handle>,
     /// Why the handler is to stop: the first reason given, the only one it hears.
     reason: Option<CancelReason>,
@@ -60,11 +65,21 @@ impl InFlight {
             deadline,
             started: now,
             lease_expiry,
+            lost: false,
             handle: None,
             reason: None,
             told: false,
             grace_at: None,
         }
+    }
+
+    /// Whether the task is still this server's at `now`: Redis has not said it left, and no
+    /// recoverer can have taken it, which none does before `lease_grace` has passed after the
+    /// lease. For half of that (the other half stays an allowance for clock skew) a renewal or
+    /// an outcome may still be written — the scripts check that the lease entry is there — so a
+    /// short Redis outage does not abandon running work.
+    pub fn still_ours(&self, now: SystemTime, lease_grace: Duration) -> bool {
+        !self.lost && self.lease_expiry.checked_add(lease_grace / 2).is_none_or(|end| now <= end)
     }
 }
 
@@ -219,6 +234,26 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_task_stays_ours_until_redis_says_otherwise_or_half_the_grace_is_over() {
+        let t0 = crate::clock::from_unix_secs(1_000);
+        let grace = Duration::from_secs(30);
+        let mut f = InFlight::new(TaskMessage::default(), t0, t0, t0 + Duration::from_secs(30));
+        assert!(f.still_ours(t0, grace));
+        assert!(
+            f.still_ours(t0 + Duration::from_secs(45), grace),
+            "an outage shorter than the lease and half the grace"
+        );
+        assert!(!f.still_ours(t0 + Duration::from_secs(46), grace), "a recoverer may have it now");
+        assert!(
+            f.still_ours(t0 + Duration::from_secs(30), Duration::ZERO),
+            "without a grace: to the lease's end"
+        );
+        assert!(!f.still_ours(t0 + Duration::from_secs(31), Duration::ZERO));
+        f.lost = true;
+        assert!(!f.still_ours(t0, grace), "Redis said it left: someone else has it");
+    }
     use crate::clock::from_unix_secs;
 
     fn entry(deadline: i64) -> InFlight {

@@ -31,7 +31,7 @@ use crate::rdb::{ConnConfig, Keys, Rdb};
 pub use config::ServerConfig;
 use inflight::Table;
 pub use inflight::{CancelReason, Handle, Lease};
-pub use policy::{Failure, Outcome};
+pub use policy::{Failure, FailurePolicy, Outcome};
 use queues::QueueSelector;
 
 /// Who this server is, as its heartbeat publishes it.
@@ -156,6 +156,8 @@ pub(crate) struct Shared {
     /// One pending wake-up for the watchdog when an earlier alarm was set.
     alarm_tx: Sender<()>,
     alarm_rx: Receiver<()>,
+    /// The application's policy for failures outside handlers (set before start).
+    failure_policy: parking_lot::RwLock<Option<Arc<dyn FailurePolicy>>>,
     /// Dropped last: the syncer and the heartbeat outlive the outcome writer.
     late_stop_tx: Mutex<Option<Sender<()>>>,
     late_stop_rx: Receiver<()>,
@@ -168,6 +170,22 @@ impl Shared {
 
     pub fn rdb(&self) -> Rdb {
         Rdb::new(&self.conn, self.keys.clone())
+    }
+
+    /// The failure of `msg` with `error` outside a handler, as the application's policy counts
+    /// it (asynq's defaults without one); the stored error text stays `error`.
+    pub fn failure_outside_handler(&self, msg: &crate::message::TaskMessage, error: &str) -> Failure {
+        let policy = self.failure_policy.read().clone();
+        let f = policy.and_then(|p| p.failure(msg, error));
+        Failure { error: error.to_string(), ..f.unwrap_or_else(|| Failure::new(error)) }
+    }
+
+    /// When a lease taken or renewed at `now` ends: in Unix seconds, as Redis stores it, and as
+    /// the same instant (the in-flight table's view must not outlast Redis's).
+    pub fn lease_until(&self, now: SystemTime) -> (i64, SystemTime) {
+        let lease = i64::try_from(self.cfg.lease_duration.as_secs()).unwrap_or(i64::MAX);
+        let secs = crate::clock::unix_secs(now).saturating_add(lease);
+        (secs, crate::clock::from_unix_secs(secs))
     }
 
     /// Sleeps for `d`; returns false when the server is shutting down.
@@ -380,6 +398,7 @@ impl ServerCore {
             due_rx,
             alarm_tx,
             alarm_rx,
+            failure_policy: parking_lot::RwLock::new(None),
         };
         Ok(Self {
             shared: Arc::new(shared),
@@ -394,6 +413,12 @@ impl ServerCore {
     /// The server ID published in heartbeats.
     pub fn server_id(&self) -> &str {
         &self.shared.id.server_id
+    }
+
+    /// Sets the policy for failures outside handlers (recovered tasks): the application's
+    /// `is_failure` and `retry_delay`.
+    pub fn set_failure_policy(&self, policy: Arc<dyn FailurePolicy>) {
+        *self.shared.failure_policy.write() = Some(policy);
     }
 
     /// The settings this server runs with.

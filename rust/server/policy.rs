@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::clock::unix_secs;
+use crate::clock::unix_secs_ceil;
 use crate::message::TaskMessage;
 use crate::rdb::Finish;
 
@@ -39,6 +39,14 @@ impl Failure {
     }
 }
 
+/// The application's failure policy for a task that failed outside any handler (the recoverer's
+/// "lease expired"): the same hooks (`is_failure`, `retry_delay`) a handler's error goes
+/// through, so a recovered task waits the recovering server's retry delay.
+pub trait FailurePolicy: Send + Sync {
+    /// How `msg` failing with `error` counts; None for asynq's defaults.
+    fn failure(&self, msg: &TaskMessage, error: &str) -> Option<Failure>;
+}
+
 /// How a handler run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -66,7 +74,8 @@ pub fn decide(msg: &TaskMessage, f: Failure, now: SystemTime) -> Finish {
     }
     // Clamped: a user's retry_delay may return anything finite.
     let delay = f.delay.unwrap_or_else(|| default_retry_delay(msg.retried)).min(MAX_RETRY_DELAY);
-    let at = unix_secs(now.checked_add(delay).unwrap_or(now));
+    // Rounded up: a retry never runs before its delay is over.
+    let at = unix_secs_ceil(now.checked_add(delay).unwrap_or(now));
     Finish::Retry { retry_at: at, error: f.error, is_failure: f.is_failure }
 }
 
@@ -116,6 +125,10 @@ mod tests {
         assert_eq!(decide(&msg(0, 5), skip, now), Finish::Archive { error: "no".into() });
         let default = at(decide(&msg(0, 5), Failure::new("x"), now)).expect("a retry");
         assert!((1_015..1_045).contains(&default));
+        // A sub-second delay is rounded up to the next whole second, never down.
+        let short = Failure { delay: Some(Duration::from_millis(300)), ..Failure::new("x") };
+        let half_past = crate::clock::from_unix_nanos(1_000_500_000_000);
+        assert_eq!(at(decide(&msg(0, 2), short, half_past)), Some(1_001));
         let huge = Failure { delay: Some(Duration::MAX), ..Failure::new("x") };
         assert!(at(decide(&msg(0, 5), huge, now)).is_some_and(|t| t > 1_000));
     }

@@ -3,29 +3,64 @@
 //! checks each message, enters it in the in-flight table and hands it to Python through a
 //! channel. A slot is freed by the finisher once the task's outcome is written.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::inflight::{InFlight, Lease};
 use super::{Component, RateLimitedLog, Shared};
 use crate::error::Error;
 use crate::message::{decode_task, effective_deadline};
-use crate::rdb::{Dequeued, Rdb, LEASE_DURATION};
+use crate::rdb::{Dequeued, Rdb};
 
 /// Most tasks leased by one script call.
 const MAX_BATCH: usize = 100;
+/// A broken queue is first skipped this long, then twice as long each time it is still broken.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest a broken queue is skipped between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Queues skipped because a key of theirs has the wrong type: the others go on at full speed,
+/// and each broken queue is tried again after a backoff that doubles while it stays broken.
+#[derive(Default)]
+struct Quarantine {
+    /// Queue → (skipped until, the backoff that set it).
+    queues: HashMap<String, (Instant, Duration)>,
+}
+
+impl Quarantine {
+    fn is_skipped(&self, q: &str, now: Instant) -> bool {
+        self.queues.get(q).is_some_and(|(until, _)| now < *until)
+    }
+
+    /// Skips `q` for its next backoff; returns how long.
+    fn skip(&mut self, q: &str, now: Instant) -> Duration {
+        let backoff = match self.queues.get(q) {
+            Some((_, last)) => (*last * 2).min(MAX_BACKOFF),
+            None => FIRST_BACKOFF,
+        };
+        self.queues.insert(q.to_string(), (now + backoff, backoff));
+        backoff
+    }
+
+    /// `q` was served: it works again.
+    fn healed(&mut self, q: &str) -> bool {
+        self.queues.remove(q).is_some()
+    }
+}
 
 pub(crate) struct Processor {
     sh: Arc<Shared>,
     rdb: Rdb,
     errors: RateLimitedLog,
+    broken: Quarantine,
 }
 
 impl Processor {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self { sh, rdb, errors: RateLimitedLog::new(Duration::from_secs(3)) }
+        Self { sh, rdb, errors: RateLimitedLog::new(Duration::from_secs(3)), broken: Quarantine::default() }
     }
 
     /// asynq's idle sleep, interval/2 + rand[0, interval), cut short when a ferroq producer
@@ -36,45 +71,62 @@ impl Processor {
         self.sh.idle_wait(base / 2 + jitter)
     }
 
-    /// One round: lease what fits and deliver it. Returns how many tasks were delivered, or
-    /// None when every slot was busy (not a reason to sleep: a slot frees when a task ends).
+    /// One round: lease what fits and deliver it. Returns how many tasks came back (delivered or
+    /// dropped as unusable), or None when every slot was busy (not a reason to sleep: a slot
+    /// frees when a task ends).
     fn exec(&mut self) -> Result<Option<usize>, Error> {
         let n = self.sh.slots.acquire_up_to(MAX_BATCH, Duration::from_millis(100));
         if n == 0 {
             return Ok(None);
         }
         let now = self.sh.now();
-        let leased = {
-            let order = self.sh.selector.order();
-            self.rdb.dequeue(&order, n, now)
+        let (lease_until, lease_expiry) = self.sh.lease_until(now);
+        let reply = {
+            let clock = Instant::now();
+            let order: Vec<&str> =
+                self.sh.selector.order().into_iter().filter(|q| !self.broken.is_skipped(q, clock)).collect();
+            self.rdb.dequeue(&order, n, lease_until)
         };
-        let leased = match leased {
-            Ok(l) => l,
+        let reply = match reply {
+            Ok(r) => r,
             Err(e) => {
                 self.sh.slots.release(n);
                 return Err(e);
             }
         };
-        self.sh.slots.release(n - leased.len());
-        let mut delivered = 0;
-        for l in leased {
-            if self.admit(l, now) {
-                delivered += 1;
-            } else {
+        for (q, why) in &reply.broken {
+            let backoff = self.broken.skip(q, Instant::now());
+            log::error!(
+                "queue {q} is broken ({why}); skipping it for {}s while the other queues are served",
+                backoff.as_secs()
+            );
+        }
+        if let Some(first) = reply.tasks.first() {
+            if self.broken.healed(&first.queue) {
+                log::info!("queue {} works again", first.queue);
+            }
+        }
+        let got = reply.tasks.len();
+        self.sh.slots.release(n - got);
+        for l in reply.tasks {
+            if !self.admit(l, now, lease_expiry) {
                 self.sh.slots.release(1);
             }
         }
-        Ok(Some(delivered))
+        Ok(Some(got))
     }
 
     /// Registers a leased task and hands it to Python; false when it could not be run.
-    fn admit(&mut self, l: Dequeued, now: std::time::SystemTime) -> bool {
+    fn admit(
+        &mut self,
+        l: Dequeued,
+        now: std::time::SystemTime,
+        lease_expiry: std::time::SystemTime,
+    ) -> bool {
         let Dequeued { queue, id, msg } = l;
         let Some(raw) = msg else {
-            log::warn!("task {} in queue {} has no message; dropping the id", id, queue);
-            if let Err(e) = self.rdb.drop_orphan(&queue, &id) {
-                log::warn!("could not drop orphan id {}: {e}", id);
-            }
+            // The script already removed it (and any hash without a message): nothing to run.
+            log::warn!("dropped task id {id} of queue {queue}: it has no task message");
             return false;
         };
         let msg = match decode_task(&raw) {
@@ -92,12 +144,13 @@ impl Processor {
         };
         let token = self.sh.next_token();
         let deadline = effective_deadline(&msg, now);
-        let entry = InFlight::new(msg.clone(), deadline, now, now + LEASE_DURATION);
+        let expired = deadline <= now;
+        let entry = InFlight::new(msg.clone(), deadline, now, lease_expiry);
         if self.sh.inflight.lock().insert(token, entry) {
             self.sh.wake_watchdog();
         }
         // Fails only while the server is torn down; shutdown then requeues what is in flight.
-        let _ = self.sh.ready_tx.send(Lease { token, msg, deadline });
+        let _ = self.sh.ready_tx.send(Lease { token, msg, deadline, expired });
         true
     }
 

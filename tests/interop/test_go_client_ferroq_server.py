@@ -85,6 +85,26 @@ def test_go_scheduled_task_is_forwarded_by_ferroq(
     assert t.id == info["id"]
 
 
+def test_a_go_scheduled_task_never_runs_before_its_second(
+    go: GoAsynq, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """Go writes whole-second scores (``processAt.Unix()``); ferroq forwards a task only once its
+    second has come, so it never runs before the time Go announced."""
+    ran: dict[str, float] = {}
+    srv = make_server(delayed_task_check_interval=0.05)
+    srv.start(lambda t: ran.__setitem__(t.id or "", time.time()))
+    scores: dict[str, float] = {}
+    for _ in range(4):
+        info = go.enqueue("ok:later", b"x", process_in="1500ms")
+        score = r.zscore("asynq:{default}:scheduled", info["id"])
+        assert score is not None
+        scores[info["id"]] = score
+        time.sleep(0.27)  # spread over the second
+    wait_until(lambda: len(ran) == 4, timeout=15)
+    early = {i: scores[i] - ran[i] for i in ran if ran[i] < scores[i]}
+    assert not early, f"ran before Go's process-at by {early} s"
+
+
 def test_go_retention_task_is_kept_with_ferroqs_result(
     go: GoAsynq, make_server: MakeServer
 ) -> None:

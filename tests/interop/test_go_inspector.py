@@ -4,6 +4,7 @@ servers, workers, queues and tasks, and its operations act on ferroq's tasks."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import socket
 import threading
@@ -106,7 +107,11 @@ def test_go_reads_ferroq_tasks_in_every_state(
         pending.id, "pending", b"p".hex(), 25, 1800,
     )  # fmt: skip
     (s,) = go.inspect("list", "default", "scheduled")
-    assert (s["id"], s["next_process_at"], s["max_retry"]) == (scheduled.id, int(at.timestamp()), 7)
+    assert (s["id"], s["next_process_at"], s["max_retry"]) == (
+        scheduled.id,
+        math.ceil(at.timestamp()),
+        7,
+    )
     (rt,) = go.inspect("list", "default", "retry")
     assert (rt["id"], rt["retried"], rt["last_err"]) == (retry.id, 1, "ValueError: try later")
     assert rt["next_process_at"] == pytest.approx(time.time() + 3600, abs=10)

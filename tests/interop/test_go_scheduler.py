@@ -73,3 +73,15 @@ def test_go_and_ferroq_schedulers_feed_one_queue(
     finally:
         srv.shutdown()
         go_sched.stop()
+
+
+def test_go_reads_an_entrys_queue_outside_the_bmp(
+    go: GoAsynq, r: redis.Redis, scheduler: Scheduler
+) -> None:
+    """The options are written as Go's %q writes them: Go's Inspector parses the queue back
+    (a JSON-style surrogate pair, "\\ud83d\\ude80", it rejected and dropped the option)."""
+    queue = "s9-\u00fc\U0001f680"
+    scheduler.register("@every 1h", Task("tick"), queue=queue)
+    scheduler.start()
+    (e,) = wait_until(lambda: go.inspect("cron") or None)
+    assert f'Queue("{queue}")' in e["opts"]

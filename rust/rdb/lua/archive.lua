@@ -16,13 +16,16 @@
 -- ARGV[7] max int64
 -- ARGV[8] task hash prefix <ns>:{q}:t:
 -- ARGV[9] optional: why the message could not be decoded (stored as the hash field "error")
--- Returns 1, or 0 when the task is not active here (another server moved it). Needs Redis >= 6.2 (ZRANGE BYSCORE).
+-- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
+-- checked before anything is written: Redis does not roll back a script that stops half-way.
+-- Needs Redis >= 6.2 (ZRANGE BYSCORE).
+if not redis.call("ZSCORE", KEYS[3], ARGV[1]) then
+  return 0
+end
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
   return 0
 end
-if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
-  return 0
-end
+redis.call("ZREM", KEYS[3], ARGV[1])
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 local old = redis.call("ZRANGE", KEYS[4], "-inf", ARGV[4], "BYSCORE")
 for _, id in ipairs(old) do

@@ -7,27 +7,59 @@
 -- ARGV[1] lease expiry, Unix seconds
 -- ARGV[2] most tasks to take (>= 1)
 -- ARGV[2+i] task hash prefix <ns>:{q}:t: of the i-th queue
--- Returns {i, id1, msg1, id2, msg2, ...} for the queue served (msg is false when the hash has no
--- msg field; the caller drops such ids), or {} when every queue is paused or empty.
-for q = 1, table.getn(KEYS) / 4 do
+-- Returns {i, broken, id1, msg1, id2, msg2, ...}: i is the queue served (0: every queue was
+-- paused, empty or broken); broken is a flat array {j, error, ...} of the queues skipped because
+-- a key of theirs has the wrong type, so one broken queue never stops the others. msg is false
+-- for a ghost id (no task hash, or a hash without msg): it is dropped from pending, any
+-- msg-less hash deleted, and nothing leased; the caller logs it.
+local broken = {}
+for q = 1, #KEYS / 4 do
   local pending, paused, active, lease = KEYS[4 * q - 3], KEYS[4 * q - 2], KEYS[4 * q - 1], KEYS[4 * q]
   if redis.call("EXISTS", paused) == 0 then
-    local out = {q}
+    local out = {q, broken}
     for _ = 1, tonumber(ARGV[2]) do
-      local id = redis.call("RPOPLPUSH", pending, active)
+      local id = redis.pcall("RPOP", pending)
+      if type(id) == "table" then
+        broken[#broken + 1] = q
+        broken[#broken + 1] = "pending: " .. tostring(id.err)
+        break
+      end
       if not id then
         break
       end
       local key = ARGV[2 + q] .. id
-      redis.call("HSET", key, "state", "active")
-      redis.call("HDEL", key, "pending_since")
-      redis.call("ZADD", lease, ARGV[1], id)
+      local msg = redis.pcall("HGET", key, "msg")
+      if type(msg) == "table" then
+        -- The task key holds something else: not ours to delete; the id is dropped.
+        msg = false
+      elseif not msg then
+        redis.call("DEL", key)
+      else
+        -- Checked before the task is taken, so a broken active list or lease set puts it back.
+        local err = redis.pcall("LPUSH", active, id)
+        if type(err) == "table" then
+          redis.call("RPUSH", pending, id)
+          broken[#broken + 1] = q
+          broken[#broken + 1] = "active: " .. tostring(err.err)
+          break
+        end
+        err = redis.pcall("ZADD", lease, ARGV[1], id)
+        if type(err) == "table" then
+          redis.call("LPOP", active)
+          redis.call("RPUSH", pending, id)
+          broken[#broken + 1] = q
+          broken[#broken + 1] = "lease: " .. tostring(err.err)
+          break
+        end
+        redis.call("HSET", key, "state", "active")
+        redis.call("HDEL", key, "pending_since")
+      end
       out[#out + 1] = id
-      out[#out + 1] = redis.call("HGET", key, "msg")
+      out[#out + 1] = msg
     end
-    if #out > 1 then
+    if #out > 2 then
       return out
     end
   end
 end
-return {}
+return {0, broken}

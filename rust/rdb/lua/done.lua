@@ -8,16 +8,16 @@
 -- ARGV[1] task id
 -- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[3] max int64 (the total wraps to 1 there)
--- Returns 1, or 0 when the task is not active here (another server moved it).
+-- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
+-- checked before anything is written: Redis does not roll back a script that stops half-way.
+if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[3]) == 0 then
+  return 0
+end
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
   return 0
 end
-if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
-  return 0
-end
-if redis.call("DEL", KEYS[3]) == 0 then
-  return 0
-end
+redis.call("ZREM", KEYS[2], ARGV[1])
+redis.call("DEL", KEYS[3])
 local n = redis.call("INCR", KEYS[4])
 if tonumber(n) == 1 then
   redis.call("EXPIREAT", KEYS[4], ARGV[2])

@@ -9,7 +9,7 @@
 -- ARGV[3], ARGV[4], ...: pairs of task id and its unique lock key ("" when it has none); the
 --         hashes and locks are in the queue's hash slot, like the keys above
 -- Returns one code per task, in order: 1 done, 0 not found (another server already moved it;
--- as with done.lua, the steps before the one that found nothing stay done).
+-- as with done.lua, a task is checked before anything of it is written).
 -- LREM counts from the tail (-1) and stops at the first match: an id is in active once, and
 -- dequeue pushes at the head, so the oldest tasks, the ones finishing first, are found first
 -- instead of scanning the whole list as done.lua's LREM 0 does.
@@ -17,10 +17,12 @@ local codes = {}
 local n = 0
 for i = 3, #ARGV, 2 do
   local id, lock = ARGV[i], ARGV[i + 1]
+  local key = ARGV[1] .. id
   local code = 0
-  if redis.call("LREM", KEYS[1], -1, id) ~= 0
-    and redis.call("ZREM", KEYS[2], id) ~= 0
-    and redis.call("DEL", ARGV[1] .. id) ~= 0 then
+  if redis.call("ZSCORE", KEYS[2], id) and redis.call("EXISTS", key) == 1
+    and redis.call("LREM", KEYS[1], -1, id) ~= 0 then
+    redis.call("ZREM", KEYS[2], id)
+    redis.call("DEL", key)
     code = 1
     n = n + 1
     if lock ~= "" and redis.call("GET", lock) == id then

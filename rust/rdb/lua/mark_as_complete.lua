@@ -11,16 +11,16 @@
 -- ARGV[3] completed-zset score: completed_at + retention, Unix seconds
 -- ARGV[4] encoded TaskMessage with completed_at set
 -- ARGV[5] max int64
--- Returns 1, 0 when the task is not active here, or the error INTERNAL.
+-- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
+-- checked before anything is written: Redis does not roll back a script that stops half-way.
+if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[4]) == 0 then
+  return 0
+end
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
   return 0
 end
-if redis.call("ZREM", KEYS[2], ARGV[1]) == 0 then
-  return 0
-end
-if redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1]) ~= 1 then
-  return redis.error_reply("INTERNAL")
-end
+redis.call("ZREM", KEYS[2], ARGV[1])
+redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
 local n = redis.call("INCR", KEYS[5])
 if tonumber(n) == 1 then

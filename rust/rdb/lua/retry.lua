@@ -13,13 +13,15 @@
 -- ARGV[4] daily counter expiry, Unix seconds
 -- ARGV[5] 1 when the error counts as a failure, else 0
 -- ARGV[6] max int64
--- Returns 1, or 0 when the task is not active here (another server moved it).
+-- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
+-- checked before anything is written: Redis does not roll back a script that stops half-way.
+if not redis.call("ZSCORE", KEYS[3], ARGV[1]) or redis.call("EXISTS", KEYS[1]) == 0 then
+  return 0
+end
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
   return 0
 end
-if redis.call("ZREM", KEYS[3], ARGV[1]) == 0 then
-  return 0
-end
+redis.call("ZREM", KEYS[3], ARGV[1])
 redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "retry")
 if tonumber(ARGV[5]) == 1 then

@@ -1,0 +1,242 @@
+"""Direct checks of the scripts that own a leased task: an outcome writes nothing unless the task is
+still leased here, ghosts leave nothing behind, a broken queue is skipped, and nothing stays in
+``active`` that no lease covers. Each runs the script file on a real Redis, as the core does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from test_lua_scripts import LUA
+
+Q = "asynq:{q}"
+DAY = time.strftime("%Y-%m-%d", time.gmtime())
+MAX = 2**63 - 1
+
+
+def script(r: redis.Redis, name: str) -> Callable[..., Any]:
+    return r.register_script((LUA / f"{name}.lua").read_text())
+
+
+def running(r: redis.Redis, task_id: str, *, lease: bool = True, lock: str = "") -> None:
+    """A task as dequeue leaves it: in active, leased, its hash in state active."""
+    r.lpush(f"{Q}:active", task_id)
+    if lease:
+        r.zadd(f"{Q}:lease", {task_id: int(time.time()) + 30})
+    r.hset(f"{Q}:t:{task_id}", mapping={"msg": b"m", "state": "active"})
+    if lock:
+        r.set(lock, task_id)
+
+
+def outcome_calls(r: redis.Redis, task_id: str, lock: str) -> dict[str, Callable[[], Any]]:
+    """Each outcome script, called for ``task_id`` with its unique lock ``lock``."""
+    now = int(time.time())
+    exp = now + 90 * 86400
+    counters = [f"{Q}:processed:{DAY}", f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]
+    hash_key = f"{Q}:t:{task_id}"
+    base = [f"{Q}:active", f"{Q}:lease"]
+    return {
+        "done": lambda: script(r, "done")(
+            keys=[*base, hash_key, counters[0], counters[2], lock], args=[task_id, exp, MAX]
+        ),
+        "done_batch": lambda: script(r, "done_batch")(
+            keys=[*base, counters[0], counters[2]], args=[f"{Q}:t:", exp, task_id, lock]
+        ),
+        "mark_as_complete": lambda: script(r, "mark_as_complete")(
+            keys=[*base, f"{Q}:completed", hash_key, counters[0], counters[2], lock],
+            args=[task_id, exp, now + 60, b"m2", MAX],
+        ),
+        "retry": lambda: script(r, "retry")(
+            keys=[hash_key, *base, f"{Q}:retry", *counters],
+            args=[task_id, b"m2", now + 5, exp, 1, MAX],
+        ),
+        "archive": lambda: script(r, "archive")(
+            keys=[hash_key, *base, f"{Q}:archived", *counters],
+            args=[task_id, b"m2", now, now - 86400, 10000, exp, MAX, f"{Q}:t:"],
+        ),
+        "requeue": lambda: script(r, "requeue")(
+            keys=[*base, f"{Q}:pending", hash_key], args=[task_id]
+        ),
+    }
+
+
+OUTCOMES = ["done", "done_batch", "mark_as_complete", "retry", "archive", "requeue"]
+
+
+@pytest.mark.parametrize("name", OUTCOMES)
+def test_an_outcome_without_the_lease_writes_nothing(r: redis.Redis, name: str) -> None:
+    """Redis does not roll back a script that stops half-way: each checks before it writes."""
+    lock = f"{Q}:unique:t:x"
+    running(r, "a", lease=False, lock=lock)
+    before = {k: r.dump(k) for k in r.keys("*")}
+    result = outcome_calls(r, "a", lock)[name]()
+    assert result in (0, [0])
+    assert {k: r.dump(k) for k in r.keys("*")} == before, "not one key changed"
+
+
+@pytest.mark.parametrize("name", OUTCOMES)
+def test_an_outcome_for_a_task_not_in_active_writes_nothing(r: redis.Redis, name: str) -> None:
+    running(r, "a")
+    r.lrem(f"{Q}:active", 0, "a")  # a stray lease entry: the task is not active here
+    before = {k: r.dump(k) for k in r.keys("*")}
+    assert outcome_calls(r, "a", "")[name]() in (0, [0])
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+
+
+@pytest.mark.parametrize("name", ["done", "done_batch", "mark_as_complete"])
+def test_a_success_releases_the_tasks_own_unique_lock(r: redis.Redis, name: str) -> None:
+    lock = f"{Q}:unique:t:x"
+    running(r, "a", lock=lock)
+    assert outcome_calls(r, "a", lock)[name]() in (1, [1])
+    assert not r.exists(lock)
+    assert r.llen(f"{Q}:active") == 0 and r.zcard(f"{Q}:lease") == 0
+    assert r.get(f"{Q}:processed") == b"1"
+
+
+def test_a_success_keeps_a_lock_another_task_holds(r: redis.Redis) -> None:
+    lock = f"{Q}:unique:t:x"
+    running(r, "a")
+    r.set(lock, "b")
+    assert outcome_calls(r, "a", lock)["done"]() == 1
+    assert r.get(lock) == b"b"
+
+
+def test_requeue_makes_the_task_the_next_one_dequeued(r: redis.Redis) -> None:
+    running(r, "a")
+    r.lpush(f"{Q}:pending", "older", "newer")  # dequeue pops from the right: "older" is next
+    assert outcome_calls(r, "a", "")["requeue"]() == 1
+    assert r.rpop(f"{Q}:pending") == b"a", "the requeued task goes before everything waiting"
+    assert r.hget(f"{Q}:t:a", "state") == b"pending"
+
+
+# ---- lease renewal and recovery ----------------------------------------------------------
+
+
+def extend(r: redis.Redis, until: int, *ids: str) -> list[list[bytes]]:
+    return list(script(r, "extend_lease")(keys=[f"{Q}:lease", f"{Q}:active"], args=[until, *ids]))
+
+
+def test_extend_lease_renews_every_task_given(r: redis.Redis) -> None:
+    for i in ("a", "b", "c"):
+        running(r, i)
+    until = int(time.time()) + 300
+    assert extend(r, until, "a", "b", "c") == [[], []]
+    assert [r.zscore(f"{Q}:lease", i) for i in ("a", "b", "c")] == [until] * 3
+
+
+def test_extend_lease_retakes_a_running_task_whose_entry_alone_vanished(r: redis.Redis) -> None:
+    running(r, "a")
+    running(r, "b", lease=False)  # still active here: nobody else has it
+    until = int(time.time()) + 300
+    assert extend(r, until, "a", "b", "gone") == [[b"gone"], [b"b"]]
+    assert r.zscore(f"{Q}:lease", "b") == until
+    assert r.zscore(f"{Q}:lease", "gone") is None, "a task that left active is not leased again"
+
+
+def recover_scan(r: redis.Redis, cutoff: int, now: int) -> list[Any]:
+    return list(
+        script(r, "list_lease_expired")(
+            keys=[f"{Q}:lease", f"{Q}:active"], args=[cutoff, f"{Q}:t:", now]
+        )
+    )
+
+
+def test_an_active_task_no_lease_covers_gets_one_and_is_recovered_next_pass(r: redis.Redis) -> None:
+    now = int(time.time())
+    running(r, "orphan", lease=False)
+    running(r, "live")
+    # First pass: the orphan is given a lease that ends now, and is not recovered yet.
+    assert recover_scan(r, now + 1, now) == [1, 0]
+    assert r.zscore(f"{Q}:lease", "orphan") == now
+    # Next pass, once the cutoff (now - grace) passes it: recovered like any expired lease.
+    assert recover_scan(r, now + 1, now + 2) == [0, 0, b"orphan", b"m"]
+
+
+def test_expired_entries_of_tasks_that_cannot_run_are_dropped(r: redis.Redis) -> None:
+    old = int(time.time()) - 100
+    for i in ("ghost", "bare", "stray", "ok"):
+        r.zadd(f"{Q}:lease", {i: old})
+    r.lpush(f"{Q}:active", "ghost", "bare", "ok")  # "stray" is not active here
+    r.hset(f"{Q}:t:bare", "state", "active")  # a hash without msg
+    r.hset(f"{Q}:t:stray", mapping={"msg": b"s", "state": "retry"})
+    r.hset(f"{Q}:t:ok", mapping={"msg": b"m", "state": "active"})
+    now = old + 200
+    assert recover_scan(r, now, now) == [0, 3, b"ok", b"m"]
+    assert r.lrange(f"{Q}:active", 0, -1) == [b"ok"]
+    assert r.zrange(f"{Q}:lease", 0, -1) == [b"ok"]
+    assert not r.exists(f"{Q}:t:bare") and not r.exists(f"{Q}:t:ghost")
+    assert r.hget(f"{Q}:t:stray", "state") == b"retry", "a task elsewhere is left alone"
+
+
+# ---- dequeue and forward ------------------------------------------------------------------
+
+
+def dequeue(r: redis.Redis, queues: list[str], n: int = 10) -> list[Any]:
+    keys: list[str] = []
+    for q in queues:
+        keys += [f"asynq:{{{q}}}:{k}" for k in ("pending", "paused", "active", "lease")]
+    args: list[Any] = [int(time.time()) + 30, n, *(f"asynq:{{{q}}}:t:" for q in queues)]
+    return list(script(r, "dequeue")(keys=keys, args=args))
+
+
+def test_dequeue_drops_ghost_ids_without_writing_a_hash(r: redis.Redis) -> None:
+    r.lpush("asynq:{q}:pending", "real", "bare", "ghost")  # "real" is popped first
+    r.hset("asynq:{q}:t:real", mapping={"msg": b"m", "state": "pending"})
+    r.hset("asynq:{q}:t:bare", "state", "pending")  # a hash without msg
+    assert dequeue(r, ["q"]) == [1, [], b"real", b"m", b"bare", None, b"ghost", None]
+    assert not r.exists("asynq:{q}:t:ghost"), "no stray hash for a ghost"
+    assert not r.exists("asynq:{q}:t:bare")
+    assert r.lrange("asynq:{q}:active", 0, -1) == [b"real"]
+    assert r.zrange("asynq:{q}:lease", 0, -1) == [b"real"]
+    assert r.llen("asynq:{q}:pending") == 0
+
+
+@pytest.mark.parametrize("key", ["pending", "active", "lease"])
+def test_dequeue_skips_a_broken_queue_and_serves_the_next(r: redis.Redis, key: str) -> None:
+    r.lpush("asynq:{bad}:pending", "b1")
+    r.hset("asynq:{bad}:t:b1", mapping={"msg": b"x", "state": "pending"})
+    r.delete(f"asynq:{{bad}}:{key}")
+    r.set(f"asynq:{{bad}}:{key}", "not the right type")
+    r.lpush("asynq:{ok}:pending", "o1")
+    r.hset("asynq:{ok}:t:o1", mapping={"msg": b"m", "state": "pending"})
+    served, broken, *tasks = dequeue(r, ["bad", "ok"])
+    assert (served, tasks) == (2, [b"o1", b"m"])
+    assert (
+        broken[0] == 1 and broken[1].startswith(f"{key}: ".encode()) and b"WRONGTYPE" in broken[1]
+    )
+    if key != "pending":
+        # The broken queue's task was put back where it was, untouched.
+        assert r.lrange("asynq:{bad}:pending", 0, -1) == [b"b1"]
+        assert r.hget("asynq:{bad}:t:b1", "state") == b"pending"
+
+
+def test_forward_drops_a_ghost_id_without_writing_a_hash(r: redis.Redis) -> None:
+    now = int(time.time())
+    r.zadd("asynq:{q}:scheduled", {"ghost": now - 5, "bare": now - 5, "real": now - 5})
+    r.hset("asynq:{q}:t:bare", "state", "scheduled")
+    r.hset("asynq:{q}:t:real", mapping={"msg": b"m", "state": "scheduled"})
+    fwd = script(r, "forward")
+    out = fwd(
+        keys=["asynq:{q}:scheduled", "asynq:{q}:pending"],
+        args=[now, "asynq:{q}:t:", time.time_ns(), "asynq:{q}:g:"],
+    )
+    assert out[0] == 3
+    assert r.lrange("asynq:{q}:pending", 0, -1) == [b"real"]
+    assert r.zcard("asynq:{q}:scheduled") == 0
+    assert not r.exists("asynq:{q}:t:ghost") and not r.exists("asynq:{q}:t:bare")
+
+
+def test_forward_never_moves_a_task_before_its_second(r: redis.Redis) -> None:
+    now = int(time.time())
+    r.zadd("asynq:{q}:scheduled", {"due": now, "later": now + 1, "float": now + 0.5})
+    for i in ("due", "later", "float"):
+        r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": b"m", "state": "scheduled"})
+    out = script(r, "forward")(
+        keys=["asynq:{q}:scheduled", "asynq:{q}:pending"],
+        args=[now, "asynq:{q}:t:", time.time_ns(), "asynq:{q}:g:"],
+    )
+    assert out[0] == 1 and r.lrange("asynq:{q}:pending", 0, -1) == [b"due"]

@@ -33,10 +33,15 @@ lint: dev ## cargo fmt/clippy, ruff, mypy --strict and stubtest
 	$(BIN)/python -m mypy.stubtest ferroq._native
 
 .PHONY: test
-test: lint ## Every check and test: lints, Rust tests, pytest on Redis and Valkey, `pip install .`
+test: lint ## Every check and test: lints, Rust tests, pytest on Redis and Valkey, the fault suite, `pip install .`
 	cargo test --quiet
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/chaos
+	$(MAKE) --no-print-directory chaos
 	$(MAKE) --no-print-directory package-check
+
+.PHONY: chaos
+chaos: dev ## The fault suite (~2 min): killed workers, killed and stalled Redis, orphans, a broken queue, killed schedulers
+	$(BIN)/python -m pytest -q -s tests/chaos
 
 .PHONY: package-check
 package-check: ## `pip install .` into a fresh virtualenv works: the wheel imports and the CLI runs

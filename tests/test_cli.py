@@ -70,3 +70,10 @@ def test_doctor_reports_an_unreachable_redis_in_one_line() -> None:
 
 def test_load_object_accepts_dotted_paths() -> None:
     assert callable(load_object("tests.apps.mux"))
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_worker_refuses_a_bad_retry_delay(value: str) -> None:
+    p = run("worker", "tests.apps:mux", "--redis", "redis://127.0.0.1:1", "--retry-delay", value)
+    assert p.returncode == 2
+    assert "--retry-delay" in p.stderr

@@ -62,6 +62,16 @@ def _queue(spec: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"bad priority in {spec!r}: expected an integer") from None
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text}")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     # Defaults are the core's (ServerConfig): the options below default to "not given".
     defaults = ServerConfig()
@@ -112,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
             flag, type=float, default=None,
             help=f"{what}, seconds (default {getattr(defaults, name):g})",
         )  # fmt: skip
+    w.add_argument(
+        "--retry-delay", type=_seconds, default=None,
+        help="seconds before every retry, recovered tasks included (default asynq's "
+        "n**4 + 15 + rand(30)*(n+1), n = retries so far)",
+    )  # fmt: skip
     w.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
     w.add_argument("--tls-ca-file", default=None, help="PEM CA to trust for rediss:// URLs")
 
@@ -143,8 +158,10 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"ferroq worker: {args.app} is not a ServeMux or handler", file=sys.stderr)
         return 2
     queues = dict(args.queue) if args.queue else None
+    fixed: float | None = args.retry_delay
     server = Server(
         args.redis,
+        retry_delay=None if fixed is None else (lambda retried, error, task: fixed),
         concurrency=args.concurrency,
         queues=queues,
         strict_priority=args.strict_priority or None,

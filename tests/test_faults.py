@@ -86,11 +86,15 @@ def test_an_active_task_no_lease_covers_is_recovered_with_the_servers_policy(
         assert task.id is not None
         seen.append((task.retry_count, msg(r, task.id)["error_msg"]))
 
-    srv = make_server(**QUICK_RECOVERY, retry_delay=delay)
+    handled: list[BaseException] = []
+    srv = make_server(
+        **QUICK_RECOVERY, retry_delay=delay, error_handler=lambda t, e: handled.append(e)
+    )
     srv.start(mux_of({"t": run}))
     wait_until(lambda: seen, timeout=15)
     assert seen == [(1, "asynq: task lease expired")]
     assert len(errors) == 1 and isinstance(errors[0], LeaseExpired)
+    assert not handled, "error_handler hears of handler errors only (asynq's recoverer)"
     wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{task_id}"))
     assert empty_active(r)
 

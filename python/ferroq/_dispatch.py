@@ -95,10 +95,14 @@ class FailurePolicy:
             return _REVOKE
         return self.failure(task, exc)
 
-    def failure(self, task: Task, exc: BaseException) -> Outcome:
-        """The failure outcome for ``exc``, logged (a failing task is never silent)."""
+    def failure(self, task: Task, exc: BaseException, *, handler_error: bool = True) -> Outcome:
+        """The failure outcome for ``exc``, logged (a failing task is never silent).
+
+        ``error_handler`` hears only of errors a handler raised (``handler_error``), as asynq's
+        ``ErrorHandler``; ``is_failure`` and ``retry_delay`` decide every failure.
+        """
         text = error_text(exc)
-        if self._error_handler is not None:
+        if handler_error and self._error_handler is not None:
             try:
                 self._error_handler(task, exc)
             except BaseException:
@@ -122,7 +126,7 @@ class FailurePolicy:
 
     def recovered(self, info: TaskInfo, error: str) -> Outcome:
         """The failure of a task recovered after its lease expired (the core calls this)."""
-        return self.failure(Task._from_info(info), LeaseExpired(error))
+        return self.failure(Task._from_info(info), LeaseExpired(error), handler_error=False)
 
     @staticmethod
     def _log(task: Task, exc: BaseException, text: str, retry: bool) -> None:

@@ -87,8 +87,9 @@ class TaskCancelled(FerroqError):
 class LeaseExpired(FerroqError):
     """A task's lease ran out: its server died (or lost Redis) and another recovered it.
 
-    ``is_failure``, ``retry_delay`` and ``error_handler`` see it when a server recovers such a
-    task; the task stored error is asynq's ``asynq: task lease expired``.
+    ``is_failure`` and ``retry_delay`` see it when a server recovers such a task (as asynq's
+    recoverer asks them; ``error_handler``, for handler errors, does not); the error stored
+    with the task is asynq's ``asynq: task lease expired``.
     """
 
     def __init__(self, message: str = "asynq: task lease expired") -> None:

@@ -32,8 +32,14 @@ def running(r: redis.Redis, task_id: str, *, lease: bool = True, lock: str = "")
         r.set(lock, task_id)
 
 
-def outcome_calls(r: redis.Redis, task_id: str, lock: str) -> dict[str, Callable[[], Any]]:
-    """Each outcome script, called for ``task_id`` with its unique lock ``lock``."""
+def outcome_calls(
+    r: redis.Redis, task_id: str, lock: str, cutoff: int = MAX
+) -> dict[str, Callable[[], Any]]:
+    """Each outcome script, called for ``task_id`` with its unique lock ``lock``.
+
+    ``cutoff`` is the latest lease a retry or an archive may take over (a recovery's); a
+    handler's outcome takes any.
+    """
     now = int(time.time())
     exp = now + 90 * 86400
     counters = [f"{Q}:processed:{DAY}", f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]
@@ -52,11 +58,11 @@ def outcome_calls(r: redis.Redis, task_id: str, lock: str) -> dict[str, Callable
         ),
         "retry": lambda: script(r, "retry")(
             keys=[hash_key, *base, f"{Q}:retry", *counters],
-            args=[task_id, b"m2", now + 5, exp, 1, MAX],
+            args=[task_id, b"m2", now + 5, exp, 1, MAX, cutoff],
         ),
         "archive": lambda: script(r, "archive")(
             keys=[hash_key, *base, f"{Q}:archived", *counters],
-            args=[task_id, b"m2", now, now - 86400, 10000, exp, MAX, f"{Q}:t:"],
+            args=[task_id, b"m2", now, now - 86400, 10000, exp, MAX, f"{Q}:t:", cutoff],
         ),
         "requeue": lambda: script(r, "requeue")(
             keys=[*base, f"{Q}:pending", hash_key], args=[task_id]
@@ -85,6 +91,49 @@ def test_an_outcome_for_a_task_not_in_active_writes_nothing(r: redis.Redis, name
     before = {k: r.dump(k) for k in r.keys("*")}
     assert outcome_calls(r, "a", "")[name]() in (0, [0])
     assert {k: r.dump(k) for k in r.keys("*")} == before
+
+
+DESTINATIONS = {
+    "mark_as_complete": f"{Q}:completed",
+    "retry": f"{Q}:retry",
+    "archive": f"{Q}:archived",
+    "requeue": f"{Q}:pending",
+}
+
+
+@pytest.mark.parametrize("name", DESTINATIONS)
+def test_an_outcome_whose_destination_is_broken_writes_nothing(r: redis.Redis, name: str) -> None:
+    """The destination is written first: a key of the wrong type fails the call at once, and the
+    task stays active and leased (the recoverer can still find it), not lost between lists."""
+    running(r, "a")
+    r.set(DESTINATIONS[name], "not the right type")
+    before = {k: r.dump(k) for k in r.keys("*")}
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        outcome_calls(r, "a", "")[name]()
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+
+
+@pytest.mark.parametrize("name", ["done", "done_batch", "mark_as_complete", "retry", "archive"])
+def test_a_broken_counter_does_not_strand_the_task(r: redis.Redis, name: str) -> None:
+    """Counters are best effort: a non-integer counter key must not stop the transition."""
+    lock = f"{Q}:unique:t:x"
+    running(r, "a", lock=lock)
+    r.set(f"{Q}:processed:{DAY}", "garbage")
+    assert outcome_calls(r, "a", lock)[name]() in (1, [1])
+    assert r.llen(f"{Q}:active") == 0 and r.zcard(f"{Q}:lease") == 0
+    if name in ("done", "done_batch", "mark_as_complete"):
+        assert not r.exists(lock), "the lock is released all the same"
+
+
+@pytest.mark.parametrize("name", ["retry", "archive"])
+def test_a_recovery_keeps_a_lease_renewed_since_it_was_listed(r: redis.Redis, name: str) -> None:
+    running(r, "a")  # its lease ends in 30 s: renewed after the recoverer listed it as expired
+    cutoff = int(time.time()) - 30
+    before = {k: r.dump(k) for k in r.keys("*")}
+    assert outcome_calls(r, "a", "", cutoff=cutoff)[name]() == 0
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+    r.zadd(f"{Q}:lease", {"a": cutoff})  # still expired: recovered
+    assert outcome_calls(r, "a", "", cutoff=cutoff)[name]() == 1
 
 
 @pytest.mark.parametrize("name", ["done", "done_batch", "mark_as_complete"])
@@ -137,23 +186,37 @@ def test_extend_lease_retakes_a_running_task_whose_entry_alone_vanished(r: redis
     assert r.zscore(f"{Q}:lease", "gone") is None, "a task that left active is not leased again"
 
 
-def recover_scan(r: redis.Redis, cutoff: int, now: int) -> list[Any]:
+def recover_scan(r: redis.Redis, cutoff: int, adopt_until: int) -> list[Any]:
     return list(
         script(r, "list_lease_expired")(
-            keys=[f"{Q}:lease", f"{Q}:active"], args=[cutoff, f"{Q}:t:", now]
+            keys=[f"{Q}:lease", f"{Q}:active"], args=[cutoff, f"{Q}:t:", adopt_until]
         )
     )
 
 
-def test_an_active_task_no_lease_covers_gets_one_and_is_recovered_next_pass(r: redis.Redis) -> None:
+def test_an_active_task_no_lease_covers_gets_one_and_is_recovered_when_it_ends(
+    r: redis.Redis,
+) -> None:
     now = int(time.time())
     running(r, "orphan", lease=False)
     running(r, "live")
-    # First pass: the orphan is given a lease that ends now, and is not recovered yet.
-    assert recover_scan(r, now + 1, now) == [1, 0]
-    assert r.zscore(f"{Q}:lease", "orphan") == now
-    # Next pass, once the cutoff (now - grace) passes it: recovered like any expired lease.
-    assert recover_scan(r, now + 1, now + 2) == [0, 0, b"orphan", b"m"]
+    # The orphan is given a lease of its own (here 10 s), and is not recovered yet.
+    assert recover_scan(r, now - 30, now + 10) == [1, 0]
+    assert r.zscore(f"{Q}:lease", "orphan") == now + 10
+    assert recover_scan(r, now - 30, now + 10) == [0, 0], "given once"
+    # Once the cutoff (now - grace) passes that lease: recovered like any expired lease.
+    assert recover_scan(r, now + 10, now + 50) == [0, 0, b"orphan", b"m"]
+
+
+def test_an_adopted_task_that_a_live_server_renews_is_not_recovered(r: redis.Redis) -> None:
+    """A Go server (ZADD XX every 5 s) or a ferroq one still running the task renews the entry
+    the recoverer gave it, and keeps its task."""
+    now = int(time.time())
+    running(r, "a", lease=False)
+    assert recover_scan(r, now - 30, now + 10) == [1, 0]
+    r.zadd(f"{Q}:lease", {"a": now + 30}, xx=True)  # asynq's ExtendLease
+    assert recover_scan(r, now + 10, now + 50) == [0, 0]
+    assert r.zscore(f"{Q}:lease", "a") == now + 30
 
 
 def test_expired_entries_of_tasks_that_cannot_run_are_dropped(r: redis.Redis) -> None:

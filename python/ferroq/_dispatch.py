@@ -96,10 +96,12 @@ class FailurePolicy:
         return self.failure(task, exc)
 
     def failure(self, task: Task, exc: BaseException, *, handler_error: bool = True) -> Outcome:
-        """The failure outcome for ``exc``, logged (a failing task is never silent).
+        """The failure outcome for ``exc``.
 
-        ``error_handler`` hears only of errors a handler raised (``handler_error``), as asynq's
-        ``ErrorHandler``; ``is_failure`` and ``retry_delay`` decide every failure.
+        A handler's error (``handler_error``) is logged here (a failing task is never silent)
+        and goes to ``error_handler``, as asynq's ``ErrorHandler``; ``is_failure`` and
+        ``retry_delay`` decide every failure. A failure outside a handler (a recovery) is
+        logged by the core once its write succeeded, by the one server whose write won.
         """
         text = error_text(exc)
         if handler_error and self._error_handler is not None:
@@ -114,7 +116,8 @@ class FailurePolicy:
             log.exception("is_failure raised; counting the error as a failure")
             failure = True
         retry = will_retry(task.retry_count, task.max_retry, skip, failure)
-        self._log(task, exc, text, retry)
+        if handler_error:
+            self._log(task, exc, text, retry)
         if not retry:
             return Outcome.failure(text, skip_retry=True)
         try:
@@ -125,7 +128,12 @@ class FailurePolicy:
             return Outcome.failure(text, is_failure=failure)
 
     def recovered(self, info: TaskInfo, error: str) -> Outcome:
-        """The failure of a task recovered after its lease expired (the core calls this)."""
+        """The failure of a task recovered after its lease expired.
+
+        The core calls it from its recoverer thread, for a task with retries left, on every
+        server that finds the task expired (only one write wins): hooks should be quick and
+        free of side effects.
+        """
         return self.failure(Task._from_info(info), LeaseExpired(error), handler_error=False)
 
     @staticmethod

@@ -215,23 +215,25 @@ def doctor(redis_url: str | None, namespace: str | None = None, grace: float = 0
     problems = _problems(native)
     if problems and grace > 0:
         time.sleep(grace)
-        again = set(_problems(native))
-        problems = [p for p in problems if p in again]
-    return problems
+        # Compared by what is unserved, not by the text: the counts in it move as tasks arrive.
+        again = _problems(native)
+        return [again[k] for k in problems if k in again]
+    return list(problems.values())
 
 
-def _problems(native: NativeClient) -> list[str]:
+def _problems(native: NativeClient) -> dict[tuple[str, str], str]:
+    """The problems found, keyed by ("queue", name) or ("entry", entry ID)."""
     served = set(native.served_queues())
-    problems: list[str] = []
+    problems: dict[tuple[str, str], str] = {}
     for c in native.queue_counts():
         if c.queue not in served and c.pending + c.scheduled + c.retry > 0:
-            problems.append(
+            problems[("queue", c.queue)] = (
                 f"queue {c.queue!r} has {c.pending} pending, {c.scheduled} scheduled and "
                 f"{c.retry} retry tasks but no live server serves it"
             )
     for e in native.scheduler_entries():
         if e.queue not in served:
-            problems.append(
+            problems[("entry", e.id)] = (
                 f"scheduler entry {e.id} ({e.spec!r}, {e.task_type}) feeds queue {e.queue!r}, "
                 "which no live server serves"
             )

@@ -290,6 +290,12 @@ class Scheduler:
                     fire_at = e.next_at
                 e.next_at = e.schedule.next_after(fire_at)
                 self._fire(e, fire_at)
+            # A queue seen unserved is looked at again once its grace is over, not only at its
+            # entry's next firing (an hourly entry would warn an hour late).
+            mono = time.monotonic()
+            for queue, since in list(self._unserved_since.items()):
+                if queue not in self._warned and mono - since >= _SERVED_GRACE:
+                    self._check_served(queue)
             with self._lock:
                 upcoming = min((e.next_at for e in self._entries.values()), default=None)
             wait = _TICK

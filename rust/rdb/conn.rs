@@ -132,6 +132,13 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// What this connection connects to.
+    pub fn config(&self) -> &ConnConfig {
+        &self.cfg
+    }
+}
+
+impl Conn {
     /// The live connection, connecting (with backoff, within the reconnect budget) if needed.
     pub fn get(&mut self) -> Result<&mut Link> {
         if self.conn.is_none() {

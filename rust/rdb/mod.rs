@@ -87,14 +87,32 @@ impl Rdb {
     }
 
     /// Round-trips a PING.
+    /// Checks Redis answers. A server still loading its dataset (`LOADING`) or a replica whose
+    /// master is down (`MASTERDOWN`) is unreachable for this purpose: a caller waiting for Redis
+    /// keeps waiting.
     pub fn ping(&mut self) -> Result<()> {
-        self.run(|c| Ok(redis::cmd("PING").query::<String>(c).map(|_| ())?))
+        let addr = self.conn.config().addr().to_string();
+        self.run(|c| Ok(redis::cmd("PING").query::<String>(c).map(|_| ())?)).map_err(|e| match e {
+            Error::Redis(r) if is_not_ready(&r) => {
+                Error::Connection(format!("redis at {addr} is not ready: {r}"))
+            }
+            other => other,
+        })
     }
 
     /// A dedicated connection for Pub/Sub.
     pub fn pubsub_connection(&self) -> Result<Connection> {
         self.conn.pubsub_connection()
     }
+}
+
+/// Whether Redis answered that it cannot serve yet (loading its dataset, or a replica whose
+/// master is down).
+fn is_not_ready(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::MasterDown)
+    )
 }
 
 /// The reply of an outcome script: 1 done, 0 the task is not active here (another server moved
@@ -141,6 +159,16 @@ pub(crate) fn pairs(reply: Value) -> Result<Vec<(String, Option<Vec<u8>>)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redis_that_is_loading_or_without_its_master_is_not_ready() {
+        use redis::{ErrorKind, ServerErrorKind};
+        let loading = redis::RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
+        let master = redis::RedisError::from((ErrorKind::Server(ServerErrorKind::MasterDown), "down"));
+        let other = redis::RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "ro"));
+        assert!(is_not_ready(&loading) && is_not_ready(&master));
+        assert!(!is_not_ready(&other));
+    }
 
     #[test]
     fn outcome_codes_are_typed() {

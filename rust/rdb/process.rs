@@ -123,6 +123,19 @@ impl Rdb {
 
     /// The script call that ends a leased task. `msg` is the message as dequeued.
     pub fn finish_invocation(&self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Call {
+        self.finish_invocation_until(msg, finish, now, i64::MAX)
+    }
+
+    /// As [`Rdb::finish_invocation`]; a retry or an archive happens only while the task's lease
+    /// (its score) is at most `lease_cutoff`, so a recovery never takes over a lease renewed
+    /// since it was listed.
+    fn finish_invocation_until(
+        &self,
+        msg: &TaskMessage,
+        finish: &Finish,
+        now: SystemTime,
+        lease_cutoff: i64,
+    ) -> Call {
         let k = &self.keys;
         let q = msg.queue.as_str();
         let now_s = unix_secs(now);
@@ -189,14 +202,15 @@ impl Rdb {
                     .arg(*retry_at)
                     .arg(stats_exp)
                     .arg(i64::from(*is_failure))
-                    .arg(i64::MAX);
+                    .arg(i64::MAX)
+                    .arg(lease_cutoff);
                 (s, inv)
             }
             Finish::Archive { error } => {
                 let mut m = msg.clone();
                 m.error_msg = error.clone();
                 m.last_failed_at = now_s;
-                self.archive_invocation(q, &msg.id, encode_task(&m), None, now)
+                self.archive_invocation(q, &msg.id, encode_task(&m), None, now, lease_cutoff)
             }
         }
     }
@@ -208,6 +222,7 @@ impl Rdb {
         msg_bytes: Vec<u8>,
         decode_error: Option<&str>,
         now: SystemTime,
+        lease_cutoff: i64,
     ) -> Call {
         let k = &self.keys;
         let now_s = unix_secs(now);
@@ -228,7 +243,8 @@ impl Rdb {
             .arg(ARCHIVE_MAX_SIZE)
             .arg(now_s + STATS_TTL.as_secs() as i64)
             .arg(i64::MAX)
-            .arg(k.task_prefix(q));
+            .arg(k.task_prefix(q))
+            .arg(lease_cutoff);
         if let Some(e) = decode_error {
             inv.arg(e);
         }
@@ -240,6 +256,20 @@ impl Rdb {
         let (_, inv) = self.finish_invocation(msg, finish, now);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
         outcome_code(reply, "finish")
+    }
+
+    /// Recovers a task whose lease ended at or before `cutoff` (Unix seconds): as
+    /// [`Rdb::finish`], and [`Error::NotFound`] also when its lease was renewed meanwhile.
+    pub fn recover(
+        &mut self,
+        msg: &TaskMessage,
+        finish: &Finish,
+        cutoff: i64,
+        now: SystemTime,
+    ) -> Result<()> {
+        let (_, inv) = self.finish_invocation_until(msg, finish, now, cutoff);
+        let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        outcome_code(reply, "recover")
     }
 
     /// Ends many leased tasks in one pipeline; one result per item.
@@ -278,7 +308,7 @@ impl Rdb {
     }
 
     /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the
-    /// reason in the hash field `error`.
+    /// reason in the hash field `error`, while its lease is at most `lease_cutoff`.
     pub fn archive_malformed(
         &mut self,
         q: &str,
@@ -286,8 +316,9 @@ impl Rdb {
         raw: Vec<u8>,
         reason: &str,
         now: SystemTime,
+        lease_cutoff: i64,
     ) -> Result<()> {
-        let (_, inv) = self.archive_invocation(q, id, raw, Some(reason), now);
+        let (_, inv) = self.archive_invocation(q, id, raw, Some(reason), now, lease_cutoff);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
         outcome_code(reply, "archive")
     }
@@ -336,15 +367,16 @@ impl Rdb {
         Ok(out)
     }
 
-    /// Active tasks of `q` whose lease ended at or before `cutoff`, after giving a lease that
-    /// ends `now` to every active id that had none and dropping expired entries that cannot run.
-    pub fn list_lease_expired(&mut self, q: &str, cutoff: SystemTime, now: SystemTime) -> Result<Scan> {
+    /// Active tasks of `q` whose lease ended at or before `cutoff` (Unix seconds), after giving
+    /// a lease until `adopt_until` to every active id that had none and dropping expired entries
+    /// that cannot run.
+    pub fn list_lease_expired(&mut self, q: &str, cutoff: i64, adopt_until: i64) -> Result<Scan> {
         let mut inv = scripts::LIST_LEASE_EXPIRED.prepare_invoke();
         inv.key(self.keys.lease(q))
             .key(self.keys.active(q))
-            .arg(unix_secs(cutoff))
+            .arg(cutoff)
             .arg(self.keys.task_prefix(q))
-            .arg(unix_secs(now));
+            .arg(adopt_until);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
         let Value::Array(mut items) = reply else {
             return Err(Error::protocol("list_lease_expired: expected an array"));
@@ -381,10 +413,13 @@ impl Rdb {
         ttl: Duration,
         now: SystemTime,
     ) -> Result<()> {
-        let expiry = unix_secs(now) + ttl.as_secs() as i64;
+        // Whole seconds, rounded up and at least one: a sub-second heartbeat must not ask for
+        // `SETEX 0` (an error) nor publish a state that expires before the next beat.
+        let ttl_secs = ttl.as_secs().saturating_add(u64::from(ttl.subsec_nanos() > 0)).max(1);
+        let expiry = unix_secs(now).saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
         let (servers, all_workers) = (self.keys.servers(), self.keys.workers());
         let mut inv = scripts::WRITE_SERVER_STATE.prepare_invoke();
-        inv.key(server_key).key(workers_key).arg(ttl.as_secs()).arg(info);
+        inv.key(server_key).key(workers_key).arg(ttl_secs).arg(info);
         for (id, w) in workers {
             inv.arg(id).arg(w.as_slice());
         }
@@ -421,7 +456,9 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
     }
     let rest = items.split_off(2);
     let queue_at = |v: &Value| match v {
-        Value::Int(i) => usize::try_from(*i - 1).ok().and_then(|i| order.get(i)).copied(),
+        Value::Int(i) => {
+            i.checked_sub(1).and_then(|i| usize::try_from(i).ok()).and_then(|i| order.get(i)).copied()
+        }
         _ => None,
     };
     let mut broken = Vec::new();
@@ -479,6 +516,9 @@ mod tests {
             parse_dequeue(Value::Array(vec![Value::Int(0), Value::Array(vec![])]), &order).expect("empty");
         assert!(empty.tasks.is_empty() && empty.broken.is_empty());
         assert!(parse_dequeue(Value::Array(vec![Value::Int(9), Value::Array(vec![])]), &order).is_err());
+        assert!(
+            parse_dequeue(Value::Array(vec![Value::Int(i64::MIN), Value::Array(vec![])]), &order).is_err()
+        );
         assert!(parse_dequeue(Value::Nil, &order).is_err());
     }
 

@@ -41,8 +41,9 @@ impl Finisher {
             let Some(f) = f else { continue };
             freed += 1;
             if !f.still_ours(now, self.sh.cfg.lease_grace) {
-                // Our lease ended; the task may be running elsewhere. The recoverer owns it.
-                expired.push(f.msg.id);
+                // Another server has it (it left active), or our lease ended long enough ago
+                // that a recoverer may have taken it: either way the outcome is not ours to write.
+                expired.push((f.msg.id, f.lost));
                 continue;
             }
             let finish = outcome.to_finish(&f.msg, now);
@@ -50,8 +51,12 @@ impl Finisher {
         }
         // Logged after the table's lock is released: logging takes the GIL, and Python threads
         // take that lock.
-        for id in expired {
-            log::warn!("lease of task {id} expired before its outcome; leaving it to the recoverer");
+        for (id, lost) in expired {
+            if lost {
+                log::warn!("task {id} ended here after another server took it; its outcome is dropped");
+            } else {
+                log::warn!("lease of task {id} expired before its outcome; leaving it to the recoverer");
+            }
         }
         if !items.is_empty() {
             let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f, _)| (m, f)).collect();

@@ -181,10 +181,11 @@ impl Shared {
     }
 
     /// When a lease taken or renewed at `now` ends: in Unix seconds, as Redis stores it, and as
-    /// the same instant (the in-flight table's view must not outlast Redis's).
+    /// the same instant (the in-flight table's view must not outlast Redis's). Rounded up, so a
+    /// lease lasts at least `lease_duration` (a floored one could end within the next second).
     pub fn lease_until(&self, now: SystemTime) -> (i64, SystemTime) {
         let lease = i64::try_from(self.cfg.lease_duration.as_secs()).unwrap_or(i64::MAX);
-        let secs = crate::clock::unix_secs(now).saturating_add(lease);
+        let secs = crate::clock::unix_secs_ceil(now).saturating_add(lease);
         (secs, crate::clock::from_unix_secs(secs))
     }
 
@@ -439,12 +440,17 @@ impl ServerCore {
     /// Checks Redis is reachable, then starts every component. Order: heartbeat first (so the
     /// server is visible before it takes work), background components, then the processor.
     pub fn start(&self) -> Result<()> {
+        if *self.shared.status.lock() != Status::New {
+            return Err(Error::ServerClosed);
+        }
+        // Not under the status lock: a caller may retry this while Redis is down, and readers of
+        // the status must not wait for the connect.
+        self.shared.rdb().ping()?;
         {
             let mut st = self.shared.status.lock();
             if *st != Status::New {
                 return Err(Error::ServerClosed);
             }
-            self.shared.rdb().ping()?;
             *st = Status::Active;
         }
         self.shared.fetching.store(true, Ordering::SeqCst);

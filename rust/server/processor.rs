@@ -157,7 +157,7 @@ impl Processor {
     fn archive_malformed(&mut self, queue: &str, id: &str, raw: Vec<u8>, why: &str) {
         log::error!("archiving task {id} of queue {queue}: malformed message: {why}");
         let reason = format!("ferroq: malformed task message: {why}");
-        if let Err(e) = self.rdb.archive_malformed(queue, id, raw, &reason, self.sh.now()) {
+        if let Err(e) = self.rdb.archive_malformed(queue, id, raw, &reason, self.sh.now(), i64::MAX) {
             log::error!("could not archive malformed task {id}: {e}");
         }
     }

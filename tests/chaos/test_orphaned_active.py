@@ -31,12 +31,13 @@ from chaos.harness import (
 )
 from ferroq import Client, Task
 
-#: How long the held task runs, and the bound on it leaving ``active``: the hold, plus a lease
-#: (5 s), its grace (2 s) and a recoverer pass (1 s), plus slack.
-HOLD, LEAVE_ACTIVE = 3.0, 15.0
-#: Bound on the task having run, when it left ``active`` for a retry (asynq's first-retry
-#: delay is 15-45 s).
-RUN = 60.0
+#: How long the held task runs, and the bound on it leaving ``active``: the lease the recoverer
+#: gives an orphan (10 s at least, so a live Go server could renew it first), its grace (2 s)
+#: and a recoverer pass (1 s), plus slack for a loaded machine.
+HOLD, LEAVE_ACTIVE = 3.0, 25.0
+#: Bound on the task having run, when it left ``active`` for a retry (the workers' retry delay
+#: is 0), with slack.
+RUN = 40.0
 
 
 def in_active(r: redis.Redis, queue: str, task_id: str) -> bool:

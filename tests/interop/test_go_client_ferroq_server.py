@@ -88,8 +88,8 @@ def test_go_scheduled_task_is_forwarded_by_ferroq(
 def test_a_go_scheduled_task_never_runs_before_its_second(
     go: GoAsynq, r: redis.Redis, make_server: MakeServer
 ) -> None:
-    """Go writes whole-second scores (``processAt.Unix()``); ferroq forwards a task only once its
-    second has come, so it never runs before the time Go announced."""
+    """Go writes ``processAt`` floored to the second; ferroq forwards a task only once that
+    second has come, never before its score (a guard: the score is all Go leaves of the time)."""
     ran: dict[str, float] = {}
     srv = make_server(delayed_task_check_interval=0.05)
     srv.start(lambda t: ran.__setitem__(t.id or "", time.time()))

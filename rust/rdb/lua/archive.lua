@@ -15,18 +15,22 @@
 -- ARGV[6] daily counter expiry, Unix seconds
 -- ARGV[7] max int64
 -- ARGV[8] task hash prefix <ns>:{q}:t:
--- ARGV[9] optional: why the message could not be decoded (stored as the hash field "error")
--- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
--- checked before anything is written: Redis does not roll back a script that stops half-way.
--- Needs Redis >= 6.2 (ZRANGE BYSCORE).
-if not redis.call("ZSCORE", KEYS[3], ARGV[1]) then
+-- ARGV[9] the latest lease expiry this write may take over (see retry.lua)
+-- ARGV[10] optional: why the message could not be decoded (stored as the hash field "error")
+-- Returns 1, or 0 when the task is not active here (another server moved it, or renewed it).
+-- Nothing is written unless the task is leased and active: the destination is written first,
+-- so a broken archive key fails the call before anything else changed; the counters are best
+-- effort. Needs Redis >= 6.2 (ZRANGE BYSCORE).
+local lease = redis.call("ZSCORE", KEYS[3], ARGV[1])
+if not lease or tonumber(lease) > tonumber(ARGV[9]) then
   return 0
 end
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
+  redis.call("ZREM", KEYS[4], ARGV[1])
   return 0
 end
 redis.call("ZREM", KEYS[3], ARGV[1])
-redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 local old = redis.call("ZRANGE", KEYS[4], "-inf", ARGV[4], "BYSCORE")
 for _, id in ipairs(old) do
   redis.call("DEL", ARGV[8] .. id)
@@ -38,23 +42,23 @@ for _, id in ipairs(extra) do
   redis.call("ZREM", KEYS[4], id)
 end
 redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "archived")
-if ARGV[9] then
-  redis.call("HSET", KEYS[1], "error", ARGV[9])
+if ARGV[10] then
+  redis.call("HSET", KEYS[1], "error", ARGV[10])
 end
-local n = redis.call("INCR", KEYS[5])
-if tonumber(n) == 1 then
-  redis.call("EXPIREAT", KEYS[5], ARGV[6])
+local n = redis.pcall("INCR", KEYS[5])
+if n == 1 then
+  redis.pcall("EXPIREAT", KEYS[5], ARGV[6])
 end
-local m = redis.call("INCR", KEYS[6])
-if tonumber(m) == 1 then
-  redis.call("EXPIREAT", KEYS[6], ARGV[6])
+local m = redis.pcall("INCR", KEYS[6])
+if m == 1 then
+  redis.pcall("EXPIREAT", KEYS[6], ARGV[6])
 end
-local total = redis.call("GET", KEYS[7])
+local total = redis.pcall("GET", KEYS[7])
 if tonumber(total) == tonumber(ARGV[7]) then
-  redis.call("SET", KEYS[7], 1)
-  redis.call("SET", KEYS[8], 1)
+  redis.pcall("SET", KEYS[7], 1)
+  redis.pcall("SET", KEYS[8], 1)
 else
-  redis.call("INCR", KEYS[7])
-  redis.call("INCR", KEYS[8])
+  redis.pcall("INCR", KEYS[7])
+  redis.pcall("INCR", KEYS[8])
 end
 return 1

@@ -8,8 +8,9 @@
 -- ARGV[1] task id
 -- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[3] max int64 (the total wraps to 1 there)
--- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
--- checked before anything is written: Redis does not roll back a script that stops half-way.
+-- Returns 1, or 0 when the task is not active here (another server moved it). Nothing is written
+-- unless the task is leased, active and has its hash (Redis does not roll back a script that
+-- stops half-way); the counters are best effort, so a broken counter key cannot strand a task.
 if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[3]) == 0 then
   return 0
 end
@@ -18,17 +19,17 @@ if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
 end
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("DEL", KEYS[3])
-local n = redis.call("INCR", KEYS[4])
-if tonumber(n) == 1 then
-  redis.call("EXPIREAT", KEYS[4], ARGV[2])
-end
-local total = redis.call("GET", KEYS[5])
-if tonumber(total) == tonumber(ARGV[3]) then
-  redis.call("SET", KEYS[5], 1)
-else
-  redis.call("INCR", KEYS[5])
-end
 if KEYS[6] and redis.call("GET", KEYS[6]) == ARGV[1] then
   redis.call("DEL", KEYS[6])
+end
+local n = redis.pcall("INCR", KEYS[4])
+if n == 1 then
+  redis.pcall("EXPIREAT", KEYS[4], ARGV[2])
+end
+local total = redis.pcall("GET", KEYS[5])
+if tonumber(total) == tonumber(ARGV[3]) then
+  redis.pcall("SET", KEYS[5], 1)
+else
+  redis.pcall("INCR", KEYS[5])
 end
 return 1

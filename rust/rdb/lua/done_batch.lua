@@ -31,9 +31,10 @@ for i = 3, #ARGV, 2 do
   end
   codes[#codes + 1] = code
 end
+-- The counters are best effort (pcall): a broken counter key must not undo finished tasks.
 if n > 0 then
-  if redis.call("INCRBY", KEYS[3], n) == n then
-    redis.call("EXPIREAT", KEYS[3], ARGV[2])
+  if redis.pcall("INCRBY", KEYS[3], n) == n then
+    redis.pcall("EXPIREAT", KEYS[3], ARGV[2])
   end
   -- At the int64 limit the total wraps, as done.lua's does (to this batch's count, not 1).
   local total = redis.pcall("INCRBY", KEYS[4], n)

@@ -11,28 +11,31 @@
 -- ARGV[3] completed-zset score: completed_at + retention, Unix seconds
 -- ARGV[4] encoded TaskMessage with completed_at set
 -- ARGV[5] max int64
--- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
--- checked before anything is written: Redis does not roll back a script that stops half-way.
+-- Returns 1, or 0 when the task is not active here (another server moved it). Nothing is written
+-- unless the task is leased, active and has its hash: the destination is written first, so a
+-- broken completed key fails the call before anything else changed; the counters are best
+-- effort.
 if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[4]) == 0 then
   return 0
 end
+redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
+  redis.call("ZREM", KEYS[3], ARGV[1])
   return 0
 end
 redis.call("ZREM", KEYS[2], ARGV[1])
-redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
-local n = redis.call("INCR", KEYS[5])
-if tonumber(n) == 1 then
-  redis.call("EXPIREAT", KEYS[5], ARGV[2])
-end
-local total = redis.call("GET", KEYS[6])
-if tonumber(total) == tonumber(ARGV[5]) then
-  redis.call("SET", KEYS[6], 1)
-else
-  redis.call("INCR", KEYS[6])
-end
 if KEYS[7] and redis.call("GET", KEYS[7]) == ARGV[1] then
   redis.call("DEL", KEYS[7])
+end
+local n = redis.pcall("INCR", KEYS[5])
+if n == 1 then
+  redis.pcall("EXPIREAT", KEYS[5], ARGV[2])
+end
+local total = redis.pcall("GET", KEYS[6])
+if tonumber(total) == tonumber(ARGV[5]) then
+  redis.pcall("SET", KEYS[6], 1)
+else
+  redis.pcall("INCR", KEYS[6])
 end
 return 1

@@ -13,33 +13,39 @@
 -- ARGV[4] daily counter expiry, Unix seconds
 -- ARGV[5] 1 when the error counts as a failure, else 0
 -- ARGV[6] max int64
--- Returns 1, or 0 when the task is not active here (another server moved it). Everything is
--- checked before anything is written: Redis does not roll back a script that stops half-way.
-if not redis.call("ZSCORE", KEYS[3], ARGV[1]) or redis.call("EXISTS", KEYS[1]) == 0 then
+-- ARGV[7] the latest lease expiry this write may take over: max int64 for a handler's outcome,
+--         the recoverer's cutoff for a recovery (a lease renewed since it was listed is kept)
+-- Returns 1, or 0 when the task is not active here (another server moved it, or renewed it).
+-- Nothing is written unless the task is leased, active and has its hash (Redis does not roll
+-- back a script that stops half-way): the destination is written first, so a broken retry key
+-- fails the call before anything else changed, and the counters are best effort.
+local lease = redis.call("ZSCORE", KEYS[3], ARGV[1])
+if not lease or tonumber(lease) > tonumber(ARGV[7]) or redis.call("EXISTS", KEYS[1]) == 0 then
   return 0
 end
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
+  redis.call("ZREM", KEYS[4], ARGV[1])
   return 0
 end
 redis.call("ZREM", KEYS[3], ARGV[1])
-redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "retry")
 if tonumber(ARGV[5]) == 1 then
-  local n = redis.call("INCR", KEYS[5])
-  if tonumber(n) == 1 then
-    redis.call("EXPIREAT", KEYS[5], ARGV[4])
+  local n = redis.pcall("INCR", KEYS[5])
+  if n == 1 then
+    redis.pcall("EXPIREAT", KEYS[5], ARGV[4])
   end
-  local m = redis.call("INCR", KEYS[6])
-  if tonumber(m) == 1 then
-    redis.call("EXPIREAT", KEYS[6], ARGV[4])
+  local m = redis.pcall("INCR", KEYS[6])
+  if m == 1 then
+    redis.pcall("EXPIREAT", KEYS[6], ARGV[4])
   end
-  local total = redis.call("GET", KEYS[7])
+  local total = redis.pcall("GET", KEYS[7])
   if tonumber(total) == tonumber(ARGV[6]) then
-    redis.call("SET", KEYS[7], 1)
-    redis.call("SET", KEYS[8], 1)
+    redis.pcall("SET", KEYS[7], 1)
+    redis.pcall("SET", KEYS[8], 1)
   else
-    redis.call("INCR", KEYS[7])
-    redis.call("INCR", KEYS[8])
+    redis.pcall("INCR", KEYS[7])
+    redis.pcall("INCR", KEYS[8])
   end
 end
 return 1

@@ -27,8 +27,8 @@ demo: dev ## Run the demo: a periodic producer, a client and a server process (e
 lint: dev ## cargo fmt/clippy, ruff, mypy --strict and stubtest
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(BIN)/ruff check python tests bench
-	$(BIN)/ruff format --check python tests bench
+	$(BIN)/ruff check python tests bench tools
+	$(BIN)/ruff format --check python tests bench tools
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest ferroq._native
 
@@ -38,6 +38,10 @@ test: lint ## Every check and test: lints, Rust tests, pytest on Redis and Valke
 	$(BIN)/python -m pytest -q --ignore=tests/chaos
 	$(MAKE) --no-print-directory chaos
 	$(MAKE) --no-print-directory package-check
+
+.PHONY: mutants
+mutants: dev ## Mutation testing (~16 min): cargo-mutants on the core's decision code, then the Lua scripts; lists survivors (STRICT=1 fails on them)
+	BIN=$(BIN) tools/mutants/run.sh
 
 .PHONY: chaos
 chaos: dev ## The fault suite (~2 min): killed workers, killed and stalled Redis, orphans, a broken queue, killed schedulers

@@ -173,6 +173,7 @@ mod tests {
             TaskOptions { max_retry: Some(-1), ..Default::default() },
             TaskOptions { timeout: Some(MAX_DURATION * 2), ..Default::default() },
             TaskOptions { retention: Some(Duration::from_secs(u64::MAX)), ..Default::default() },
+            TaskOptions { timeout: Some(MAX_DURATION + Duration::from_secs(1)), ..Default::default() },
             TaskOptions { task_id: Some(String::new()), ..Default::default() },
             TaskOptions { group: Some("\t".into()), ..Default::default() },
             TaskOptions { unique: Some(Duration::from_millis(500)), ..Default::default() },
@@ -186,6 +187,10 @@ mod tests {
             assert!(matches!(o.validate(), Err(Error::InvalidArgument(_))), "{o:?}");
         }
         assert!(TaskOptions { unique: Some(MIN_UNIQUE_TTL), ..Default::default() }.validate().is_ok());
+        assert!(TaskOptions { timeout: Some(MAX_DURATION), ..Default::default() }.validate().is_ok());
+        assert_eq!(MAX_DURATION.as_secs(), 3_153_600_000, "100 years of 365 days");
+        assert_eq!(check_max_retry(i64::from(i32::MAX)).ok(), Some(i32::MAX));
+        assert!(check_max_retry(i64::from(i32::MAX) + 1).is_err());
         assert!(check_task_type(" ").is_err());
         assert!(check_task_type("email:send").is_ok());
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -303,3 +303,155 @@ def test_forward_never_moves_a_task_before_its_second(r: redis.Redis) -> None:
         args=[now, "asynq:{q}:t:", time.time_ns(), "asynq:{q}:g:"],
     )
     assert out[0] == 1 and r.lrange("asynq:{q}:pending", 0, -1) == [b"due"]
+
+
+# ---- every write of each transition -------------------------------------------------------
+
+
+def counters(r: redis.Redis) -> dict[str, tuple[bytes | None, int]]:
+    """Each counter's value and TTL (-2: no key, -1: no expiry)."""
+    names = [f"processed:{DAY}", f"failed:{DAY}", "processed", "failed"]
+    return {n: (cast(bytes | None, r.get(f"{Q}:{n}")), r.ttl(f"{Q}:{n}")) for n in names}
+
+
+def day_ttl_ok(ttl: int) -> bool:
+    return 89 * 86400 < ttl <= 90 * 86400
+
+
+def test_retry_writes_every_part_of_the_transition(r: redis.Redis) -> None:
+    running(r, "a")
+    now = int(time.time())
+    assert outcome_calls(r, "a", "")["retry"]() == 1
+    assert r.zscore(f"{Q}:retry", "a") == now + 5, "at its retry time"
+    assert r.hgetall(f"{Q}:t:a") == {b"msg": b"m2", b"state": b"retry"}
+    c = counters(r)
+    assert [c[k][0] for k in c] == [b"1", b"1", b"1", b"1"]
+    assert day_ttl_ok(c[f"processed:{DAY}"][1]) and day_ttl_ok(c[f"failed:{DAY}"][1])
+    assert c["processed"][1] == -1, "totals never expire"
+
+
+def test_a_retry_that_is_no_failure_counts_nothing(r: redis.Redis) -> None:
+    running(r, "a")
+    now = int(time.time())
+    call = script(r, "retry")
+    keys = [f"{Q}:t:a", f"{Q}:active", f"{Q}:lease", f"{Q}:retry", f"{Q}:processed:{DAY}",
+            f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]  # fmt: skip
+    assert call(keys=keys, args=["a", b"m2", now + 5, now + 86400 * 90, 0, MAX, MAX]) == 1
+    assert all(v is None for v, _ in counters(r).values())
+
+
+def test_the_totals_wrap_at_the_int64_limit(r: redis.Redis) -> None:
+    for name in ("done", "mark_as_complete", "retry", "archive"):
+        r.flushdb()
+        running(r, "a")
+        r.set(f"{Q}:processed", MAX)
+        r.set(f"{Q}:failed", MAX)
+        assert outcome_calls(r, "a", "")[name]() == 1
+        assert r.get(f"{Q}:processed") == b"1", name
+        if name in ("retry", "archive"):
+            assert r.get(f"{Q}:failed") == b"1", name
+
+
+def test_archive_writes_every_part_and_trims_by_age_and_size(r: redis.Redis) -> None:
+    now = int(time.time())
+    old, recent = now - 2 * 86400, now - 10
+    r.zadd(f"{Q}:archived", {"old": old, "recent": recent})
+    r.hset(f"{Q}:t:old", "msg", b"o")
+    r.hset(f"{Q}:t:recent", "msg", b"r")
+    running(r, "a")
+    assert outcome_calls(r, "a", "")["archive"]() == 1  # its cutoff is now - 1 day
+    assert r.zrange(f"{Q}:archived", 0, -1, withscores=True) == [(b"recent", recent), (b"a", now)]
+    assert not r.exists(f"{Q}:t:old"), "trimmed by age, with its hash"
+    assert r.hgetall(f"{Q}:t:a") == {b"msg": b"m2", b"state": b"archived"}
+    c = counters(r)
+    assert [c[k][0] for k in c] == [b"1", b"1", b"1", b"1"]
+    assert day_ttl_ok(c[f"processed:{DAY}"][1]) and day_ttl_ok(c[f"failed:{DAY}"][1])
+    # By size: a cap of 2 keeps one entry (asynq keeps at most cap - 1).
+    running(r, "b")
+    call = script(r, "archive")
+    keys = [f"{Q}:t:b", f"{Q}:active", f"{Q}:lease", f"{Q}:archived", f"{Q}:processed:{DAY}",
+            f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]  # fmt: skip
+    args = ["b", b"mb", now, now - 86400, 2, now + 86400, MAX, f"{Q}:t:", MAX, "why"]
+    assert call(keys=keys, args=args) == 1
+    assert r.zrange(f"{Q}:archived", 0, -1) == [b"b"]
+    assert not r.exists(f"{Q}:t:recent") and not r.exists(f"{Q}:t:a"), "trimmed with their hashes"
+    assert r.hget(f"{Q}:t:b", "error") == b"why", "an undecodable message keeps its reason"
+
+
+def test_done_and_mark_as_complete_write_every_part(r: redis.Redis) -> None:
+    running(r, "a")
+    assert outcome_calls(r, "a", "")["done"]() == 1
+    assert not r.exists(f"{Q}:t:a")
+    c = counters(r)
+    assert (c[f"processed:{DAY}"][0], c["processed"][0], c[f"failed:{DAY}"][0]) == (
+        b"1",
+        b"1",
+        None,
+    )
+    assert day_ttl_ok(c[f"processed:{DAY}"][1])
+    r.flushdb()
+    running(r, "a")
+    now = int(time.time())
+    assert outcome_calls(r, "a", "")["mark_as_complete"]() == 1
+    assert r.zscore(f"{Q}:completed", "a") == now + 60
+    assert r.hgetall(f"{Q}:t:a") == {b"msg": b"m2", b"state": b"completed"}
+    assert day_ttl_ok(counters(r)[f"processed:{DAY}"][1])
+
+
+def test_requeue_writes_every_part(r: redis.Redis) -> None:
+    running(r, "a")
+    assert outcome_calls(r, "a", "")["requeue"]() == 1
+    assert r.zscore(f"{Q}:lease", "a") is None and r.llen(f"{Q}:active") == 0
+    assert r.lrange(f"{Q}:pending", 0, -1) == [b"a"]
+    assert r.hget(f"{Q}:t:a", "state") == b"pending"
+
+
+def test_dequeue_writes_every_part_of_a_lease(r: redis.Redis) -> None:
+    r.lpush("asynq:{q}:pending", "a")
+    r.hset("asynq:{q}:t:a", mapping={"msg": b"m", "state": "pending", "pending_since": 1})
+    until = int(time.time()) + 30
+    keys = [f"asynq:{{q}}:{k}" for k in ("pending", "paused", "active", "lease")]
+    got = script(r, "dequeue")(keys=keys, args=[until, 5, "asynq:{q}:t:"])
+    assert got == [1, [], b"a", b"m"]
+    assert r.zscore("asynq:{q}:lease", "a") == until
+    assert r.hgetall("asynq:{q}:t:a") == {b"msg": b"m", b"state": b"active"}
+
+
+def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> None:
+    """With a broken lease set the popped task goes back where it was: the next to run."""
+    r.lpush("asynq:{q}:pending", "first", "second")  # "first" is at the dequeue end
+    r.lpush("asynq:{q}:active", "running")
+    for i in ("first", "second"):
+        r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": b"m", "state": "pending"})
+    r.set("asynq:{q}:lease", "broken")
+    keys = [f"asynq:{{q}}:{k}" for k in ("pending", "paused", "active", "lease")]
+    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, "asynq:{q}:t:"])
+    assert served == 0 and broken[0] == 1
+    assert r.lrange("asynq:{q}:pending", 0, -1) == [b"second", b"first"]
+    assert r.lrange("asynq:{q}:active", 0, -1) == [b"running"], "the active list is as it was"
+    r.delete("asynq:{q}:lease", "asynq:{q}:pending")
+    r.lpush("asynq:{q}:pending", "x")
+    r.hset("asynq:{q}:t:x", mapping={"msg": b"m", "state": "pending"})
+    r.set("asynq:{q}:active", "broken")
+    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, "asynq:{q}:t:"])
+    assert served == 0 and r.lrange("asynq:{q}:pending", 0, -1) == [b"x"]
+
+
+def test_forward_writes_pending_and_group_transitions(r: redis.Redis) -> None:
+    now = int(time.time())
+    r.lpush("asynq:{q}:pending", "waiting")
+    r.zadd("asynq:{q}:retry", {"p": now - 1, "g": now - 1})
+    r.hset("asynq:{q}:t:p", mapping={"msg": b"m", "state": "retry"})
+    r.hset("asynq:{q}:t:g", mapping={"msg": b"m", "state": "retry", "group": "g1"})
+    ns = time.time_ns()
+    out = script(r, "forward")(
+        keys=["asynq:{q}:retry", "asynq:{q}:pending"],
+        args=[now, "asynq:{q}:t:", ns, "asynq:{q}:g:"],
+    )
+    assert out == [2, None]
+    assert r.lrange("asynq:{q}:pending", 0, -1) == [b"p", b"waiting"], "behind what waits"
+    assert r.hgetall("asynq:{q}:t:p") == {b"msg": b"m", b"state": b"pending",
+                                          b"pending_since": str(ns).encode()}  # fmt: skip
+    assert r.zscore("asynq:{q}:g:g1", "g") == now
+    assert r.hget("asynq:{q}:t:g", "state") == b"aggregating"
+    assert r.zcard("asynq:{q}:retry") == 0

@@ -216,4 +216,30 @@ mod tests {
             assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");
         }
     }
+
+    #[test]
+    fn every_limit_itself_is_accepted() {
+        let d = ServerConfig::default;
+        let at_limit = [
+            ServerConfig { concurrency: MAX_CONCURRENCY, ..d() },
+            ServerConfig { queues: vec![("a".into(), 9_999), ("b".into(), 1)], ..d() },
+            ServerConfig { shutdown_timeout: MAX_SETTING, ..d() },
+            ServerConfig {
+                lease_duration: Duration::from_secs(15),
+                heartbeat_interval: Duration::from_secs(5),
+                ..d()
+            },
+            ServerConfig {
+                lease_duration: Duration::from_secs(1),
+                heartbeat_interval: Duration::from_millis(300),
+                ..d()
+            },
+        ];
+        for c in at_limit {
+            assert!(c.validate().is_ok(), "{c:?}");
+        }
+        let d2 = ServerConfig { lease_duration: Duration::from_millis(1_500), ..d() };
+        assert!(d2.validate().is_err(), "whole seconds only");
+        assert_eq!(d().validated().expect("valid"), d());
+    }
 }

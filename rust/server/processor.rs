@@ -189,3 +189,29 @@ impl Component for Processor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_queue_is_skipped_for_a_doubling_backoff_until_it_heals() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut q = Quarantine::default();
+        assert!(!q.is_skipped("a", t0), "nothing is skipped at first");
+        assert_eq!(q.skip("a", t0), s(1));
+        assert!(q.is_skipped("a", t0) && q.is_skipped("a", t0 + Duration::from_millis(999)));
+        assert!(!q.is_skipped("a", t0 + s(1)), "tried again once its backoff is over");
+        assert!(!q.is_skipped("b", t0), "other queues are not skipped");
+        assert_eq!(q.skip("a", t0 + s(1)), s(2));
+        assert!(q.is_skipped("a", t0 + s(2)) && !q.is_skipped("a", t0 + s(3)));
+        let mut last = s(2);
+        for _ in 0..10 {
+            last = q.skip("a", t0);
+        }
+        assert_eq!(last, MAX_BACKOFF, "capped");
+        assert!(q.healed("a") && !q.healed("a"), "healed once");
+        assert_eq!(q.skip("a", t0), FIRST_BACKOFF, "a healed queue starts over");
+    }
+}

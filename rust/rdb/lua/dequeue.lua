@@ -11,46 +11,43 @@
 -- paused, empty or broken); broken is a flat array {j, error, ...} of the queues skipped because
 -- a key of theirs has the wrong type, so one broken queue never stops the others. msg is false
 -- for a ghost id (no task hash, or a hash without msg): it is dropped from pending, any
--- msg-less hash deleted, and nothing leased; the caller logs it.
+-- msg-less hash deleted, and nothing leased; the caller logs it. A queue's key types are
+-- checked once per call (a key cannot change type during a script), so the per-task steps
+-- are asynq's own and cost what they did.
 local broken = {}
+-- Records queue q as broken when key holds something other than a `want` (or nothing).
+local function broken_key(q, what, key, want)
+  local t = redis.call("TYPE", key)["ok"]
+  if t == want or t == "none" then
+    return false
+  end
+  broken[#broken + 1] = q
+  broken[#broken + 1] = what .. ": WRONGTYPE " .. key .. " holds a " .. t .. ", not a " .. want
+  return true
+end
 for q = 1, #KEYS / 4 do
   local pending, paused, active, lease = KEYS[4 * q - 3], KEYS[4 * q - 2], KEYS[4 * q - 1], KEYS[4 * q]
-  if redis.call("EXISTS", paused) == 0 then
+  if redis.call("EXISTS", paused) == 0
+      and not (broken_key(q, "pending", pending, "list") or broken_key(q, "active", active, "list")
+        or broken_key(q, "lease", lease, "zset")) then
     local out = {q, broken}
     for _ = 1, tonumber(ARGV[2]) do
-      local id = redis.pcall("RPOP", pending)
-      if type(id) == "table" then
-        broken[#broken + 1] = q
-        broken[#broken + 1] = "pending: " .. tostring(id.err)
-        break
-      end
+      local id = redis.call("RPOPLPUSH", pending, active)
       if not id then
         break
       end
       local key = ARGV[2 + q] .. id
       local msg = redis.pcall("HGET", key, "msg")
-      if type(msg) == "table" then
-        -- The task key holds something else: not ours to delete; the id is dropped.
+      if type(msg) ~= "string" then
+        -- A ghost: take it back off active (it is at the head) and write nothing for it. A
+        -- task key holding something else is not ours to delete.
+        redis.call("LPOP", active)
+        if not msg then
+          redis.call("DEL", key)
+        end
         msg = false
-      elseif not msg then
-        redis.call("DEL", key)
       else
-        -- Checked before the task is taken, so a broken active list or lease set puts it back.
-        local err = redis.pcall("LPUSH", active, id)
-        if type(err) == "table" then
-          redis.call("RPUSH", pending, id)
-          broken[#broken + 1] = q
-          broken[#broken + 1] = "active: " .. tostring(err.err)
-          break
-        end
-        err = redis.pcall("ZADD", lease, ARGV[1], id)
-        if type(err) == "table" then
-          redis.call("LPOP", active)
-          redis.call("RPUSH", pending, id)
-          broken[#broken + 1] = q
-          broken[#broken + 1] = "lease: " .. tostring(err.err)
-          break
-        end
+        redis.call("ZADD", lease, ARGV[1], id)
         redis.call("HSET", key, "state", "active")
         redis.call("HDEL", key, "pending_since")
       end

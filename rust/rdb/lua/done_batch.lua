@@ -9,7 +9,7 @@
 -- ARGV[3], ARGV[4], ...: pairs of task id and its unique lock key ("" when it has none); the
 --         hashes and locks are in the queue's hash slot, like the keys above
 -- Returns one code per task, in order: 1 done, 0 not found (another server already moved it;
--- as with done.lua, a task is checked before anything of it is written).
+-- as with done.lua, nothing of a task that is not leased and active here is left written).
 -- LREM counts from the tail (-1) and stops at the first match: an id is in active once, and
 -- dequeue pushes at the head, so the oldest tasks, the ones finishing first, are found first
 -- instead of scanning the whole list as done.lua's LREM 0 does.
@@ -19,14 +19,20 @@ for i = 3, #ARGV, 2 do
   local id, lock = ARGV[i], ARGV[i + 1]
   local key = ARGV[1] .. id
   local code = 0
-  if redis.call("ZSCORE", KEYS[2], id) and redis.call("EXISTS", key) == 1
-    and redis.call("LREM", KEYS[1], -1, id) ~= 0 then
-    redis.call("ZREM", KEYS[2], id)
-    redis.call("DEL", key)
-    code = 1
-    n = n + 1
-    if lock ~= "" and redis.call("GET", lock) == id then
-      redis.call("DEL", lock)
+  -- Checked by the removals themselves (a ZSCORE first would scan the lease set, a small
+  -- listpack, once more per task): a task in active but no longer leased here is put back as it
+  -- was, so nothing of the outcome is written. A task whose hash alone is gone (deleted by
+  -- hand) ran and succeeded: it is counted, and nothing of it is left.
+  if redis.call("LREM", KEYS[1], -1, id) ~= 0 then
+    if redis.call("ZREM", KEYS[2], id) == 0 then
+      redis.call("RPUSH", KEYS[1], id)
+    else
+      redis.call("DEL", key)
+      code = 1
+      n = n + 1
+      if lock ~= "" and redis.call("GET", lock) == id then
+        redis.call("DEL", lock)
+      end
     end
   end
   codes[#codes + 1] = code

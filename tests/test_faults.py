@@ -71,6 +71,35 @@ def test_a_running_task_whose_lease_entry_vanished_is_kept_and_completes(
     assert empty_active(r) and r.zcard("asynq:{default}:lease") == 0
 
 
+def test_a_task_that_ends_before_its_lease_entry_is_retaken_is_finished_once(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    """The handler ends between the entry's removal and the next heartbeat: still in active,
+    the task is this server's, and its success is written whole (no recovery, no rerun)."""
+    started, release = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def hold(task: Task) -> None:
+        runs.append(task.retry_count)
+        started.set()
+        release.wait(20)
+
+    info = client.enqueue(Task("t"), unique=3600, max_retry=0)
+    srv = make_server(
+        heartbeat_interval=5, lease_duration=30, lease_grace=1, recoverer_interval=0.2
+    )
+    srv.start(mux_of({"t": hold}))
+    assert started.wait(10)
+    r.zrem("asynq:{default}:lease", info.id)
+    release.set()  # long before the 5 s heartbeat could take the lease back
+    wait_until(lambda: counter(r, "asynq:{default}:processed") == 1)
+    assert not r.exists(f"asynq:{{default}}:t:{info.id}")
+    assert not r.keys("asynq:{default}:unique:*")
+    assert empty_active(r) and r.zcard("asynq:{default}:lease") == 0
+    time.sleep(1.5)  # recoverer passes: nothing left to recover
+    assert runs == [0] and counter(r, "asynq:{default}:failed") == 0
+
+
 def test_an_active_task_no_lease_covers_is_recovered_with_the_servers_policy(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:

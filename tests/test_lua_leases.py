@@ -73,15 +73,60 @@ def outcome_calls(
 OUTCOMES = ["done", "done_batch", "mark_as_complete", "retry", "archive", "requeue"]
 
 
+END_STATE = {
+    "done": None,
+    "done_batch": None,
+    "mark_as_complete": b"completed",
+    "retry": b"retry",
+    "archive": b"archived",
+    "requeue": b"pending",
+}
+
+
 @pytest.mark.parametrize("name", OUTCOMES)
-def test_an_outcome_without_the_lease_writes_nothing(r: redis.Redis, name: str) -> None:
-    """Redis does not roll back a script that stops half-way: each checks before it writes."""
+def test_a_handler_outcome_for_a_task_whose_lease_entry_alone_vanished_is_written_whole(
+    r: redis.Redis, name: str
+) -> None:
+    """Still in active, the task is this server's (the renewal would take the lease back): its
+    outcome is written entirely, never half (asynq's scripts stopped after removing it from
+    active, leaving the hash `active` and the lock held)."""
     lock = f"{Q}:unique:t:x"
     running(r, "a", lease=False, lock=lock)
+    assert outcome_calls(r, "a", lock)[name]() in (1, [1])
+    assert r.llen(f"{Q}:active") == 0 and r.zcard(f"{Q}:lease") == 0
+    assert r.hget(f"{Q}:t:a", "state") == END_STATE[name]
+    if name in ("done", "done_batch", "mark_as_complete"):
+        assert not r.exists(lock) and r.get(f"{Q}:processed") == b"1"
+
+
+@pytest.mark.parametrize("name", ["retry", "archive"])
+def test_a_recovery_without_its_lease_writes_nothing(r: redis.Redis, name: str) -> None:
+    running(r, "a", lease=False)
     before = {k: r.dump(k) for k in r.keys("*")}
-    result = outcome_calls(r, "a", lock)[name]()
-    assert result in (0, [0])
-    assert {k: r.dump(k) for k in r.keys("*")} == before, "not one key changed"
+    assert outcome_calls(r, "a", "", cutoff=int(time.time()))[name]() == 0
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+
+
+# A success only deletes the hash, whatever it holds: no hash case for done and done_batch.
+BROKEN_KEYS = [
+    (name, key)
+    for name in OUTCOMES
+    for key in ("active", "lease", "t:a")
+    if not (key == "t:a" and name in ("done", "done_batch"))
+]
+
+
+@pytest.mark.parametrize(("name", "key"), BROKEN_KEYS)
+def test_an_outcome_with_a_key_of_the_wrong_type_writes_nothing(
+    r: redis.Redis, name: str, key: str
+) -> None:
+    running(r, "a")
+    r.delete(f"{Q}:{key}")
+    r.set(f"{Q}:{key}", "not the right type")
+    before = {k: r.dump(k) for k in r.keys("*")}
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        outcome_calls(r, "a", "")[name]()
+    assert {k: r.dump(k) for k in r.keys("*")} == before
 
 
 @pytest.mark.parametrize("name", OUTCOMES)

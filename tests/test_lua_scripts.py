@@ -51,7 +51,9 @@ def test_done_batch_finishes_each_task_and_counts_once(r: redis.Redis) -> None:
 
 def test_done_batch_reports_tasks_another_server_moved(r: redis.Redis) -> None:
     leased(r, "a", "b")
-    r.zrem("asynq:{q}:lease", "b")  # e.g. recovered elsewhere after its lease expired
+    # Recovered elsewhere after its lease expired: off active and lease, as the recoverer moves it.
+    r.lrem("asynq:{q}:active", 0, "b")
+    r.zrem("asynq:{q}:lease", "b")
     assert done_batch(r, ("a", ""), ("b", ""), ("gone", "")) == [1, 0, 0]
     assert r.get(KEYS[3]) == b"1", "only finished tasks are counted"
     assert r.exists("asynq:{q}:t:b"), "a task that was not found is not deleted"

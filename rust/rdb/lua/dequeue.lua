@@ -27,7 +27,9 @@ local function broken_key(q, what, key, want)
 end
 for q = 1, #KEYS / 4 do
   local pending, paused, active, lease = KEYS[4 * q - 3], KEYS[4 * q - 2], KEYS[4 * q - 1], KEYS[4 * q]
-  if redis.call("EXISTS", paused) == 0
+  -- An empty queue costs what it did (EXISTS and one more command); only a queue with tasks
+  -- has its active list and lease set checked.
+  if redis.call("EXISTS", paused) == 0 and redis.call("EXISTS", pending) == 1
       and not (broken_key(q, "pending", pending, "list") or broken_key(q, "active", active, "list")
         or broken_key(q, "lease", lease, "zset")) then
     local out = {q, broken}

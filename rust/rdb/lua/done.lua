@@ -8,18 +8,23 @@
 -- ARGV[1] task id
 -- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[3] max int64 (the total wraps to 1 there)
--- Returns 1, or 0 when the task is not active here (another server moved it). Nothing is written
--- unless the task is leased, active and has its hash (Redis does not roll back a script that
--- stops half-way); the counters are best effort, so a broken counter key cannot strand a task.
-if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[3]) == 0 then
-  return 0
+-- Returns 1, or 0 when the task is not active here (another server moved it).
+-- The task is this server's while it is in active: a lease entry that alone vanished does not
+-- make it anyone else's (the renewal takes such a lease back). Redis does not roll back a script
+-- that stops half-way, so the keys are checked before anything is written, and what may fail
+-- after that (a counter, a lock of the wrong type) is best effort.
+for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
+  local t = redis.call("TYPE", k[1])["ok"]
+  if t ~= k[2] and t ~= "none" then
+    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+  end
 end
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
   return 0
 end
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("DEL", KEYS[3])
-if KEYS[6] and redis.call("GET", KEYS[6]) == ARGV[1] then
+if KEYS[6] and redis.pcall("GET", KEYS[6]) == ARGV[1] then
   redis.call("DEL", KEYS[6])
 end
 local n = redis.pcall("INCR", KEYS[4])

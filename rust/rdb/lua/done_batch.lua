@@ -8,31 +8,33 @@
 -- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[3], ARGV[4], ...: pairs of task id and its unique lock key ("" when it has none); the
 --         hashes and locks are in the queue's hash slot, like the keys above
--- Returns one code per task, in order: 1 done, 0 not found (another server already moved it;
--- as with done.lua, nothing of a task that is not leased and active here is left written).
+-- Returns one code per task, in order: 1 done, 0 not found (another server already moved it:
+-- nothing of it is written).
 -- LREM counts from the tail (-1) and stops at the first match: an id is in active once, and
 -- dequeue pushes at the head, so the oldest tasks, the ones finishing first, are found first
 -- instead of scanning the whole list as done.lua's LREM 0 does.
+-- Keys of the wrong type fail the call before anything is written (Redis does not roll back a
+-- script that stops half-way); a lock of the wrong type is skipped.
+for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
+  local t = redis.call("TYPE", k[1])["ok"]
+  if t ~= k[2] and t ~= "none" then
+    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+  end
+end
 local codes = {}
 local n = 0
 for i = 3, #ARGV, 2 do
   local id, lock = ARGV[i], ARGV[i + 1]
-  local key = ARGV[1] .. id
   local code = 0
-  -- Checked by the removals themselves (a ZSCORE first would scan the lease set, a small
-  -- listpack, once more per task): a task in active but no longer leased here is put back as it
-  -- was, so nothing of the outcome is written. A task whose hash alone is gone (deleted by
-  -- hand) ran and succeeded: it is counted, and nothing of it is left.
+  -- In active is this server's, as in done.lua: a lease entry that alone vanished does not make
+  -- the task anyone else's. A task whose hash alone is gone ran and succeeded all the same.
   if redis.call("LREM", KEYS[1], -1, id) ~= 0 then
-    if redis.call("ZREM", KEYS[2], id) == 0 then
-      redis.call("RPUSH", KEYS[1], id)
-    else
-      redis.call("DEL", key)
-      code = 1
-      n = n + 1
-      if lock ~= "" and redis.call("GET", lock) == id then
-        redis.call("DEL", lock)
-      end
+    redis.call("ZREM", KEYS[2], id)
+    redis.call("DEL", ARGV[1] .. id)
+    code = 1
+    n = n + 1
+    if lock ~= "" and redis.pcall("GET", lock) == id then
+      redis.call("DEL", lock)
     end
   end
   codes[#codes + 1] = code

@@ -11,21 +11,28 @@
 -- ARGV[3] completed-zset score: completed_at + retention, Unix seconds
 -- ARGV[4] encoded TaskMessage with completed_at set
 -- ARGV[5] max int64
--- Returns 1, or 0 when the task is not active here (another server moved it). Nothing is written
--- unless the task is leased, active and has its hash: the destination is written first, so a
--- broken completed key fails the call before anything else changed; the counters are best
--- effort.
-if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[4]) == 0 then
-  return 0
+-- Returns 1, or 0 when the task is not active here (another server moved it).
+-- The task is this server's while it is in active (a lease entry that alone vanished does not
+-- make it anyone else's); a recovery also needs the lease it listed as expired, still expired.
+-- Redis does not roll back a script that stops half-way: keys are checked for their type before
+-- anything is written, the destination is written first (and undone if the task turns out not
+-- to be active here), and what may still fail after that (a counter) is best effort.
+for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}, {KEYS[4], "hash"}}) do
+  local t = redis.call("TYPE", k[1])["ok"]
+  if t ~= k[2] and t ~= "none" then
+    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+  end
 end
-redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
+local added = redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
-  redis.call("ZREM", KEYS[3], ARGV[1])
+  if added == 1 then
+    redis.call("ZREM", KEYS[3], ARGV[1])
+  end
   return 0
 end
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
-if KEYS[7] and redis.call("GET", KEYS[7]) == ARGV[1] then
+if KEYS[7] and redis.pcall("GET", KEYS[7]) == ARGV[1] then
   redis.call("DEL", KEYS[7])
 end
 local n = redis.pcall("INCR", KEYS[5])

@@ -5,10 +5,15 @@
 -- KEYS[4] task hash    <ns>:{q}:t:<id>
 -- ARGV[1] task id
 -- Returns 1, or 0 when the task is not active here. Retry count and counters are untouched.
--- Nothing is written unless the task is leased, active and has its hash: the destination is
--- written first, so a broken pending key fails the call before anything else changed.
-if not redis.call("ZSCORE", KEYS[2], ARGV[1]) or redis.call("EXISTS", KEYS[4]) == 0 then
-  return 0
+-- The task is this server's while it is in active (a lease entry that alone vanished does not
+-- make it anyone else's). Redis does not roll back a script that stops half-way: keys are checked for their type before
+-- anything is written, the destination is written first (and undone if the task turns out not
+-- to be active here).
+for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}, {KEYS[4], "hash"}}) do
+  local t = redis.call("TYPE", k[1])["ok"]
+  if t ~= k[2] and t ~= "none" then
+    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+  end
 end
 redis.call("RPUSH", KEYS[3], ARGV[1])
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then

@@ -16,16 +16,26 @@
 -- ARGV[7] the latest lease expiry this write may take over: max int64 for a handler's outcome,
 --         the recoverer's cutoff for a recovery (a lease renewed since it was listed is kept)
 -- Returns 1, or 0 when the task is not active here (another server moved it, or renewed it).
--- Nothing is written unless the task is leased, active and has its hash (Redis does not roll
--- back a script that stops half-way): the destination is written first, so a broken retry key
--- fails the call before anything else changed, and the counters are best effort.
+-- The task is this server's while it is in active (a lease entry that alone vanished does not
+-- make it anyone else's); a recovery also needs the lease it listed as expired, still expired.
+-- Redis does not roll back a script that stops half-way: keys are checked for their type before
+-- anything is written, the destination is written first (and undone if the task turns out not
+-- to be active here), and what may still fail after that (a counter) is best effort.
+for _, k in ipairs({{KEYS[2], "list"}, {KEYS[3], "zset"}, {KEYS[1], "hash"}}) do
+  local t = redis.call("TYPE", k[1])["ok"]
+  if t ~= k[2] and t ~= "none" then
+    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+  end
+end
 local lease = redis.call("ZSCORE", KEYS[3], ARGV[1])
-if not lease or tonumber(lease) > tonumber(ARGV[7]) or redis.call("EXISTS", KEYS[1]) == 0 then
+if ARGV[7] ~= ARGV[6] and (not lease or tonumber(lease) > tonumber(ARGV[7])) then
   return 0
 end
-redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
+local added = redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
 if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
-  redis.call("ZREM", KEYS[4], ARGV[1])
+  if added == 1 then
+    redis.call("ZREM", KEYS[4], ARGV[1])
+  end
   return 0
 end
 redis.call("ZREM", KEYS[3], ARGV[1])

@@ -238,8 +238,13 @@ mod tests {
         for c in at_limit {
             assert!(c.validate().is_ok(), "{c:?}");
         }
-        let d2 = ServerConfig { lease_duration: Duration::from_millis(1_500), ..d() };
-        assert!(d2.validate().is_err(), "whole seconds only");
-        assert_eq!(d().validated().expect("valid"), d());
+        let fractional = ServerConfig {
+            lease_duration: Duration::from_millis(1_500),
+            heartbeat_interval: Duration::from_millis(100),
+            ..d()
+        };
+        assert!(fractional.validate().is_err(), "whole seconds only");
+        let custom = ServerConfig { concurrency: 3, strict_priority: true, ..d() };
+        assert_eq!(custom.clone().validated().expect("valid"), custom, "returned unchanged");
     }
 }

@@ -125,6 +125,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn python_receives_seconds_as_a_float() {
+        assert_eq!(unix_f64(from_unix_nanos(1_500_000_000)), 1.5);
+        assert_eq!(unix_f64(from_unix_nanos(-2_250_000_000)), -2.25);
+    }
+
+    #[test]
     fn due_scores_round_up() {
         assert_eq!(unix_secs_ceil(from_unix_secs(100)), 100);
         assert_eq!(unix_secs_ceil(from_unix_nanos(100_000_000_001)), 101);

@@ -236,6 +236,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_finds_what_it_holds() {
+        let t0 = crate::clock::from_unix_secs(1_000);
+        let task = |id: &str, deadline: u64| {
+            let msg = TaskMessage { id: id.into(), ..Default::default() };
+            InFlight::new(msg, t0 + Duration::from_secs(deadline), t0, t0 + Duration::from_secs(30))
+        };
+        let mut table = Table::default();
+        assert!(table.insert(1, task("a", 20)), "the first deadline is the earliest alarm");
+        assert!(table.insert(2, task("b", 10)), "an earlier deadline wakes the watchdog");
+        assert!(!table.insert(3, task("a", 10)), "a tie is not earlier");
+        assert_eq!(table.get(2).map(|f| f.msg.id.as_str()), Some("b"));
+        assert!(table.get(9).is_none());
+        table.get_mut(2).expect("held").lost = true;
+        assert!(table.get(2).is_some_and(|f| f.lost));
+        let mut tokens = table.tokens();
+        tokens.sort_unstable();
+        assert_eq!(tokens, [1, 2, 3]);
+        let mut ids: Vec<_> = table.iter().map(|(t, f)| (t, f.msg.id.clone())).collect();
+        ids.sort();
+        assert_eq!(ids, [(1, "a".to_string()), (2, "b".into()), (3, "a".into())]);
+        let mut of_a = table.tokens_of("a");
+        of_a.sort_unstable();
+        assert_eq!(of_a, [1, 3]);
+        assert!(table.tokens_of("zzz").is_empty());
+        assert!(table.handles().is_empty(), "nothing attached yet");
+        let handle: Handle = Arc::new(7_u8);
+        let _ = table.attach(2, handle, t0);
+        let handles = table.handles();
+        assert_eq!(handles.len(), 1);
+        assert_eq!(handles[0].0, 2);
+        assert_eq!(table.due(t0 + Duration::from_secs(10)).len(), 2, "both deadlines at 10 s");
+    }
+
+    #[test]
     fn a_task_stays_ours_until_redis_says_otherwise_or_half_the_grace_is_over() {
         let t0 = crate::clock::from_unix_secs(1_000);
         let grace = Duration::from_secs(30);

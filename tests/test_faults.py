@@ -101,7 +101,7 @@ def test_a_task_that_ends_before_its_lease_entry_is_retaken_is_finished_once(
 
 
 def test_an_active_task_no_lease_covers_is_recovered_with_the_servers_policy(
-    client: Client, r: redis.Redis, make_server: MakeServer
+    client: Client, r: redis.Redis, make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     task_id = orphan(client, r, Task("t"), max_retry=3)
     seen: list[tuple[int, str]] = []
@@ -126,6 +126,8 @@ def test_an_active_task_no_lease_covers_is_recovered_with_the_servers_policy(
     assert seen == [(1, "asynq: task lease expired")]
     assert len(errors) == 1 and isinstance(errors[0], LeaseExpired)
     assert not handled, "error_handler hears of handler errors only (asynq's recoverer)"
+    logged = [rec for rec in caplog.records if "asynq: task lease expired" in rec.getMessage()]
+    assert [rec.name for rec in logged] == ["ferroq.task"], "where handler failures go, once"
     wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{task_id}"))
     assert empty_active(r)
 

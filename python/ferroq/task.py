@@ -101,19 +101,25 @@ class Task:
         self._asyncio_task: asyncio.Task[None] | None = None
 
     @classmethod
-    def _from_info(cls, info: TaskInfo) -> Task:
-        """The task ``info`` describes, leased by no one here.
+    def _from_info(
+        cls, info: TaskInfo, server: NativeServer | None = None, lease: Lease | None = None
+    ) -> Task:
+        """The task ``info`` describes: leased by ``server`` under ``lease``, or by no one here.
 
-        For hooks about a task that does not run here, such as one recovered after its lease
-        expired.
+        Unleased, it is for hooks about a task that does not run here, such as one recovered
+        after its lease expired.
         """
         t = cls.__new__(cls)
         t.type, t._payload, t.headers = info.type, info.payload, info.headers
         t.id, t.queue, t.retry_count = info.id, info.queue, info.retried
         t.max_retry = info.max_retry
         # The datetime and the cancellation Event are made only if a handler asks for them.
-        t._deadline, t._deadline_ts = None, None
-        t._server, t._lease, t._token = None, None, 0
+        t._deadline = None
+        if lease is None:
+            t._deadline_ts, t._token = None, 0
+        else:
+            t._deadline_ts, t._token = lease.deadline, lease.token
+        t._server, t._lease = server, lease
         t._cancelled, t._cancel, t._reported, t._cancel_error = False, None, False, None
         t._asyncio_task = None
         return t
@@ -121,10 +127,7 @@ class Task:
     @classmethod
     def _leased(cls, server: NativeServer, lease: Lease) -> Task:
         """The task a handler receives for ``lease`` (the server keeps it as the lease's handle)."""
-        t = cls._from_info(lease.info)
-        t._deadline_ts = lease.deadline
-        t._server, t._lease, t._token = server, lease, lease.token
-        return t
+        return cls._from_info(lease.info, server, lease)
 
     @property
     def deadline(self) -> datetime | None:

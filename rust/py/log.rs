@@ -1,5 +1,7 @@
-//! Routes the core's `log` records to Python's `logging` (logger `ferroq.core`). Only warnings and
-//! errors are emitted from hot paths, so taking the GIL per record is cheap enough.
+//! Routes the core's `log` records to Python's `logging`: a record whose target is
+//! [`crate::server::TASK_LOG`] goes to that logger (`ferroq.task`, where the Python side logs
+//! every failed attempt), every other to `ferroq.core`. Only warnings and errors are emitted
+//! from hot paths, so taking the GIL per record is cheap enough.
 
 use pyo3::prelude::*;
 
@@ -24,10 +26,12 @@ impl log::Log for PyLogger {
             log::Level::Trace => 5,
         };
         let text = record.args().to_string();
+        let name =
+            if record.target() == crate::server::TASK_LOG { crate::server::TASK_LOG } else { "ferroq.core" };
         Python::attach(|py| {
             let emitted = py
                 .import("logging")
-                .and_then(|logging| logging.call_method1("getLogger", ("ferroq.core",)))
+                .and_then(|logging| logging.call_method1("getLogger", (name,)))
                 .and_then(|logger| logger.call_method1("log", (level, text.as_str())));
             if emitted.is_err() {
                 // Logging itself failed (interpreter shutting down); stderr is the last resort.

@@ -34,6 +34,10 @@ pub use inflight::{CancelReason, Handle, Lease};
 pub use policy::{Failure, FailurePolicy, Outcome};
 use queues::QueueSelector;
 
+/// The log target of a task's failed attempt: the Python logger `ferroq.task`, where the
+/// dispatcher logs a handler's failures, so a recovery's line goes to the same place.
+pub const TASK_LOG: &str = "ferroq.task";
+
 /// Who this server is, as its heartbeat publishes it.
 #[derive(Debug, Clone)]
 pub struct Identity {

@@ -107,6 +107,7 @@ impl Recoverer {
                 match finish {
                     Finish::Retry { retry_at, .. } => {
                         log::warn!(
+                            target: super::TASK_LOG,
                             "task {} (type {}, queue {q}) failed, attempt {attempt} of {of}: {LEASE_EXPIRED}; \
                              it will be retried",
                             msg.id,
@@ -116,6 +117,7 @@ impl Recoverer {
                         self.sh.note_due(retry_at);
                     }
                     _ => log::error!(
+                        target: super::TASK_LOG,
                         "task {} (type {}, queue {q}) failed, attempt {attempt} of {of}: {LEASE_EXPIRED}; archived",
                         msg.id,
                         msg.r#type

@@ -32,6 +32,20 @@ pub enum Error {
     /// The task is not where the operation expected it (another server took it over).
     #[error("task not found")]
     NotFound,
+    /// An Inspector call named a queue that no producer ever registered (or that was deleted).
+    #[error("queue {0:?} does not exist")]
+    QueueNotFound(String),
+    /// A queue still holds tasks and the deletion was not forced.
+    #[error("{0}")]
+    QueueNotEmpty(String),
+    /// An Inspector call named a task that is not in the queue (in any state).
+    #[error("task {id:?} not found in queue {queue:?}")]
+    TaskNotFound {
+        /// Queue name.
+        queue: String,
+        /// Task ID.
+        id: String,
+    },
     /// A script returned a value outside its contract.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
@@ -66,6 +80,9 @@ impl Error {
             Error::DuplicateTask => Error::DuplicateTask,
             Error::TaskIdConflict => Error::TaskIdConflict,
             Error::NotFound => Error::NotFound,
+            Error::QueueNotFound(q) => Error::QueueNotFound(q.clone()),
+            Error::QueueNotEmpty(s) => Error::QueueNotEmpty(s.clone()),
+            Error::TaskNotFound { queue, id } => Error::TaskNotFound { queue: queue.clone(), id: id.clone() },
             Error::Protocol(s) => Error::Protocol(s.clone()),
             Error::ServerClosed => Error::ServerClosed,
             Error::Thread(s) => Error::Thread(s.clone()),

@@ -3,7 +3,8 @@
 Three separate parties, as in production: a scheduler process (``ferroq scheduler
 ferroq.demo:scheduler``) enqueues ``demo:report`` every two seconds, a server process (``ferroq
 worker ferroq.demo:mux``) runs every task, and this process enqueues a burst of sync and async
-tasks as a client, then follows them all with a live progress line.
+tasks as a client, then follows them all with a live progress line read by an ``Inspector``,
+and reads back the result the last periodic report stored.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import sys
 import time
 
 from ferroq._embedded import EmbeddedRedis
-from ferroq._native import NativeClient, QueueCounts
 from ferroq.client import Client
+from ferroq.inspector import Inspector, QueueInfo
 from ferroq.scheduler import Scheduler
 from ferroq.servemux import ServeMux
 from ferroq.task import Task
@@ -50,13 +51,13 @@ def report(task: Task) -> None:
     task.write_result(f"report at {time.time():.3f}".encode())
 
 
-def _counts(native: NativeClient) -> dict[str, QueueCounts]:
-    return {c.queue: c for c in native.queue_counts()}
+def _counts(insp: Inspector) -> dict[str, QueueInfo]:
+    return {c.queue: c for c in insp.get_queue_infos()}
 
 
-def _processed(counts: dict[str, QueueCounts], queue: str) -> int:
+def _processed(counts: dict[str, QueueInfo], queue: str) -> int:
     c = counts.get(queue)
-    return c.processed if c else 0
+    return c.processed_total if c else 0
 
 
 def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
@@ -67,11 +68,11 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
         embedded = EmbeddedRedis().start()
         url = embedded.url
         print(f"embedded {embedded.name} on {url}")
-    native = NativeClient(url)
+    insp = Inspector(url)
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "REDIS_URL": url}
     try:
-        first = _counts(native)
+        first = _counts(insp)
         base = {q: _processed(first, q) for q in ("critical", "default")}
         worker = subprocess.Popen(
             [
@@ -101,7 +102,7 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
         burst_secs: float | None = None
         while True:
             time.sleep(0.2)
-            counts = _counts(native)
+            counts = _counts(insp)
             done = _processed(counts, "default") - base["default"]
             reports = _processed(counts, "critical") - base["critical"]
             default = counts.get("default")
@@ -128,6 +129,12 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
             f"\ndone: {tasks} tasks in {took:.2f}s ({tasks / took:,.0f} tasks/s end to end); "
             "the scheduler's periodic reports were served alongside"
         )
+        reports_kept = insp.list_completed_tasks("critical", page_size=1000)
+        if reports_kept:
+            # Listed by expiry (completion + the same retention): the last completed last.
+            last = reports_kept[-1]
+            result = (last.result or b"").decode(errors="replace")
+            print(f"last periodic report {last.id}: result {result!r} (read by the Inspector)")
         return 0
     finally:
         for p in procs:
@@ -138,6 +145,6 @@ def run_demo(tasks: int = 2000, redis_url: str | None = None) -> int:
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
-        native.close()
+        insp.close()
         if embedded is not None:
             embedded.stop()

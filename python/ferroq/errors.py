@@ -13,6 +13,8 @@ in Rust and one raised in Python are the same class, and every ``__module__`` is
     ├── DuplicateTaskError          a unique task holds the lock
     ├── TaskIdConflictError         the task ID is taken in that queue
     ├── TaskNotFoundError           the task is not (or no longer) there
+    ├── QueueNotFoundError          no such queue (an Inspector call)
+    ├── QueueNotEmptyError          the queue holds tasks (delete it with force)
     ├── ServerClosedError           the server was shut down or never started
     ├── HandlerNotFoundError        no handler for the task's type
     ├── SkipRetry                   raise it to archive the task at once
@@ -39,6 +41,8 @@ from ferroq._native import (
     HandlerNotFoundError,
     InvalidArgumentError,
     MalformedMessageError,
+    QueueNotEmptyError,
+    QueueNotFoundError,
     RevokeTask,
     ServerClosedError,
     SkipRetry,
@@ -61,6 +65,8 @@ __all__ = [
     "InvalidArgumentError",
     "LeaseExpired",
     "MalformedMessageError",
+    "QueueNotEmptyError",
+    "QueueNotFoundError",
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",

@@ -80,6 +80,8 @@ class ServerSettings(TypedDict, total=False):
     cancel_grace: Duration | None
     lease_duration: Duration | None
     lease_grace: Duration | None
+    archive_max_size: int | None
+    archive_max_age: Duration | None
 
 
 def layered(base: TaskOptions | None, over: Mapping[str, object]) -> TaskOptions | None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ferroq import _options
 from ferroq._dispatch import Dispatcher, ErrorHandler, FailurePolicy, IsFailure, RetryDelay
-from ferroq._native import NativeServer, ServerConfig
+from ferroq._native import NativeServer, ServerConfig, ServerMetrics
 from ferroq._signals import run_until_signalled
 from ferroq.errors import DeadlineExceeded, ServerClosedError, TaskCancelled
 from ferroq.servemux import Handler, ServeMux
@@ -80,6 +80,10 @@ class Server:
             {syncer_interval} s).
         cancel_grace: How long a cancelled handler may take to stop before its task is failed
             without it (default {cancel_grace} s).
+        archive_max_size: The most archived tasks kept per queue; the oldest go first when
+            another is archived (default {archive_max_size}; asynq hard-codes it).
+        archive_max_age: Seconds an archived task is kept (default {archive_max_age} s, 90
+            days; asynq hard-codes it).
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
         config: A ``ServerConfig`` to use instead of the settings above.
 
@@ -132,6 +136,14 @@ class Server:
     def server_id(self) -> str:
         """This server's ID, as published in its heartbeat."""
         return self._native.server_id
+
+    def metrics(self) -> ServerMetrics:
+        """This server's worker metrics now.
+
+        Handler durations and outcomes by queue and task type, tasks in flight, leases renewed
+        and lost, tasks recovered; ``ferroq.metrics`` exports them to Prometheus.
+        """
+        return self._native.metrics()
 
     @property
     def status(self) -> str:
@@ -224,7 +236,7 @@ def _document_defaults() -> None:
             "concurrency", "queues", "shutdown_timeout", "task_check_interval",
             "delayed_task_check_interval", "janitor_interval", "janitor_batch_size",
             "heartbeat_interval", "recoverer_interval", "syncer_interval", "cancel_grace",
-            "lease_duration", "lease_grace",
+            "lease_duration", "lease_grace", "archive_max_size", "archive_max_age",
         )
     }  # fmt: skip
     values = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in values.items()}

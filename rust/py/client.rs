@@ -1,17 +1,16 @@
-//! `NativeClient`: the producer side, and the reads tools use.
+//! `NativeClient`: the producer side (and the scheduler's writes).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::PyList;
 
+use super::duration;
 use super::info::PyTaskInfo;
 use super::options::PyTaskOptions;
-use super::{duration, py_instant};
 use crate::client::{Client, NewTask};
 use crate::options::TaskOptions;
-use crate::rdb::inspect::QueueCounts;
 use crate::rdb::keys::DEFAULT_NAMESPACE;
 use crate::rdb::{ConnConfig, Fired, Keys};
 
@@ -37,115 +36,6 @@ impl From<Fired> for PyFired {
             Fired::AlreadyFired => Self::AlreadyFired,
             Fired::Duplicate => Self::Duplicate,
         }
-    }
-}
-
-/// The sizes and counters of one queue.
-#[pyclass(module = "ferroq._native", name = "QueueCounts", frozen, get_all)]
-pub struct PyQueueCounts {
-    /// Queue name.
-    queue: String,
-    /// Tasks waiting to run.
-    pending: i64,
-    /// Tasks leased by a server.
-    active: i64,
-    /// Tasks waiting for their process-at.
-    scheduled: i64,
-    /// Failed tasks waiting for their next attempt.
-    retry: i64,
-    /// Tasks that used up their retries, or were archived.
-    archived: i64,
-    /// Succeeded tasks kept for their retention.
-    completed: i64,
-    /// Tasks processed in total (asynq's counter).
-    processed: i64,
-    /// Of those, failed.
-    failed: i64,
-    /// Whether the queue is paused.
-    paused: bool,
-}
-
-impl From<QueueCounts> for PyQueueCounts {
-    fn from(c: QueueCounts) -> Self {
-        let QueueCounts {
-            queue,
-            pending,
-            active,
-            scheduled,
-            retry,
-            archived,
-            completed,
-            processed,
-            failed,
-            paused,
-        } = c;
-        Self { queue, pending, active, scheduled, retry, archived, completed, processed, failed, paused }
-    }
-}
-
-/// One entry a live scheduler publishes (asynq's `SchedulerEntry`).
-#[pyclass(module = "ferroq._native", name = "SchedulerEntry", frozen)]
-pub struct PySchedulerEntry {
-    inner: crate::proto::SchedulerEntry,
-}
-
-#[pymethods]
-impl PySchedulerEntry {
-    /// Entry ID.
-    #[getter]
-    fn id(&self) -> &str {
-        &self.inner.id
-    }
-
-    /// Cron spec.
-    #[getter]
-    fn spec(&self) -> &str {
-        &self.inner.spec
-    }
-
-    /// Type of the task it enqueues.
-    #[getter]
-    fn task_type(&self) -> &str {
-        &self.inner.task_type
-    }
-
-    /// Payload of the task it enqueues.
-    #[getter]
-    fn task_payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.task_payload)
-    }
-
-    /// Its enqueue options in asynq's `Option.String()` forms.
-    #[getter]
-    fn enqueue_options(&self) -> Vec<String> {
-        self.inner.enqueue_options.clone()
-    }
-
-    /// The queue it feeds (from its `Queue(...)` option; `default` without one).
-    #[getter]
-    fn queue(&self) -> String {
-        self.inner
-            .enqueue_options
-            .iter()
-            .find_map(|o| crate::goformat::parse_queue_option(o))
-            .unwrap_or_else(|| crate::options::DEFAULT_QUEUE.to_string())
-    }
-
-    /// When it fires next.
-    #[getter]
-    fn next_enqueue_at(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.inner
-            .next_enqueue_time
-            .as_ref()
-            .map(|t| py_instant(py, crate::message::from_timestamp(t)))
-            .transpose()
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "SchedulerEntry(id={:?}, spec={:?}, task_type={:?})",
-            self.inner.id, self.inner.spec, self.inner.task_type
-        )
     }
 }
 
@@ -280,18 +170,6 @@ impl NativeClient {
     fn served_queues(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let set = py.detach(|| self.inner.run(|rdb| rdb.served_queues(SystemTime::now())))?;
         Ok(set.into_iter().collect())
-    }
-
-    /// Every known queue with its sizes and counters, by name.
-    fn queue_counts(&self, py: Python<'_>) -> PyResult<Vec<PyQueueCounts>> {
-        let all = py.detach(|| self.inner.run(|rdb| rdb.queue_counts()))?;
-        Ok(all.into_iter().map(PyQueueCounts::from).collect())
-    }
-
-    /// Entries of live schedulers.
-    fn scheduler_entries(&self, py: Python<'_>) -> PyResult<Vec<PySchedulerEntry>> {
-        let entries = py.detach(|| self.inner.run(|rdb| rdb.scheduler_entries(SystemTime::now())))?;
-        Ok(entries.into_iter().map(|inner| PySchedulerEntry { inner }).collect())
     }
 
     /// Sends PING.

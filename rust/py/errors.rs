@@ -41,6 +41,18 @@ create_exception!(
     "A task with the same ID already exists in the queue."
 );
 create_exception!(ferroq.errors, TaskNotFoundError, FerroqError, "The task is not (or no longer) there.");
+create_exception!(
+    ferroq.errors,
+    QueueNotFoundError,
+    FerroqError,
+    "The queue does not exist: no producer registered it, or it was deleted."
+);
+create_exception!(
+    ferroq.errors,
+    QueueNotEmptyError,
+    FerroqError,
+    "The queue still holds tasks; delete it with force=True to delete them too."
+);
 create_exception!(ferroq.errors, ServerClosedError, FerroqError, "The server was shut down or not started.");
 create_exception!(
     ferroq.errors,
@@ -73,7 +85,9 @@ impl From<Error> for PyErr {
             Error::InvalidArgument(_) => InvalidArgumentError::new_err(text),
             Error::DuplicateTask => DuplicateTaskError::new_err(text),
             Error::TaskIdConflict => TaskIdConflictError::new_err(text),
-            Error::NotFound => TaskNotFoundError::new_err(text),
+            Error::NotFound | Error::TaskNotFound { .. } => TaskNotFoundError::new_err(text),
+            Error::QueueNotFound(_) => QueueNotFoundError::new_err(text),
+            Error::QueueNotEmpty(_) => QueueNotEmptyError::new_err(text),
             Error::ServerClosed => ServerClosedError::new_err(text),
         }
     }
@@ -90,6 +104,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DuplicateTaskError", py.get_type::<DuplicateTaskError>())?;
     m.add("TaskIdConflictError", py.get_type::<TaskIdConflictError>())?;
     m.add("TaskNotFoundError", py.get_type::<TaskNotFoundError>())?;
+    m.add("QueueNotFoundError", py.get_type::<QueueNotFoundError>())?;
+    m.add("QueueNotEmptyError", py.get_type::<QueueNotEmptyError>())?;
     m.add("ServerClosedError", py.get_type::<ServerClosedError>())?;
     m.add("HandlerNotFoundError", py.get_type::<HandlerNotFoundError>())?;
     m.add("CronSpecError", py.get_type::<CronSpecError>())?;

@@ -6,9 +6,11 @@ pub mod client;
 pub mod cron;
 pub mod errors;
 pub mod info;
+pub mod inspector;
 pub mod layout;
 pub mod log;
 pub mod message;
+pub mod metrics;
 pub mod options;
 pub mod server;
 

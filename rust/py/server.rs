@@ -59,6 +59,7 @@ impl PyServerConfig {
         delayed_task_check_interval = None, janitor_interval = None, janitor_batch_size = None,
         heartbeat_interval = None, recoverer_interval = None, syncer_interval = None,
         shutdown_timeout = None, cancel_grace = None, lease_duration = None, lease_grace = None,
+        archive_max_size = None, archive_max_age = None,
     ))]
     fn new(
         concurrency: Option<StrictInt<i64>>,
@@ -75,6 +76,8 @@ impl PyServerConfig {
         cancel_grace: Option<Seconds>,
         lease_duration: Option<Seconds>,
         lease_grace: Option<Seconds>,
+        archive_max_size: Option<StrictInt<i64>>,
+        archive_max_age: Option<Seconds>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let batch = match janitor_batch_size {
@@ -107,6 +110,8 @@ impl PyServerConfig {
             cancel_grace: secs_or(cancel_grace, "cancel_grace", d.cancel_grace)?,
             lease_duration: secs_or(lease_duration, "lease_duration", d.lease_duration)?,
             lease_grace: secs_or(lease_grace, "lease_grace", d.lease_grace)?,
+            archive_max_size: archive_max_size.map_or(d.archive_max_size, |StrictInt(n)| n),
+            archive_max_age: secs_or(archive_max_age, "archive_max_age", d.archive_max_age)?,
         }
         .validated()?;
         Ok(Self { inner })
@@ -198,6 +203,18 @@ impl PyServerConfig {
     #[getter]
     fn lease_grace(&self) -> f64 {
         self.inner.lease_grace.as_secs_f64()
+    }
+
+    /// The most archived tasks kept per queue; the oldest are deleted first (asynq: 10,000).
+    #[getter]
+    fn archive_max_size(&self) -> i64 {
+        self.inner.archive_max_size
+    }
+
+    /// Seconds an archived task is kept (asynq: 90 days).
+    #[getter]
+    fn archive_max_age(&self) -> f64 {
+        self.inner.archive_max_age.as_secs_f64()
     }
 
     fn __repr__(&self) -> String {
@@ -392,6 +409,13 @@ impl NativeServer {
     #[getter]
     fn server_id(&self) -> String {
         self.core.server_id().to_string()
+    }
+
+    /// The worker metrics now (durations and outcomes by queue and type, tasks in flight,
+    /// leases, recoveries).
+    fn metrics(&self, py: Python<'_>) -> PyResult<super::metrics::PyServerMetrics> {
+        let (snap, in_flight) = self.core.metrics();
+        super::metrics::PyServerMetrics::new(py, snap, in_flight)
     }
 
     /// `new`, `active`, `stopped` or `closed`.

@@ -7,6 +7,7 @@
 //! entries), [`inspect`](self::inspect) (reads for tools); [`pipeline`](self::pipeline) batches
 //! script calls and [`pool`](self::pool) shares connections between threads.
 
+pub mod admin;
 pub mod conn;
 pub mod enqueue;
 pub mod inspect;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use redis::{Connection, Value};
 
 use crate::error::{Error, Result};
+pub use admin::Action;
 pub use conn::{Conn, ConnConfig};
 pub use enqueue::{EnqueueRequest, Placement};
 pub use keys::Keys;
@@ -32,10 +34,46 @@ pub use scheduler::Fired;
 
 /// Daily stats keys expire this long after their first write.
 pub const STATS_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
-/// Archive size cap (asynq keeps at most cap-1 entries).
+/// The most archived tasks a queue keeps by default (asynq's 10,000; its off-by-one keeps 9,999).
 pub const ARCHIVE_MAX_SIZE: i64 = 10_000;
-/// Archived tasks older than this are deleted when another task is archived.
+/// Archived tasks older than this are deleted, by default, when another task is archived.
 pub const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// How much of the archive is kept: trimmed whenever a task is archived (asynq hard-codes
+/// [`ARCHIVE_MAX_SIZE`] and [`ARCHIVE_MAX_AGE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveLimits {
+    /// The most archived tasks kept per queue (the oldest go first).
+    pub max_size: i64,
+    /// Archived tasks older than this are deleted.
+    pub max_age: Duration,
+}
+
+/// The largest archive a queue may keep (each archived task is a hash in Redis's memory).
+pub const MAX_ARCHIVE_SIZE: i64 = 100_000_000;
+
+impl ArchiveLimits {
+    /// Checks the limits: a size of 1 to [`MAX_ARCHIVE_SIZE`], a positive age of at most 100
+    /// years.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_ARCHIVE_SIZE).contains(&self.max_size) {
+            return Err(Error::InvalidArgument(format!(
+                "archive_max_size must be between 1 and {MAX_ARCHIVE_SIZE}, got {}",
+                self.max_size
+            )));
+        }
+        if self.max_age.is_zero() || self.max_age > crate::options::MAX_DURATION {
+            return Err(Error::invalid("archive_max_age must be positive and at most 100 years"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ArchiveLimits {
+    fn default() -> Self {
+        Self { max_size: ARCHIVE_MAX_SIZE, max_age: ARCHIVE_MAX_AGE }
+    }
+}
 /// Tasks moved per forward script call, as asynq.
 pub const FORWARD_BATCH: usize = 100;
 /// Most successes written by one done_batch call.
@@ -46,6 +84,7 @@ pub struct Rdb {
     conn: Conn,
     keys: Keys,
     retry_stale: bool,
+    archive: ArchiveLimits,
 }
 
 impl Rdb {
@@ -54,13 +93,19 @@ impl Rdb {
     /// are retried once on a fresh one. Every script is safe to run twice: a second run of an
     /// outcome finds the task gone (code 0, [`Error::NotFound`]) and changes nothing.
     pub fn new(cfg: &ConnConfig, keys: Keys) -> Self {
-        Self { conn: cfg.connect_lazy(), keys, retry_stale: true }
+        Self { conn: cfg.connect_lazy(), keys, retry_stale: true, archive: ArchiveLimits::default() }
     }
 
     /// As [`Rdb::new`] without the retry: for enqueues, where a second run after an unseen first
     /// success would report a false ID conflict to the caller.
     pub fn without_retry(mut self) -> Self {
         self.retry_stale = false;
+        self
+    }
+
+    /// As this, trimming archives to `limits` instead of asynq's.
+    pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
+        self.archive = limits;
         self
     }
 
@@ -133,7 +178,7 @@ pub(crate) fn bytes_of(v: Value) -> Option<Vec<u8>> {
     }
 }
 
-fn string_of(v: Value) -> Option<String> {
+pub(crate) fn string_of(v: Value) -> Option<String> {
     bytes_of(v).and_then(|b| String::from_utf8(b).ok())
 }
 

@@ -2,21 +2,37 @@
 
 use parking_lot::Mutex;
 
-use super::{ConnConfig, Keys, Rdb};
+use super::{ArchiveLimits, ConnConfig, Keys, Rdb};
 use crate::error::Result;
 
-/// A pool of [`Rdb`]s without the stale-connection retry (see [`Rdb::without_retry`]).
+/// A pool of [`Rdb`]s, by default without the stale-connection retry (see
+/// [`Rdb::without_retry`]).
 pub struct RdbPool {
     cfg: ConnConfig,
     keys: Keys,
     idle: Mutex<Vec<Rdb>>,
     max_idle: usize,
+    retrying: bool,
+    archive: ArchiveLimits,
 }
 
 impl RdbPool {
     /// A pool keeping up to `max_idle` idle connections.
     pub fn new(cfg: ConnConfig, keys: Keys, max_idle: usize) -> Self {
-        Self { cfg, keys, idle: Mutex::new(Vec::new()), max_idle }
+        Self {
+            cfg,
+            keys,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            retrying: false,
+            archive: ArchiveLimits::default(),
+        }
+    }
+
+    /// A pool whose reads retry once on a fresh connection when a reused one died (for tools:
+    /// their writes are run once anyway), trimming archives to `archive`.
+    pub fn retrying(cfg: ConnConfig, keys: Keys, max_idle: usize, archive: ArchiveLimits) -> Self {
+        Self { retrying: true, archive, ..Self::new(cfg, keys, max_idle) }
     }
 
     /// The key builder.
@@ -27,7 +43,14 @@ impl RdbPool {
     /// Takes a connection (idle or new), runs `f`, and keeps the connection if it is still open.
     pub fn with<T>(&self, f: impl FnOnce(&mut Rdb) -> Result<T>) -> Result<T> {
         let popped = self.idle.lock().pop();
-        let mut rdb = popped.unwrap_or_else(|| Rdb::new(&self.cfg, self.keys.clone()).without_retry());
+        let mut rdb = popped.unwrap_or_else(|| {
+            let rdb = Rdb::new(&self.cfg, self.keys.clone()).with_archive_limits(self.archive);
+            if self.retrying {
+                rdb
+            } else {
+                rdb.without_retry()
+            }
+        });
         let out = f(&mut rdb);
         if rdb.conn.is_connected() {
             let mut idle = self.idle.lock();

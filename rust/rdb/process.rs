@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use redis::Value;
 
 use super::pipeline::{call, plan_calls, spread_replies, Call};
-use super::{bytes_of, ARCHIVE_MAX_AGE, ARCHIVE_MAX_SIZE, FINISH_BATCH, FORWARD_BATCH, STATS_TTL};
+use super::{bytes_of, FINISH_BATCH, FORWARD_BATCH, STATS_TTL};
 use super::{outcome_code, pairs, scripts, Rdb};
 use crate::clock::{unix_nanos, unix_secs, utc_date};
 use crate::error::{Error, Result};
@@ -239,8 +239,9 @@ impl Rdb {
         inv.arg(id)
             .arg(msg_bytes)
             .arg(now_s)
-            .arg(now_s - ARCHIVE_MAX_AGE.as_secs() as i64)
-            .arg(ARCHIVE_MAX_SIZE)
+            .arg(now_s.saturating_sub(i64::try_from(self.archive.max_age.as_secs()).unwrap_or(i64::MAX)))
+            // The script keeps at most cap-1 entries (asynq's reading of its constant).
+            .arg(self.archive.max_size.saturating_add(1))
             .arg(now_s + STATS_TTL.as_secs() as i64)
             .arg(i64::MAX)
             .arg(k.task_prefix(q))

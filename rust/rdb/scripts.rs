@@ -38,4 +38,9 @@ scripts! {
     WRITE_SERVER_STATE => "write_server_state.lua",
     CLEAR_SERVER_STATE => "clear_server_state.lua",
     WRITE_SCHEDULER_ENTRIES => "write_scheduler_entries.lua",
+    RUN_TASKS => "run_tasks.lua",
+    ARCHIVE_TASKS => "archive_tasks.lua",
+    DELETE_TASKS => "delete_tasks.lua",
+    UPDATE_PAYLOAD => "update_payload.lua",
+    REMOVE_QUEUE => "remove_queue.lua",
 }

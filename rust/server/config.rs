@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// How long a cancelled handler may take to stop before its task is failed without it.
     pub cancel_grace: Duration,
+    /// The most archived tasks kept per queue (asynq hard-codes 10,000).
+    pub archive_max_size: i64,
+    /// Archived tasks older than this are deleted (asynq hard-codes 90 days).
+    pub archive_max_age: Duration,
 }
 
 /// The number of CPUs, asynq's default concurrency.
@@ -57,6 +61,13 @@ pub const MAX_CONCURRENCY: usize = 100_000;
 /// The largest sum of queue priorities once divided by their GCD (the weighted order expands
 /// each queue `priority` times).
 pub const MAX_PRIORITY_SUM: u64 = 10_000;
+impl ServerConfig {
+    /// The archive trimming these settings ask for.
+    pub fn archive_limits(&self) -> crate::rdb::ArchiveLimits {
+        crate::rdb::ArchiveLimits { max_size: self.archive_max_size, max_age: self.archive_max_age }
+    }
+}
+
 /// The longest interval or timeout accepted (100 years): longer ones would overflow time
 /// arithmetic, and mean "never" anyway.
 pub const MAX_SETTING: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -78,6 +89,8 @@ impl Default for ServerConfig {
             syncer_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(8),
             cancel_grace: Duration::from_secs(1),
+            archive_max_size: crate::rdb::ARCHIVE_MAX_SIZE,
+            archive_max_age: crate::rdb::ARCHIVE_MAX_AGE,
         }
     }
 }
@@ -119,6 +132,7 @@ impl ServerConfig {
                  divisor, must be at most {MAX_PRIORITY_SUM} (got {sum})"
             )));
         }
+        self.archive_limits().validate()?;
         if self.janitor_batch_size == 0 {
             return Err(Error::invalid("janitor_batch_size must be at least 1"));
         }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
+use super::metrics::Ended;
 use super::policy::Outcome;
 use super::{Component, Shared};
 use crate::error::Error;
@@ -34,6 +35,7 @@ impl Finisher {
         let mut items: Vec<(TaskMessage, Finish, SystemTime)> = Vec::with_capacity(batch.len());
         let mut freed = 0;
         let mut expired = Vec::new();
+        let mut ended = Vec::with_capacity(batch.len());
         let tokens: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
         let taken = self.sh.take_finished(&tokens);
         for ((_, outcome), f) in batch.into_iter().zip(taken) {
@@ -47,8 +49,16 @@ impl Finisher {
                 continue;
             }
             let finish = outcome.to_finish(&f.msg, now);
+            let ran = now.duration_since(f.started).unwrap_or_default().as_secs_f64();
+            ended.push((ended_as(&finish), ran));
             items.push((f.msg, finish, f.lease_expiry));
         }
+        self.sh.metrics.ended(
+            items
+                .iter()
+                .zip(&ended)
+                .map(|((m, _, _), (how, secs))| (m.queue.as_str(), m.r#type.as_str(), *how, *secs)),
+        );
         // Logged after the table's lock is released: logging takes the GIL, and Python threads
         // take that lock.
         for (id, lost) in expired {
@@ -93,6 +103,17 @@ impl Finisher {
         log::warn!("could not write the outcome of task {}: {e}; retrying in the background", msg.id);
         let deadline = lease_expiry.checked_add(self.sh.cfg.lease_grace / 2).unwrap_or(lease_expiry);
         let _ = self.sh.sync_tx.send(super::syncer::Pending { msg, finish, deadline });
+    }
+}
+
+/// How a written outcome ended the run, for the metrics.
+fn ended_as(f: &Finish) -> Ended {
+    match f {
+        Finish::Done => Ended::Succeeded,
+        Finish::Revoke => Ended::Revoked,
+        Finish::Requeue => Ended::Requeued,
+        Finish::Retry { .. } => Ended::Retried,
+        Finish::Archive { .. } => Ended::Archived,
     }
 }
 

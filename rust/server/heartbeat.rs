@@ -62,6 +62,8 @@ impl Heartbeat {
                     continue;
                 }
             };
+            self.sh.metrics.renewed(ids.len().saturating_sub(renewal.lost.len()));
+            self.sh.metrics.lost(renewal.lost.len());
             let mut lost_tokens = Vec::new();
             {
                 let mut table = self.sh.inflight.lock();

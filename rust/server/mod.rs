@@ -9,6 +9,7 @@ mod forwarder;
 mod heartbeat;
 pub mod inflight;
 mod janitor;
+pub mod metrics;
 pub mod policy;
 mod processor;
 pub mod queues;
@@ -129,6 +130,8 @@ pub(crate) struct Shared {
     pub selector: QueueSelector,
     /// The one in-flight table; `idle` is signalled when a delivered task leaves it.
     pub inflight: Mutex<Table>,
+    /// Worker metrics (durations, outcomes, leases, recoveries).
+    pub metrics: metrics::Metrics,
     idle: Condvar,
     pub slots: Slots,
     next_token: AtomicU64,
@@ -173,7 +176,7 @@ impl Shared {
     }
 
     pub fn rdb(&self) -> Rdb {
-        Rdb::new(&self.conn, self.keys.clone())
+        Rdb::new(&self.conn, self.keys.clone()).with_archive_limits(self.cfg.archive_limits())
     }
 
     /// The failure of `msg` with `error` outside a handler, as the application's policy counts
@@ -376,6 +379,7 @@ impl ServerCore {
             clock,
             selector,
             inflight: Mutex::new(Table::default()),
+            metrics: metrics::Metrics::default(),
             idle: Condvar::new(),
             slots,
             next_token: AtomicU64::new(1),
@@ -418,6 +422,16 @@ impl ServerCore {
     /// The server ID published in heartbeats.
     pub fn server_id(&self) -> &str {
         &self.shared.id.server_id
+    }
+
+    /// The worker metrics now, with the tasks in flight per queue.
+    pub fn metrics(&self) -> (metrics::Snapshot, Vec<(String, usize)>) {
+        let snap = self.shared.metrics.snapshot();
+        let mut in_flight: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+        for (_, f) in self.shared.inflight.lock().iter() {
+            *in_flight.entry(f.msg.queue.clone()).or_insert(0) += 1;
+        }
+        (snap, in_flight.into_iter().collect())
     }
 
     /// Sets the policy for failures outside handlers (recovered tasks): the application's

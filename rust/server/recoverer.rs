@@ -102,6 +102,7 @@ impl Recoverer {
         let finish = decide(&msg, failure, now);
         match self.rdb.recover(&msg, &finish, cutoff, now) {
             Ok(()) => {
+                self.sh.metrics.recovered(q);
                 // Logged once, by the server whose write won.
                 let (attempt, of) = (i64::from(msg.retried) + 1, i64::from(msg.retry) + 1);
                 match finish {

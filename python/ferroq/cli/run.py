@@ -1,8 +1,4 @@
-"""The ``ferroq`` command.
-
-``worker`` runs a server for a ServeMux found by import path; ``demo`` shows a client, a periodic
-producer and a server cooperating.
-"""
+"""``ferroq worker``, ``scheduler``, ``doctor``, ``demo`` and ``metrics``: commands that run."""
 
 from __future__ import annotations
 
@@ -12,16 +8,15 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
 from typing import cast
 
-from ferroq import _options
-from ferroq._native import DEFAULT_NAMESPACE, NativeClient, ServerConfig
-from ferroq.errors import FerroqError
+from ferroq._native import ServerConfig
+from ferroq.cli._common import connection_flags
+from ferroq.inspector import Inspector
 from ferroq.servemux import Handler
 from ferroq.server import Server
 
-__all__ = ["doctor", "load_object", "main"]
+__all__ = ["doctor", "load_object", "register"]
 
 
 def load_object(path: str) -> object:
@@ -72,25 +67,20 @@ def _seconds(text: str) -> float:
     return v
 
 
-def _parser() -> argparse.ArgumentParser:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Adds ``worker``, ``scheduler``, ``doctor``, ``demo`` and ``metrics``."""
     # Defaults are the core's (ServerConfig): the options below default to "not given".
     defaults = ServerConfig()
     queues = ", ".join(f"{q}={prio}" for q, prio in defaults.queues.items())
-    p = argparse.ArgumentParser(prog="ferroq", description=__doc__)
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--log-level", default=argparse.SUPPRESS, help="logging level (default INFO)"
-    )
-    sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help)
 
     w = command("worker", help="run a server for a ServeMux (or handler) by import path")
     w.add_argument("app", help="module:attribute of a ServeMux or handler, e.g. myapp.tasks:mux")
-    w.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
+    connection_flags(w)
     w.add_argument(
         "--concurrency", "-c", type=int, default=None,
         help=f"tasks in flight (default {defaults.concurrency}, the number of CPUs)",
@@ -117,35 +107,67 @@ def _parser() -> argparse.ArgumentParser:
             "recoverer_interval",
             "period of the recovery of dead servers' tasks",
         ),
+        ("--archive-max-age", "archive_max_age", "how long archived tasks are kept"),
     ):
         w.add_argument(
             flag, type=float, default=None,
             help=f"{what}, seconds (default {getattr(defaults, name):g})",
         )  # fmt: skip
     w.add_argument(
+        "--archive-max-size", type=int, default=None,
+        help=f"most archived tasks kept per queue (default {defaults.archive_max_size})",
+    )  # fmt: skip
+    w.add_argument(
         "--retry-delay", type=_seconds, default=None,
         help="seconds before every retry, recovered tasks included (default asynq's "
         "n**4 + 15 + rand(30)*(n+1), n = retries so far)",
     )  # fmt: skip
-    w.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
-    w.add_argument("--tls-ca-file", default=None, help="PEM CA to trust for rediss:// URLs")
+    w.add_argument(
+        "--metrics-port", type=_port, default=None,
+        help="serve this worker's Prometheus metrics on http://0.0.0.0:PORT/metrics",
+    )  # fmt: skip
+    w.add_argument(
+        "--metrics-addr", default="0.0.0.0", help="address the metrics listen on (default 0.0.0.0)"
+    )
+    w.set_defaults(func=_worker)
 
     s = command("scheduler", help="run a Scheduler (or PeriodicTaskManager) by import path")
     s.add_argument("app", help="module:attribute of a Scheduler, e.g. myapp.periodic:scheduler")
+    s.set_defaults(func=_scheduler)
 
     doc = command("doctor", help="check that every queue with work has a live server")
-    doc.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL)")
-    doc.add_argument("--namespace", default=None, help=f"key prefix (default {DEFAULT_NAMESPACE})")
+    connection_flags(doc)
     doc.add_argument(
         "--grace", type=float, default=defaults.heartbeat_interval,
         help="seconds to wait before confirming a missing server: one heartbeat round "
         f"(default {defaults.heartbeat_interval:g})",
     )  # fmt: skip
+    doc.set_defaults(func=_doctor)
 
     d = command("demo", help="a client, a periodic producer and a server working together")
     d.add_argument("--tasks", type=int, default=2000, help="size of the burst (default 2000)")
     d.add_argument("--redis", default=None, help="Redis URL (default $REDIS_URL, else embedded)")
-    return p
+    d.set_defaults(func=_demo)
+
+    m = command("metrics", help="serve asynq's queue metrics for Prometheus (an exporter)")
+    connection_flags(m)
+    m.add_argument("--port", type=_port, default=9876, help="port (default 9876, asynq's)")
+    m.add_argument("--addr", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    m.add_argument(
+        "--memory", action="store_true",
+        help="also sample queue memory (asynq_queue_memory_usage_approx_bytes; costly)",
+    )  # fmt: skip
+    m.set_defaults(func=_metrics)
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {v}")
+    return v
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -171,6 +193,8 @@ def _worker(args: argparse.Namespace) -> int:
         lease_duration=args.lease_duration,
         lease_grace=args.lease_grace,
         recoverer_interval=args.recoverer_interval,
+        archive_max_size=args.archive_max_size,
+        archive_max_age=args.archive_max_age,
         namespace=args.namespace,
         tls_ca_file=args.tls_ca_file,
     )
@@ -178,6 +202,18 @@ def _worker(args: argparse.Namespace) -> int:
         "worker %s serving %s with concurrency %d", server.server_id, server.config.queues,
         server.concurrency,
     )  # fmt: skip
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+        from prometheus_client.core import CollectorRegistry
+
+        from ferroq.metrics import WorkerMetricsCollector
+
+        registry = CollectorRegistry()
+        registry.register(WorkerMetricsCollector(server))
+        start_http_server(args.metrics_port, addr=args.metrics_addr, registry=registry)
+        logging.getLogger("ferroq").info(
+            "worker metrics on http://%s:%d/metrics", args.metrics_addr, args.metrics_port
+        )
     server.run(cast(Handler, handler))
     return 0
 
@@ -198,7 +234,12 @@ def _scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor(redis_url: str | None, namespace: str | None = None, grace: float = 0.0) -> list[str]:
+def doctor(
+    redis_url: str | None,
+    namespace: str | None = None,
+    grace: float = 0.0,
+    tls_ca_file: str | None = None,
+) -> list[str]:
     """Problems of a deployment: queues with work, or fed by a scheduler, that no server serves.
 
     Args:
@@ -207,31 +248,32 @@ def doctor(redis_url: str | None, namespace: str | None = None, grace: float = 0
         grace: When a problem is found, look again this many seconds later and report only what
             persists: a server whose heartbeat expired during a Redis outage publishes it again
             within one heartbeat round, and is not missing.
+        tls_ca_file: PEM CA to trust for ``rediss://``.
 
     Returns:
         The problems, or an empty list when all is well.
     """
-    native = NativeClient(_options.redis_url(redis_url), namespace)
-    problems = _problems(native)
-    if problems and grace > 0:
-        time.sleep(grace)
-        # Compared by what is unserved, not by the text: the counts in it move as tasks arrive.
-        again = _problems(native)
-        return [again[k] for k in problems if k in again]
-    return list(problems.values())
+    with Inspector(redis_url, namespace=namespace, tls_ca_file=tls_ca_file) as insp:
+        problems = _problems(insp)
+        if problems and grace > 0:
+            time.sleep(grace)
+            # Compared by what is unserved, not by the text: the counts in it move as tasks arrive.
+            again = _problems(insp)
+            return [again[k] for k in problems if k in again]
+        return list(problems.values())
 
 
-def _problems(native: NativeClient) -> dict[tuple[str, str], str]:
+def _problems(insp: Inspector) -> dict[tuple[str, str], str]:
     """The problems found, keyed by ("queue", name) or ("entry", entry ID)."""
-    served = set(native.served_queues())
+    served = {q for s in insp.servers() for q in s.queues}
     problems: dict[tuple[str, str], str] = {}
-    for c in native.queue_counts():
+    for c in insp.get_queue_infos():
         if c.queue not in served and c.pending + c.scheduled + c.retry > 0:
             problems[("queue", c.queue)] = (
                 f"queue {c.queue!r} has {c.pending} pending, {c.scheduled} scheduled and "
                 f"{c.retry} retry tasks but no live server serves it"
             )
-    for e in native.scheduler_entries():
+    for e in insp.scheduler_entries():
         if e.queue not in served:
             problems[("entry", e.id)] = (
                 f"scheduler entry {e.id} ({e.spec!r}, {e.task_type}) feeds queue {e.queue!r}, "
@@ -241,7 +283,7 @@ def _problems(native: NativeClient) -> dict[tuple[str, str], str]:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    problems = doctor(args.redis, args.namespace, grace=args.grace)
+    problems = doctor(args.redis, args.namespace, grace=args.grace, tls_ca_file=args.tls_ca_file)
     for p in problems:
         print(f"problem: {p}")
     if not problems:
@@ -249,23 +291,26 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ferroq`` command."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        if args.command == "worker":
-            return _worker(args)
-        if args.command == "scheduler":
-            return _scheduler(args)
-        if args.command == "doctor":
-            return _doctor(args)
-        from ferroq.demo import run_demo
+def _demo(args: argparse.Namespace) -> int:
+    from ferroq.demo import run_demo
 
-        return run_demo(tasks=args.tasks, redis_url=args.redis)
-    except FerroqError as e:
-        print(f"ferroq {args.command}: {e}", file=sys.stderr)
-        return 1
+    return run_demo(tasks=args.tasks, redis_url=args.redis)
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+    from prometheus_client.core import CollectorRegistry
+
+    from ferroq.metrics import QueueMetricsCollector
+
+    insp = Inspector(args.redis, namespace=args.namespace, tls_ca_file=args.tls_ca_file)
+    insp.ping()
+    registry = CollectorRegistry()
+    registry.register(QueueMetricsCollector(insp, memory=args.memory))
+    server, thread = start_http_server(args.port, addr=args.addr, registry=registry)
+    print(f"serving queue metrics on http://{args.addr}:{server.server_port}/metrics", flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0

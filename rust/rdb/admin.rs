@@ -1,0 +1,496 @@
+//! The Inspector's writes, as asynq's `inspect.go` has them: run, archive and delete tasks (one
+//! or all of a state), edit a scheduled task's payload, pause, delete a queue, cancel a run.
+//!
+//! Every script names every key it touches in KEYS, within the queue's slot: the caller reads
+//! where a task is (its state, group and unique lock) and the script moves it only if it is still
+//! there, so a task that a server or another tool moved meanwhile is never moved twice. A
+//! bulk operation works in batches of [`BULK_BATCH`] tasks, one script call each, so Redis never
+//! blocks on one huge script, and stops after the tasks that were there when it began (a queue
+//! fed faster than it drains cannot keep it running).
+
+use std::time::SystemTime;
+
+use redis::Value;
+
+use super::inspect::{container, glob_escape, pending_since};
+use super::{bytes_of, scripts, string_of, Rdb};
+use crate::clock::unix_secs;
+use crate::error::{Error, Result};
+use crate::info::{TaskInfo, TaskState};
+use crate::message::{decode_task, encode_task};
+
+/// Tasks moved per script call of a bulk operation.
+pub const BULK_BATCH: usize = 1000;
+/// How often a single-task operation reads the task again when it moved under it.
+const ATTEMPTS: usize = 3;
+/// Keys deleted per `UNLINK` when a queue goes.
+const UNLINK_BATCH: usize = 500;
+
+/// What an Inspector does to tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Move to pending, to run now.
+    Run,
+    /// Move to the archive.
+    Archive,
+    /// Delete (and release its unique lock).
+    Delete,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::Run => "run",
+            Action::Archive => "archive",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// Why a task in `state` cannot be acted on, one task at a time.
+    fn refuse_one(self, state: TaskState) -> Option<&'static str> {
+        match (self, state) {
+            (_, TaskState::Active) => Some("it is running (cancel it first)"),
+            (Action::Run, TaskState::Pending) => Some("it is already pending"),
+            (Action::Archive, TaskState::Archived) => Some("it is already archived"),
+            _ => None,
+        }
+    }
+
+    /// The states whose tasks can be acted on all at once (asynq's `RunAll*`, `ArchiveAll*`,
+    /// `DeleteAll*`).
+    pub fn bulk_states(self) -> &'static [TaskState] {
+        use TaskState::*;
+        match self {
+            Action::Run => &[Scheduled, Retry, Archived, Aggregating],
+            Action::Archive => &[Pending, Scheduled, Retry, Aggregating],
+            Action::Delete => &[Pending, Scheduled, Retry, Archived, Completed, Aggregating],
+        }
+    }
+}
+
+/// Where one task is, as read before acting on it.
+struct Located {
+    state: TaskState,
+    group: Option<String>,
+    lock: Option<String>,
+}
+
+impl Rdb {
+    /// Acts on one task: [`Error::QueueNotFound`], [`Error::TaskNotFound`], or
+    /// [`Error::InvalidArgument`] when its state forbids it (an active task; running a pending
+    /// one; archiving an archived one).
+    pub fn act_on_task(&mut self, action: Action, q: &str, id: &str, now: SystemTime) -> Result<()> {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            let at = self.locate(q, id)?;
+            if let Some(why) = action.refuse_one(at.state) {
+                return Err(Error::invalid(format!("cannot {} task {id:?}: {why}", action.verb())));
+            }
+            let ids = [id.to_string()];
+            let locks = [at.lock.clone()];
+            if self.act(action, q, at.state, at.group.as_deref(), &ids, &locks, now)? == 1 {
+                return Ok(());
+            }
+            // Moved between the read and the script (a forwarder, a server, another tool).
+            last = Some(at.state);
+        }
+        Err(Error::protocol(format!(
+            "task {id:?} is marked {} but is not where that state keeps it",
+            last.map_or("?", TaskState::as_str)
+        )))
+    }
+
+    /// Acts on every task of `q` in `state` (of `group` for aggregating ones); returns how many.
+    pub fn act_on_all(
+        &mut self,
+        action: Action,
+        q: &str,
+        state: TaskState,
+        group: Option<&str>,
+        now: SystemTime,
+    ) -> Result<u64> {
+        if !action.bulk_states().contains(&state) {
+            let allowed: Vec<&str> = action.bulk_states().iter().map(|s| s.as_str()).collect();
+            return Err(Error::invalid(format!(
+                "cannot {} all {} tasks: one of {} expected",
+                action.verb(),
+                state.as_str(),
+                allowed.join(", ")
+            )));
+        }
+        self.check_queue(q)?;
+        let k = self.keys.clone();
+        let (source, is_list) = container(&k, q, state, group)?;
+        let initial: i64 = self.run(|c| {
+            Ok(if is_list {
+                redis::cmd("LLEN").arg(&source).query(c)?
+            } else {
+                redis::cmd("ZCARD").arg(&source).query(c)?
+            })
+        })?;
+        let mut seen = 0i64;
+        let mut done = 0u64;
+        while seen < initial {
+            let n = BULK_BATCH.min(usize::try_from(initial - seen).unwrap_or(BULK_BATCH)) as isize;
+            let ids: Vec<String> = self.run(|c| {
+                // Oldest first: the tail of a list, the lowest scores of a zset.
+                Ok(if is_list {
+                    redis::cmd("LRANGE").arg(&source).arg(-n).arg(-1).query(c)?
+                } else {
+                    redis::cmd("ZRANGE").arg(&source).arg(0).arg(n - 1).query(c)?
+                })
+            })?;
+            if ids.is_empty() {
+                break;
+            }
+            seen += ids.len() as i64;
+            let locks =
+                if action == Action::Delete { self.locks_of(q, &ids)? } else { vec![None; ids.len()] };
+            done += self.act(action, q, state, group, &ids, &locks, now)?;
+        }
+        Ok(done)
+    }
+
+    /// Reads where a task is.
+    fn locate(&mut self, q: &str, id: &str) -> Result<Located> {
+        let k = self.keys.clone();
+        let r: Vec<Value> = self.run(|c| {
+            Ok(redis::pipe()
+                .cmd("SISMEMBER")
+                .arg(k.all_queues())
+                .arg(q)
+                .cmd("HMGET")
+                .arg(k.task(q, id))
+                .arg("state")
+                .arg("group")
+                .arg("unique_key")
+                .arg("msg")
+                .query(c)?)
+        })?;
+        let mut r = r.into_iter();
+        if !matches!(r.next(), Some(Value::Int(1))) {
+            return Err(Error::QueueNotFound(q.to_string()));
+        }
+        let mut f = match r.next() {
+            Some(Value::Array(f)) => f.into_iter(),
+            _ => Vec::new().into_iter(),
+        };
+        let (state, group, lock, msg) = (f.next(), f.next(), f.next(), f.next());
+        let state = state
+            .and_then(string_of)
+            .ok_or_else(|| Error::TaskNotFound { queue: q.to_string(), id: id.to_string() })?;
+        let state = TaskState::parse(&state)
+            .ok_or_else(|| Error::Decode(format!("task {id:?} has an unknown state {state:?}")))?;
+        let msg = msg.and_then(bytes_of).and_then(|m| decode_task(&m).ok());
+        let group = group
+            .and_then(string_of)
+            .filter(|g| !g.is_empty())
+            .or_else(|| msg.as_ref().map(|m| m.group_key.clone()).filter(|g| !g.is_empty()));
+        Ok(Located { state, group, lock: lock_of(lock, msg.as_ref()) })
+    }
+
+    /// The unique lock each task names (the hash's `unique_key`, else its message's).
+    fn locks_of(&mut self, q: &str, ids: &[String]) -> Result<Vec<Option<String>>> {
+        let k = self.keys.clone();
+        let r: Vec<Value> = self.run(|c| {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.cmd("HMGET").arg(k.task(q, id)).arg("unique_key").arg("msg");
+            }
+            Ok(pipe.query(c)?)
+        })?;
+        Ok(r.into_iter()
+            .map(|v| {
+                let mut f = match v {
+                    Value::Array(f) => f.into_iter(),
+                    _ => Vec::new().into_iter(),
+                };
+                let (lock, msg) = (f.next(), f.next());
+                lock_of(lock, msg.and_then(bytes_of).and_then(|m| decode_task(&m).ok()).as_ref())
+            })
+            .collect())
+    }
+
+    /// One script call acting on `ids`, which were read in `state`; returns how many it moved.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &mut self,
+        action: Action,
+        q: &str,
+        state: TaskState,
+        group: Option<&str>,
+        ids: &[String],
+        locks: &[Option<String>],
+        now: SystemTime,
+    ) -> Result<u64> {
+        let k = self.keys.clone();
+        let (source, is_list) = container(&k, q, state, group)?;
+        let group_name = if state == TaskState::Aggregating { group.unwrap_or("") } else { "" };
+        let kind = if is_list { "list" } else { "zset" };
+        let inv =
+            match action {
+                Action::Run => {
+                    let mut inv = scripts::RUN_TASKS.prepare_invoke();
+                    inv.key(&source).key(k.pending(q)).key(k.groups(q));
+                    for id in ids {
+                        inv.key(k.task(q, id));
+                    }
+                    inv.arg(group_name).arg(pending_since(now)).arg(k.wake_channel(q));
+                    for id in ids {
+                        inv.arg(id);
+                    }
+                    inv
+                }
+                Action::Archive => {
+                    let now_s = unix_secs(now);
+                    let mut inv = scripts::ARCHIVE_TASKS.prepare_invoke();
+                    inv.key(&source).key(k.archived(q)).key(k.groups(q));
+                    for id in ids {
+                        inv.key(k.task(q, id));
+                    }
+                    inv.arg(group_name)
+                        .arg(now_s)
+                        .arg(now_s.saturating_sub(
+                            i64::try_from(self.archive.max_age.as_secs()).unwrap_or(i64::MAX),
+                        ))
+                        .arg(self.archive.max_size)
+                        .arg(k.task_prefix(q))
+                        .arg(kind);
+                    for id in ids {
+                        inv.arg(id);
+                    }
+                    inv
+                }
+                Action::Delete => {
+                    let mut inv = scripts::DELETE_TASKS.prepare_invoke();
+                    inv.key(&source).key(k.groups(q));
+                    for id in ids {
+                        inv.key(k.task(q, id));
+                    }
+                    let mut n_locks = 0usize;
+                    for lock in locks.iter().flatten() {
+                        inv.key(lock);
+                    }
+                    inv.arg(group_name).arg(kind);
+                    for (id, lock) in ids.iter().zip(locks) {
+                        let idx = if lock.is_some() {
+                            n_locks += 1;
+                            n_locks
+                        } else {
+                            0
+                        };
+                        inv.arg(id).arg(idx);
+                    }
+                    inv
+                }
+            };
+        // Not retried on a fresh connection: a lost reply after a move would read as "moved
+        // meanwhile" and the caller reads again, which is safe; running it twice is not needed.
+        let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
+        match reply {
+            Value::Int(n) if n >= 0 => Ok(n as u64),
+            other => Err(Error::protocol(format!("{} script returned {other:?}", action.verb()))),
+        }
+    }
+
+    /// Replaces the payload of a scheduled task (asynq's `UpdateTaskPayload`); returns the task
+    /// as it now is.
+    pub fn update_task_payload(
+        &mut self,
+        q: &str,
+        id: &str,
+        payload: Vec<u8>,
+        now: SystemTime,
+    ) -> Result<TaskInfo> {
+        let k = self.keys.clone();
+        for _ in 0..ATTEMPTS {
+            let info = self.task_info(q, id, now)?;
+            if info.state != TaskState::Scheduled {
+                return Err(Error::invalid(format!(
+                    "cannot update task {id:?}: it is {}, and only a scheduled task's payload can change",
+                    info.state.as_str()
+                )));
+            }
+            let old: Option<Vec<u8>> =
+                self.run(|c| Ok(redis::cmd("HGET").arg(k.task(q, id)).arg("msg").query(c)?))?;
+            let Some(old) = old else { continue };
+            let mut msg = decode_task(&old)?;
+            msg.payload = payload.clone();
+            let mut inv = scripts::UPDATE_PAYLOAD.prepare_invoke();
+            inv.key(k.task(q, id)).arg(&old).arg(encode_task(&msg));
+            let written: i64 = self.run_once(|c| Ok(inv.invoke(c)?))?;
+            if written == 1 {
+                return self.task_info(q, id, now);
+            }
+        }
+        Err(Error::invalid(format!("cannot update task {id:?}: it kept changing while being updated")))
+    }
+
+    /// Pauses `q`: servers stop leasing its tasks ([`Error::InvalidArgument`] when it already is).
+    pub fn pause_queue(&mut self, q: &str, now: SystemTime) -> Result<()> {
+        self.check_queue(q)?;
+        let key = self.keys.paused(q);
+        let set: bool = self.run(|c| Ok(redis::cmd("SETNX").arg(&key).arg(unix_secs(now)).query(c)?))?;
+        if set {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!("queue {q:?} is already paused")))
+        }
+    }
+
+    /// Resumes `q` ([`Error::InvalidArgument`] when it is not paused).
+    pub fn unpause_queue(&mut self, q: &str) -> Result<()> {
+        self.check_queue(q)?;
+        let key = self.keys.paused(q);
+        let n: i64 = self.run(|c| Ok(redis::cmd("DEL").arg(&key).query(c)?))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!("queue {q:?} is not paused")))
+        }
+    }
+
+    /// Deletes `q` and every key of it: tasks in every state, completed ones, groups, counters,
+    /// unique locks, the pause flag (asynq's `DeleteQueue` leaves most of those). Without
+    /// `force`, [`Error::QueueNotEmpty`] when it holds pending, scheduled, retry, archived or
+    /// aggregating tasks; never while it has active ones.
+    pub fn delete_queue(&mut self, q: &str, force: bool) -> Result<()> {
+        self.check_queue(q)?;
+        let k = self.keys.clone();
+        let mut inv = scripts::REMOVE_QUEUE.prepare_invoke();
+        inv.key(k.pending(q))
+            .key(k.active(q))
+            .key(k.scheduled(q))
+            .key(k.retry(q))
+            .key(k.archived(q))
+            .key(k.lease(q))
+            .key(k.completed(q))
+            .key(k.groups(q))
+            .arg(if force { "1" } else { "0" });
+        let code: i64 = self.run_once(|c| Ok(inv.invoke(c)?))?;
+        match code {
+            1 => {}
+            -1 => {
+                let c = self.queue_infos(&[q.to_string()], false, false, SystemTime::now())?;
+                let c = c
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| super::inspect::QueueInfo::empty(q.into(), SystemTime::now()));
+                return Err(Error::QueueNotEmpty(format!(
+                    "queue {q:?} is not empty ({} pending, {} scheduled, {} retry, {} archived, {} aggregating): \
+                     delete it with force to delete its tasks too",
+                    c.pending, c.scheduled, c.retry, c.archived, c.aggregating
+                )));
+            }
+            -2 => {
+                return Err(Error::QueueNotEmpty(format!(
+                    "queue {q:?} has active tasks: stop its servers, or wait for them to finish"
+                )))
+            }
+            other => return Err(Error::protocol(format!("remove_queue returned {other}"))),
+        }
+        // The name goes first, so no reader lists a queue whose keys are half gone.
+        let all = k.all_queues();
+        self.run(|c| Ok(redis::cmd("SREM").arg(&all).arg(q).query::<i64>(c).map(|_| ())?))?;
+        let prefix = k.queue_prefix(q);
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, found): (u64, Vec<String>) = self.run(|c| {
+                Ok(redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?)
+            })?;
+            let mine: Vec<String> =
+                found.into_iter().filter(|key| is_queue_key(&key[prefix.len()..])).collect();
+            for chunk in mine.chunks(UNLINK_BATCH) {
+                self.run(|c| Ok(redis::cmd("UNLINK").arg(chunk).query::<i64>(c).map(|_| ())?))?;
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Asks the server running task `id` to cancel it (asynq's `CancelProcessing`: best effort,
+    /// no confirmation); returns how many servers heard it.
+    pub fn cancel_processing(&mut self, id: &str) -> Result<i64> {
+        let channel = self.keys.cancel_channel();
+        self.run_once(|c| Ok(redis::cmd("PUBLISH").arg(&channel).arg(id).query(c)?))
+    }
+}
+
+/// The lock a task holds: its hash's `unique_key` field, else the one in its message.
+fn lock_of(field: Option<Value>, msg: Option<&crate::message::TaskMessage>) -> Option<String> {
+    field
+        .and_then(string_of)
+        .filter(|s| !s.is_empty())
+        .or_else(|| msg.map(|m| m.unique_key.clone()).filter(|s| !s.is_empty()))
+}
+
+/// Whether a key's rest after `<ns>:{<q>}:` is one of the queue's own keys (and not a key of a
+/// queue whose name merely starts with `<q>}:`).
+fn is_queue_key(rest: &str) -> bool {
+    const EXACT: [&str; 12] = [
+        "pending",
+        "active",
+        "lease",
+        "scheduled",
+        "retry",
+        "archived",
+        "completed",
+        "paused",
+        "groups",
+        "aggregation_sets",
+        "processed",
+        "failed",
+    ];
+    const PREFIXES: [&str; 6] = ["t:", "g:", "unique:", "processed:", "failed:", "periodic:"];
+    EXACT.contains(&rest) || PREFIXES.iter().any(|p| rest.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_task_refusals_follow_asynq() {
+        use TaskState::*;
+        for a in [Action::Run, Action::Archive, Action::Delete] {
+            assert!(a.refuse_one(Active).is_some());
+            assert!(a.refuse_one(Scheduled).is_none());
+        }
+        assert!(Action::Run.refuse_one(Pending).is_some());
+        assert!(Action::Archive.refuse_one(Pending).is_none());
+        assert!(Action::Archive.refuse_one(Archived).is_some());
+        assert!(Action::Run.refuse_one(Archived).is_none());
+        assert!(Action::Delete.refuse_one(Completed).is_none());
+    }
+
+    #[test]
+    fn bulk_states_are_asynqs() {
+        use TaskState::*;
+        assert!(!Action::Run.bulk_states().contains(&Pending));
+        assert!(Action::Archive.bulk_states().contains(&Pending));
+        assert!(!Action::Archive.bulk_states().contains(&Archived));
+        assert!(Action::Delete.bulk_states().contains(&Completed));
+        for a in [Action::Run, Action::Archive, Action::Delete] {
+            assert!(!a.bulk_states().contains(&Active));
+        }
+    }
+
+    #[test]
+    fn queue_keys_are_told_from_other_queues() {
+        for k in ["pending", "t:abc", "g:grp", "unique:t:x", "processed:2026-01-01", "failed", "periodic:e"] {
+            assert!(is_queue_key(k), "{k}");
+        }
+        for k in ["b}:pending", "pendingx", "x"] {
+            assert!(!is_queue_key(k), "{k}");
+        }
+    }
+}

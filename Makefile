@@ -69,6 +69,10 @@ bench-smoke: dev ## A short run of the peer suite (500 tasks, ferroq, Huey, RQ, 
 bench-compare: dev ## Before/after table: commit REV (built beside, cached) against this tree, one run, one Redis
 	$(BIN)/python bench/compare.py --before-rev $(or $(REV),HEAD) --after $(BIN)/python --rounds $(or $(ROUNDS),5)
 
+.PHONY: bench-scrape
+bench-scrape: dev ## What a Prometheus scrape of 100 queues costs (with and without memory sampling)
+	cd bench && ../$(BIN)/python scrape.py --queues 100
+
 .PHONY: bench-scale
 bench-scale: dev ## Scale run: a 1,000,000-task backlog, 100 queues, worker memory
 	$(BIN)/python bench/scale.py

@@ -389,14 +389,20 @@ impl Rdb {
             }
             other => return Err(Error::protocol(format!("remove_queue returned {other}"))),
         }
-        // The name goes first, so no reader lists a queue whose keys are half gone.
-        let all = k.all_queues();
-        self.run(|c| Ok(redis::cmd("SREM").arg(&all).arg(q).query::<i64>(c).map(|_| ())?))?;
-        let prefix = k.queue_prefix(q);
-        let pattern = format!("{}*", glob_escape(&prefix));
+        // Keys of queues whose names extend this one's (`<q>}:...`) match its pattern too:
+        // they are left alone.
+        let others: Vec<Vec<u8>> = self
+            .queue_names()?
+            .into_iter()
+            .filter(|o| o != q && o.starts_with(&format!("{q}}}:")))
+            .map(|o| k.queue_prefix(&o).into_bytes())
+            .collect();
+        let prefix = k.queue_prefix(q).into_bytes();
+        let pattern = format!("{}*", glob_escape(&k.queue_prefix(q)));
         let mut cursor: u64 = 0;
         loop {
-            let (next, found): (u64, Vec<String>) = self.run(|c| {
+            // Keys as bytes: one that is not UTF-8 must not stop the deletion half-way.
+            let (next, found): (u64, Vec<Vec<u8>>) = self.run(|c| {
                 Ok(redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
@@ -405,16 +411,26 @@ impl Rdb {
                     .arg(1000)
                     .query(c)?)
             })?;
-            let mine: Vec<String> =
-                found.into_iter().filter(|key| is_queue_key(&key[prefix.len()..])).collect();
+            let mine: Vec<Vec<u8>> = found
+                .into_iter()
+                .filter(|key| {
+                    key.starts_with(&prefix)
+                        && is_queue_key(&key[prefix.len()..])
+                        && !others.iter().any(|o| key.starts_with(o))
+                })
+                .collect();
             for chunk in mine.chunks(UNLINK_BATCH) {
                 self.run(|c| Ok(redis::cmd("UNLINK").arg(chunk).query::<i64>(c).map(|_| ())?))?;
             }
             cursor = next;
             if cursor == 0 {
-                return Ok(());
+                break;
             }
         }
+        // The name goes last: a deletion cut short (a dropped connection) leaves the queue
+        // listed, and running it again finishes it.
+        let all = k.all_queues();
+        self.run(|c| Ok(redis::cmd("SREM").arg(&all).arg(q).query::<i64>(c).map(|_| ())?))
     }
 
     /// Asks the server running task `id` to cancel it (asynq's `CancelProcessing`: best effort,
@@ -435,7 +451,7 @@ fn lock_of(field: Option<Value>, msg: Option<&crate::message::TaskMessage>) -> O
 
 /// Whether a key's rest after `<ns>:{<q>}:` is one of the queue's own keys (and not a key of a
 /// queue whose name merely starts with `<q>}:`).
-fn is_queue_key(rest: &str) -> bool {
+fn is_queue_key(rest: &[u8]) -> bool {
     const EXACT: [&str; 12] = [
         "pending",
         "active",
@@ -451,7 +467,7 @@ fn is_queue_key(rest: &str) -> bool {
         "failed",
     ];
     const PREFIXES: [&str; 6] = ["t:", "g:", "unique:", "processed:", "failed:", "periodic:"];
-    EXACT.contains(&rest) || PREFIXES.iter().any(|p| rest.starts_with(p))
+    EXACT.iter().any(|e| e.as_bytes() == rest) || PREFIXES.iter().any(|p| rest.starts_with(p.as_bytes()))
 }
 
 #[cfg(test)]
@@ -487,10 +503,10 @@ mod tests {
     #[test]
     fn queue_keys_are_told_from_other_queues() {
         for k in ["pending", "t:abc", "g:grp", "unique:t:x", "processed:2026-01-01", "failed", "periodic:e"] {
-            assert!(is_queue_key(k), "{k}");
+            assert!(is_queue_key(k.as_bytes()), "{k}");
         }
         for k in ["b}:pending", "pendingx", "x"] {
-            assert!(!is_queue_key(k), "{k}");
+            assert!(!is_queue_key(k.as_bytes()), "{k}");
         }
     }
 }

@@ -410,7 +410,8 @@ impl Rdb {
                 + info.aggregating;
         }
         if memory {
-            let usage = self.memory_usage(queues, &groups)?;
+            let aggregating: Vec<i64> = infos.iter().map(|i| i.aggregating).collect();
+            let usage = self.memory_usage(queues, &groups, &aggregating)?;
             for (info, m) in infos.iter_mut().zip(usage) {
                 info.memory_usage = Some(m);
             }
@@ -418,12 +419,20 @@ impl Rdb {
         Ok(infos)
     }
 
-    /// asynq's memory estimate: for each container, `MEMORY USAGE` of the container plus that of
-    /// up to 20 of its task hashes, extrapolated to its length; groups sampled up to five.
-    fn memory_usage(&mut self, queues: &[String], groups: &[Vec<String>]) -> Result<Vec<i64>> {
+    /// asynq's memory estimate (its `memoryUsageCmd`): for each container, its own `MEMORY
+    /// USAGE` plus the average of up to 20 of its task hashes times its length; for groups, the
+    /// average of up to 20 tasks from each of the first five groups times every aggregating
+    /// task. `MEMORY USAGE` samples nested values as Redis does by default, as asynq's does.
+    fn memory_usage(
+        &mut self,
+        queues: &[String],
+        groups: &[Vec<String>],
+        aggregating: &[i64],
+    ) -> Result<Vec<i64>> {
         let k = self.keys.clone();
-        // Per queue: the containers sampled (key, is a list).
-        let containers: Vec<Vec<(String, bool)>> = queues
+        const CONTAINERS: usize = 6;
+        // Per queue: the containers (key, is a list), then its sampled groups.
+        let sampled: Vec<Vec<(String, bool)>> = queues
             .iter()
             .zip(groups)
             .map(|(q, gs)| {
@@ -439,12 +448,12 @@ impl Rdb {
                 c
             })
             .collect();
-        // Round one: each container's own memory, length and sample of IDs.
+        // Round one: each container's own memory and length, and a sample of IDs of each.
         let first: Vec<Value> = self.run(|c| {
             let mut pipe = redis::pipe();
-            for list in &containers {
+            for list in &sampled {
                 for (key, is_list) in list {
-                    pipe.cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0);
+                    pipe.cmd("MEMORY").arg("USAGE").arg(key);
                     if *is_list {
                         pipe.llen(key).lrange(key, 0, MEMORY_SAMPLE - 1);
                     } else {
@@ -455,9 +464,9 @@ impl Rdb {
             Ok(pipe.query(c)?)
         })?;
         let mut it = first.into_iter();
-        // Per container: (own bytes, length, sampled IDs).
+        // Per queue, per container: (own bytes, length, sampled IDs).
         let mut read: Vec<Vec<(i64, i64, Vec<String>)>> = Vec::with_capacity(queues.len());
-        for list in &containers {
+        for list in &sampled {
             let mut per = Vec::with_capacity(list.len());
             for _ in list {
                 let own = it.next().map(|v| num(&v)).unwrap_or(0);
@@ -474,7 +483,7 @@ impl Rdb {
             for (q, per) in queues.iter().zip(&read) {
                 for (_, _, ids) in per {
                     for id in ids {
-                        pipe.cmd("MEMORY").arg("USAGE").arg(k.task(q, id)).arg("SAMPLES").arg(0);
+                        pipe.cmd("MEMORY").arg("USAGE").arg(k.task(q, id));
                         any = true;
                     }
                 }
@@ -489,23 +498,23 @@ impl Rdb {
         let mut out = Vec::with_capacity(queues.len());
         for (i, per) in read.iter().enumerate() {
             let mut total = 0i64;
-            let sampled_groups = per.len().saturating_sub(6);
-            let mut group_bytes = 0i64;
+            let (mut group_bytes, mut group_samples) = (0i64, 0i64);
             for (j, (own, len, ids)) in per.iter().enumerate() {
-                let sampled: i64 = ids.iter().map(|_| it.next().map(num).unwrap_or(0)).sum();
+                let bytes: i64 = ids.iter().map(|_| it.next().map(num).unwrap_or(0)).sum();
                 let n = ids.len() as i64;
-                let tasks = if n > 0 { sampled.saturating_mul(*len) / n } else { 0 };
-                if j < 6 {
-                    total = total.saturating_add(own.saturating_add(tasks));
+                if j < CONTAINERS {
+                    if n > 0 {
+                        total = total.saturating_add(bytes.saturating_mul(*len) / n);
+                    }
+                    total = total.saturating_add(*own);
                 } else {
-                    group_bytes = group_bytes.saturating_add(own.saturating_add(tasks));
+                    group_bytes = group_bytes.saturating_add(bytes);
+                    group_samples += n;
                 }
             }
-            if sampled_groups > 0 {
-                // Extrapolated to every group, as the sample is of the first five.
-                total = total.saturating_add(
-                    group_bytes.saturating_mul(groups[i].len() as i64) / sampled_groups as i64,
-                );
+            if group_samples > 0 {
+                let all = aggregating.get(i).copied().unwrap_or(0);
+                total = total.saturating_add(group_bytes.saturating_mul(all) / group_samples);
             }
             out.push(total);
         }

@@ -42,19 +42,28 @@ if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
   return 0
 end
 redis.call("ZREM", KEYS[3], ARGV[1])
+redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "archived")
+if ARGV[10] then
+  redis.call("HSET", KEYS[1], "error", ARGV[10])
+end
+-- Trimmed after the hash is written, so a trimmed task leaves no hash behind; the task archived
+-- now is the newest and goes last, even when older entries share its second (rank ties are
+-- broken by ID).
 local old = redis.call("ZRANGE", KEYS[4], "-inf", ARGV[4], "BYSCORE")
 for _, id in ipairs(old) do
   redis.call("DEL", ARGV[8] .. id)
   redis.call("ZREM", KEYS[4], id)
 end
-local extra = redis.call("ZRANGE", KEYS[4], 0, -tonumber(ARGV[5]))
-for _, id in ipairs(extra) do
-  redis.call("DEL", ARGV[8] .. id)
-  redis.call("ZREM", KEYS[4], id)
-end
-redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "archived")
-if ARGV[10] then
-  redis.call("HSET", KEYS[1], "error", ARGV[10])
+local over = redis.call("ZCARD", KEYS[4]) - (tonumber(ARGV[5]) - 1)
+if over > 0 then
+  local oldest = redis.call("ZRANGE", KEYS[4], 0, over)
+  for _, id in ipairs(oldest) do
+    if over > 0 and (id ~= ARGV[1] or #oldest <= over) then
+      redis.call("DEL", ARGV[8] .. id)
+      redis.call("ZREM", KEYS[4], id)
+      over = over - 1
+    end
+  end
 end
 local n = redis.pcall("INCR", KEYS[5])
 if n == 1 then

@@ -44,9 +44,22 @@ for _, id in ipairs(old) do
   redis.call("DEL", ARGV[5] .. id)
   redis.call("ZREM", KEYS[2], id)
 end
-local extra = redis.call("ZRANGE", KEYS[2], 0, -(tonumber(ARGV[4]) + 1))
-for _, id in ipairs(extra) do
-  redis.call("DEL", ARGV[5] .. id)
-  redis.call("ZREM", KEYS[2], id)
+-- The oldest go first; the tasks archived by this call are the newest even when older entries
+-- share their second (rank ties are broken by ID), so they go only when nothing older is left.
+local over = redis.call("ZCARD", KEYS[2]) - tonumber(ARGV[4])
+if over > 0 then
+  local now_archived = {}
+  for i = 7, #ARGV do
+    now_archived[ARGV[i]] = true
+  end
+  local oldest = redis.call("ZRANGE", KEYS[2], 0, over + #ARGV - 7)
+  for pass = 1, 2 do
+    for _, id in ipairs(oldest) do
+      if over > 0 and (pass == 2 or not now_archived[id]) and redis.call("ZREM", KEYS[2], id) == 1 then
+        redis.call("DEL", ARGV[5] .. id)
+        over = over - 1
+      end
+    end
+  end
 end
 return moved

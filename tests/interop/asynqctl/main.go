@@ -347,7 +347,7 @@ func inspect(args []string) error {
 			"active": qi.Active, "scheduled": qi.Scheduled, "retry": qi.Retry, "archived": qi.Archived,
 			"completed": qi.Completed, "aggregating": qi.Aggregating, "processed": qi.Processed,
 			"failed": qi.Failed, "processed_total": qi.ProcessedTotal, "failed_total": qi.FailedTotal,
-			"paused": qi.Paused, "latency_ms": qi.Latency.Milliseconds(),
+			"paused": qi.Paused, "latency_ms": qi.Latency.Milliseconds(), "memory_usage": qi.MemoryUsage,
 		})
 	case "servers":
 		ss, err := in.Servers()

@@ -5,7 +5,8 @@ private Redis unless ``REDIS_URL`` is set, fills ``--queues`` queues with tasks 
 then times, side by side in one run:
 
 - one scrape of ``QueueMetricsCollector`` (every queue read in one batch), without and with the
-  sampled memory estimate;
+  sampled memory estimate, and the reads of the first alone (the rest is prometheus-client
+  building and formatting the samples);
 - the same numbers read the way asynq's collector reads them: one ``GetQueueInfo`` call (memory
   sampled) per queue, one after the other, here with ferroq's own ``get_queue_info``;
 
@@ -88,6 +89,7 @@ def main() -> None:
         fast, sampled = registry(False), registry(True)
         rows = [
             ("ferroq scrape, no memory", lambda: generate_latest(fast)),
+            ("  of which the reads (get_queue_infos, no memory)", lambda: insp.get_queue_infos()),
             ("ferroq scrape, memory sampled", lambda: generate_latest(sampled)),
             (
                 "one get_queue_info per queue, memory sampled (asynq's collector's way)",

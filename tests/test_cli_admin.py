@@ -4,6 +4,7 @@ completion) on a real Redis: tables, ``--json``, what they change, and their err
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -481,3 +482,63 @@ def test_in_process_worker_metrics(client: Client, make_server: MakeServer) -> N
         {"server": srv.server_id, "queue": "default", "type": "ok", "outcome": "succeeded"}.items()
     )))  # fmt: skip
     assert samples[key] == 4
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics(
+    client: Client, make_server: MakeServer, redis_url: str
+) -> None:
+    """Every metric the dashboard's queries name is one the collectors export."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ferroq import Inspector
+    from ferroq.metrics import QueueMetricsCollector, WorkerMetricsCollector
+
+    client.enqueue(Task("ok"))
+    srv = make_server()
+    srv.start(lambda t: None)
+    wait_until(lambda: srv.metrics().tasks)
+    reg = CollectorRegistry()
+    exported: set[str] = set()
+    with Inspector(redis_url) as insp:
+        reg.register(QueueMetricsCollector(insp, memory=True))
+        reg.register(WorkerMetricsCollector(srv))
+        assert "asynq_queue_size" in generate_latest(reg).decode()
+        # Every family, with or without samples yet (no task was recovered here).
+        for family in reg.collect():
+            suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+            exported |= {family.name + s for s in suffixes.get(family.type, [""])}
+    dash = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    named = set()
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            named |= set(re.findall(r"\b((?:asynq|ferroq)_[a-z_]+)", target["expr"]))
+    assert named, "the dashboard names no metric"
+    assert named <= exported, named - exported
+    # asynqmon's charts query these exact names.
+    assert {
+        "asynq_queue_size", "asynq_queue_latency_seconds", "asynq_queue_memory_usage_approx_bytes",
+        "asynq_tasks_processed_total", "asynq_tasks_failed_total", "asynq_tasks_enqueued_total",
+    } <= exported  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["task", "ls", "-q", "q", "-s", "bogus"], "invalid state 'bogus'"),
+        (["task", "ls", "-s", "pending"], "required: --queue"),
+        (["queue"], "required: ACTION"),
+        (["queue", "history", "q", "-x", "0"], "expected 1 or more"),
+        (["task", "enqueue", "-t", "x", "--process-at", "tomorrow"], "RFC 3339"),
+        (["metrics", "--port", "70000"], "port from 0 to 65535"),
+        (["completion", "fish"], "invalid choice: 'fish'"),
+        (["nosuchcommand"], "invalid choice"),
+    ],
+)
+def test_a_bad_argument_is_one_line_and_exit_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and says in err, err

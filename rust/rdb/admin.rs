@@ -143,6 +143,11 @@ impl Rdb {
             if ids.is_empty() {
                 break;
             }
+            let mut ids = ids;
+            if is_list {
+                // Oldest (the tail) first: each script's LREM from the tail finds it at once.
+                ids.reverse();
+            }
             seen += ids.len() as i64;
             let locks =
                 if action == Action::Delete { self.locks_of(q, &ids)? } else { vec![None; ids.len()] };

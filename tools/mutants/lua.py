@@ -1,7 +1,7 @@
 """Mutation testing of the Lua scripts (``rust/rdb/lua/*.lua``) against their direct tests.
 
 The scripts are embedded in the Rust core at compile time, so a mutant would need a rebuild to
-reach the end-to-end suite. Two test files, though, read the ``.lua`` files from disk and run them
+reach the end-to-end suite. Three test files, though, read the ``.lua`` files from disk and run them
 on a real Redis with redis-py (``LUA = .../rust/rdb/lua`` in ``tests/test_lua_scripts.py``). This
 harness copies ``tests/*.py``, ``pyproject.toml`` (the pytest settings) and ``rust/rdb/lua/`` into
 a temporary tree, so that path resolves to the copy, then rewrites one script there at a time and
@@ -52,7 +52,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LUA_DIR = Path("rust/rdb/lua")
-TEST_FILES = ("tests/test_lua_scripts.py", "tests/test_lua_leases.py")
+TEST_FILES = (
+    "tests/test_lua_scripts.py",
+    "tests/test_lua_leases.py",
+    "tests/test_lua_inspector.py",
+)
 
 WRITES = frozenset(
     {

@@ -13,6 +13,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ferroq.cli import cron, group, queue, run, server, stats, task
 from ferroq.cli.run import doctor, load_object
@@ -21,13 +22,20 @@ from ferroq.errors import FerroqError
 __all__ = ["doctor", "load_object", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one line for a bad argument instead of the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p: argparse.ArgumentParser = _Parser(
         prog="ferroq", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     # Also accepted after the subcommand; SUPPRESS keeps a value given before it.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--log-level", default=argparse.SUPPRESS, help="logging level (default INFO)"
     )

@@ -223,7 +223,10 @@ def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[obj
     if n == 0:
         console.print(f"{title + ': ' if title else ''}none", highlight=False)
         return
-    console.print(t)
+    with console.capture() as captured:
+        console.print(t)
+    # Cells are padded to their column's width: trailing blanks are noise in logs and diffs.
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def fields(pairs: Sequence[tuple[str, object]]) -> None:

@@ -26,7 +26,8 @@ for i = 7, #ARGV do
   local key = KEYS[i - 3]
   local taken
   if ARGV[6] == "list" then
-    taken = redis.call("LREM", KEYS[1], 0, ARGV[i]) > 0
+    -- Searched from the tail, where the oldest (the ones a bulk call reads) are.
+    taken = redis.call("LREM", KEYS[1], -1, ARGV[i]) > 0
   else
     taken = redis.call("ZREM", KEYS[1], ARGV[i]) == 1
   end

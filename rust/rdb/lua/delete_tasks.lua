@@ -23,7 +23,8 @@ for j = 1, n do
   local lock = tonumber(ARGV[2 + 2 * j])
   local taken
   if ARGV[2] == "list" then
-    taken = redis.call("LREM", KEYS[1], 0, id) > 0
+    -- Searched from the tail, where the oldest (the ones a bulk call reads) are.
+    taken = redis.call("LREM", KEYS[1], -1, id) > 0
   else
     taken = redis.call("ZREM", KEYS[1], id) == 1
   end

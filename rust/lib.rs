@@ -21,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_NAMESPACE", rdb::keys::DEFAULT_NAMESPACE)?;
     m.add("DEFAULT_QUEUE", options::DEFAULT_QUEUE)?;
+    m.add("DEFAULT_MAX_RETRY", options::DEFAULT_MAX_RETRY)?;
     py::errors::register(m)?;
     m.add_class::<py::options::PyTaskOptions>()?;
     m.add_class::<py::info::PyTaskInfo>()?;
@@ -39,6 +40,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::metrics::PyServerMetrics>()?;
     m.add_class::<py::metrics::PyTaskTypeMetrics>()?;
     m.add_function(wrap_pyfunction!(py::metrics::duration_buckets, m)?)?;
+    m.add_function(wrap_pyfunction!(py::metrics::outcome_names, m)?)?;
     m.add_class::<py::server::PyServerConfig>()?;
     m.add_class::<py::server::PyLease>()?;
     m.add_class::<py::server::PyOutcome>()?;

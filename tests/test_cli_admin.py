@@ -303,7 +303,9 @@ def test_every_admin_command_reports_an_unreachable_redis_in_one_line(
         ["stats"], ["queue", "ls"], ["queue", "inspect", "q"],
         ["task", "ls", "-q", "q", "-s", "pending"],
         ["task", "inspect", "-q", "q", "-i", "x"], ["group", "ls", "-q", "q"], ["server", "ls"],
-        ["cron", "ls"], ["task", "cancel", "x"],
+        ["cron", "ls"], ["task", "cancel", "x"], ["task", "run", "-q", "q", "-i", "x"],
+        ["queue", "pause", "q"], ["queue", "rm", "q", "-f"], ["task", "deleteall", "-q", "q", "-s",
+        "pending"], ["task", "enqueue", "-t", "x"],
     ):  # fmt: skip
         code, out, err = cli(capsys, url, *args)
         assert code == 1, args
@@ -460,13 +462,16 @@ def test_in_process_worker_metrics(client: Client, make_server: MakeServer) -> N
         m = srv.metrics()
         got = {(t.queue, t.task_type): t for t in m.tasks}
         ok = got.get(("default", "ok"))
-        return got if ok and ok.succeeded == 4 and ("low", "skip") in got else None
+        return got if ok and ok.outcomes["succeeded"] == 4 and ("low", "skip") in got else None
 
     got = wait_until(rows)
     ok, sk = got[("default", "ok")], got[("low", "skip")]
-    assert (ok.succeeded, ok.retried, ok.archived, ok.duration_count) == (4, 0, 0, 4)
+    assert ok.outcomes == {
+        "succeeded": 4, "retried": 0, "archived": 0, "revoked": 0, "requeued": 0, "dropped": 0,
+    }  # fmt: skip
+    assert ok.duration_count == 4
     assert ok.duration_buckets[-1] == 4 and ok.duration_buckets == sorted(ok.duration_buckets)
-    assert (sk.archived, sk.succeeded) == (1, 0)
+    assert (sk.outcomes["archived"], sk.outcomes["succeeded"]) == (1, 0)
     from ferroq.metrics import WorkerMetricsCollector
 
     families = {f.name: f for f in WorkerMetricsCollector(srv).collect()}

@@ -94,7 +94,7 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
 def _third_party_imports() -> set[str]:
     stdlib = set(sys.stdlib_module_names)
     found: set[str] = set()
-    for path in (ROOT / "python" / "ferroq").glob("*.py"):
+    for path in (ROOT / "python" / "ferroq").rglob("*.py"):
         for node in _runtime_nodes(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
@@ -102,11 +102,12 @@ def _third_party_imports() -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             found |= {n.split(".")[0] for n in names}
-    return found - stdlib - {"ferroq", "__future__"}
+    # As distributions are named: `import prometheus_client` is `prometheus-client`.
+    return {n.replace("_", "-").lower() for n in found - stdlib - {"ferroq", "__future__"}}
 
 
 def _names(requirements: list[str]) -> set[str]:
-    return {d.split("[")[0].split(">")[0].split("=")[0].strip() for d in requirements}
+    return {d.split("[")[0].split(">")[0].split("=")[0].strip().lower() for d in requirements}
 
 
 def test_runtime_dependencies_are_exactly_what_runtime_code_imports() -> None:

@@ -184,19 +184,72 @@ def test_update_payload_writes_only_over_what_was_read(r: redis.Redis) -> None:
 
 def test_remove_queue_refuses_a_queue_with_work_unless_forced(r: redis.Redis) -> None:
     rm = script(r, "remove_queue")
-    names = ["pending", "active", "scheduled", "retry", "archived", "lease", "completed", "groups"]
+    names = ["pending", "active", "scheduled", "retry", "archived", "lease", "completed",
+             "groups", "aggregation_sets"]  # fmt: skip
     keys = [f"{Q}:{n}" for n in names]
+    task(r, "done", "completed", unique_key=f"{Q}:unique:t:D")
+    r.set(f"{Q}:unique:t:D", "done")
     r.zadd(f"{Q}:completed", {"done": int(time.time())})
+    task(r, "r", "retry")
     r.zadd(f"{Q}:retry", {"r": 1})
-    assert rm(keys=keys, args=["0"]) == -1
-    assert r.exists(f"{Q}:retry")
+    assert rm(keys=keys, args=["0", T, 0]) == -1
+    assert r.exists(f"{Q}:retry", T + "r")
     r.lpush(f"{Q}:active", "busy")
-    assert rm(keys=keys, args=["1"]) == -2, "never with active tasks"
+    assert rm(keys=keys, args=["1", T, 0]) == -2, "never with active tasks"
     r.delete(f"{Q}:active")
-    assert rm(keys=keys, args=["1"]) == 1
+    assert rm(keys=keys, args=["1", T, 0]) == 1
     assert not r.exists(*keys)
-    r.sadd(f"{Q}:groups", "g")
-    assert rm(keys=keys, args=["0"]) == -1, "aggregating tasks are work too"
-    r.delete(f"{Q}:groups")
+    assert not r.exists(T + "r", T + "done", f"{Q}:unique:t:D"), "tasks and their locks go too"
     r.zadd(f"{Q}:completed", {"done": 1})
-    assert rm(keys=keys, args=["0"]) == 1, "completed tasks alone do not keep a queue"
+    assert rm(keys=keys, args=["0", T, 0]) == 1, "completed tasks alone do not keep a queue"
+
+
+def stray(r: redis.Redis, ids: list[str], locks: dict[str, str] | None = None) -> int:
+    names = ["pending", "active", "scheduled", "retry", "archived", "completed"]
+    keys = [f"{Q}:{n}" for n in names] + [T + i for i in ids]
+    for lock, owner in (locks or {}).items():
+        keys += [lock, T + owner]
+    return int(script(r, "delete_stray")(keys=keys, args=[len(ids), *ids]))
+
+
+def test_delete_stray_keeps_every_task_a_container_holds(r: redis.Redis) -> None:
+    # A task enqueued while its queue was being deleted is held by its new pending list.
+    for i, state in (("p", "pending"), ("a", "active"), ("s", "scheduled"), ("c", "completed")):
+        task(r, i, state)
+    r.lpush(f"{Q}:pending", "p")
+    r.lpush(f"{Q}:active", "a")
+    r.zadd(f"{Q}:scheduled", {"s": 1})
+    r.zadd(f"{Q}:completed", {"c": 1})
+    task(r, "g", "aggregating", group="grp")
+    task(r, "orphan", "archived")
+    r.set(f"{Q}:unique:t:P", "p")
+    r.set(f"{Q}:unique:t:GONE", "gone")
+    locks = {f"{Q}:unique:t:P": "p", f"{Q}:unique:t:GONE": "gone"}
+    assert stray(r, ["p", "a", "s", "c", "g", "orphan"], locks) == 2
+    assert all(r.exists(T + i) for i in ("p", "a", "s", "c", "g"))
+    assert not r.exists(T + "orphan")
+    assert r.exists(f"{Q}:unique:t:P") and not r.exists(f"{Q}:unique:t:GONE")
+
+
+def test_remove_queue_reads_groups_and_aggregation_sets_again_when_they_changed(
+    r: redis.Redis,
+) -> None:
+    rm = script(r, "remove_queue")
+    names = ["pending", "active", "scheduled", "retry", "archived", "lease", "completed",
+             "groups", "aggregation_sets"]  # fmt: skip
+    base = [f"{Q}:{n}" for n in names]
+    task(r, "a", "aggregating", group="g1", unique_key=f"{Q}:unique:t:A")
+    r.set(f"{Q}:unique:t:A", "a")
+    r.zadd(f"{Q}:g:g1", {"a": 1})
+    r.sadd(f"{Q}:groups", "g1")
+    task(r, "b", "aggregating", group="g2")
+    r.zadd(f"{Q}:g:g2:set1", {"b": 1})
+    r.zadd(f"{Q}:aggregation_sets", {f"{Q}:g:g2:set1": 99})
+    # Read before g1 and the aggregation set appeared: told to read again.
+    assert rm(keys=base, args=["1", T, 0]) == -3
+    assert rm(keys=[*base, f"{Q}:g:g1"], args=["1", T, 1, "g1"]) == -3
+    # An aggregation set is work, like a group.
+    full = [*base, f"{Q}:g:g1", f"{Q}:g:g2:set1"]
+    assert rm(keys=full, args=["0", T, 1, "g1"]) == -1
+    assert rm(keys=full, args=["1", T, 1, "g1"]) == 1
+    assert not r.exists(*full, T + "a", T + "b", f"{Q}:unique:t:A")

@@ -11,6 +11,7 @@ _T = TypeVar("_T")
 _Seconds = float | int | timedelta
 
 __all__ = [
+    "DEFAULT_MAX_RETRY",
     "DEFAULT_NAMESPACE",
     "DEFAULT_QUEUE",
     "BrokerConnectionError",
@@ -57,6 +58,7 @@ __all__ = [
     "encode_scheduler_entry",
     "encode_task_message",
     "go_duration",
+    "outcome_names",
     "queue_keys",
     "task_key",
     "unique_key",
@@ -66,6 +68,7 @@ __all__ = [
 __version__: str
 DEFAULT_NAMESPACE: Final[str]
 DEFAULT_QUEUE: Final[str]
+DEFAULT_MAX_RETRY: Final[int]
 
 class FerroqError(Exception): ...
 class BrokerError(FerroqError): ...
@@ -321,15 +324,7 @@ class TaskTypeMetrics:
     @property
     def duration_count(self) -> int: ...
     @property
-    def succeeded(self) -> int: ...
-    @property
-    def retried(self) -> int: ...
-    @property
-    def archived(self) -> int: ...
-    @property
-    def revoked(self) -> int: ...
-    @property
-    def requeued(self) -> int: ...
+    def outcomes(self) -> dict[str, int]: ...
 
 @final
 class ServerMetrics:
@@ -345,10 +340,14 @@ class ServerMetrics:
     def leases_lost(self) -> int: ...
 
 def duration_buckets() -> list[float]: ...
+def outcome_names() -> list[str]: ...
 
 @final
 class NativeInspector:
     default_page_size: ClassVar[int]
+    max_page_size: ClassVar[int]
+    @staticmethod
+    def bulk_states() -> dict[str, list[TaskState]]: ...
     def __new__(
         cls,
         url: str,
@@ -389,7 +388,7 @@ class NativeInspector:
     def scheduler_enqueue_events(
         self, entry_id: str, page: int | None = None, page_size: int | None = None
     ) -> list[SchedulerEnqueueEvent]: ...
-    def server_summary(self) -> list[tuple[str, str]]: ...
+    def server_summary(self) -> dict[str, str]: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
 

@@ -57,14 +57,18 @@ class Inspector:
         redis_url: Redis URL (see ``Client``); defaults to ``$REDIS_URL``.
         namespace: Key prefix (default asynq's, ``asynq``).
         tls_ca_file: PEM file of the CA to trust for ``rediss://``.
-        archive_max_size: The most archived tasks a queue keeps when this Inspector archives
-            tasks (default 10,000, as the server's ``archive_max_size``).
-        archive_max_age: How long archived tasks are kept when this Inspector archives tasks
-            (seconds or ``timedelta``; default 90 days).
+        archive_max_size: Trim the archive to this many tasks when this Inspector archives
+            tasks (as a server's ``archive_max_size`` does). Without it (nor
+            ``archive_max_age``), archiving by hand trims nothing: the servers trim with their
+            own limits the next time they archive a task, so an Inspector never deletes what a
+            server was told to keep. One limit given, the other is the server's default.
+        archive_max_age: Likewise, the age (seconds or ``timedelta``) beyond which archived
+            tasks are deleted when this Inspector archives tasks.
 
-    Listings are paged: ``page`` is 1-based and ``page_size`` defaults to asynq's 30 (at most
-    10,000); pending and active tasks are listed oldest first, the others by their score
-    (process-at, retry-at, archive time, expiry), lowest first, as asynq lists them.
+    Listings are paged: ``page`` is 1-based and ``page_size`` defaults to asynq's
+    {default_page_size} (at most {max_page_size}); pending and active tasks are listed oldest
+    first, the others by their score (process-at, retry-at, archive time, expiry), lowest first,
+    as asynq lists them.
     """
 
     def __init__(
@@ -393,7 +397,7 @@ class Inspector:
 
     def redis_info(self) -> dict[str, str]:
         """What ``ferroq stats`` shows of Redis: version, uptime, clients, memory, role."""
-        return dict(self._native.server_summary())
+        return self._native.server_summary()
 
     def ping(self) -> None:
         """Checks that Redis answers.
@@ -412,6 +416,13 @@ class Inspector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if Inspector.__doc__:
+    Inspector.__doc__ = Inspector.__doc__.format(
+        default_page_size=NativeInspector.default_page_size,
+        max_page_size=f"{NativeInspector.max_page_size:,}",
+    )
 
 
 def _state(state: TaskState | str) -> TaskState:

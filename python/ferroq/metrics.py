@@ -12,7 +12,8 @@ constant number of round trips (memory is sampled only when asked: it is the cos
 
 ``WorkerMetricsCollector`` exports one server's own numbers, counted by the Rust core where the
 events happen: handler durations (a histogram by queue and task type), outcomes (succeeded,
-retried, archived, revoked, requeued), tasks in flight, leases renewed and lost, tasks recovered
+retried, archived, revoked, requeued at shutdown, dropped when the task was no longer this
+server's), tasks in flight, leases renewed and lost, tasks recovered
 from dead servers. ``ferroq worker --metrics-port N`` serves it; ``ferroq metrics --port N`` runs
 a standalone exporter of the queue metrics.
 """
@@ -30,7 +31,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ferroq._native import duration_buckets
+from ferroq._native import duration_buckets, outcome_names
 from ferroq.errors import FerroqError
 from ferroq.inspector import Inspector
 from ferroq.server import Server
@@ -140,8 +141,9 @@ class WorkerMetricsCollector(Collector):
         )
         outcomes = CounterMetricFamily(
             "ferroq_tasks",
-            "Runs that ended, by queue, task type and outcome (succeeded, retried, archived, "
-            "revoked, requeued).",
+            "Runs that ended, by queue, task type and outcome ("
+            + ", ".join(outcome_names())
+            + ").",
             labels=["server", "queue", "type", "outcome"],
         )
         for t in m.tasks:
@@ -151,8 +153,8 @@ class WorkerMetricsCollector(Collector):
                 list(zip(self._bounds, map(float, t.duration_buckets), strict=True)),
                 t.duration_sum,
             )
-            for outcome in ("succeeded", "retried", "archived", "revoked", "requeued"):
-                outcomes.add_metric([*labels, outcome], getattr(t, outcome))
+            for outcome, n in t.outcomes.items():
+                outcomes.add_metric([*labels, outcome], n)
         in_flight = GaugeMetricFamily(
             "ferroq_tasks_in_flight", "Tasks running now, by queue.", labels=["server", "queue"]
         )

@@ -377,15 +377,22 @@ impl NativeInspector {
         archive_max_size: Option<StrictInt<i64>>,
         archive_max_age: Option<Seconds>,
     ) -> PyResult<Self> {
-        let d = ArchiveLimits::default();
-        let limits = ArchiveLimits {
-            max_size: archive_max_size.map_or(d.max_size, |n| n.0),
-            max_age: match archive_max_age {
-                None => d.max_age,
-                Some(s) => super::duration("archive_max_age", s.0)?,
-            },
+        // No limits given: archiving by hand does not trim (the servers trim with theirs); one
+        // given: the other is asynq's.
+        let limits = if archive_max_size.is_none() && archive_max_age.is_none() {
+            None
+        } else {
+            let d = ArchiveLimits::default();
+            let l = ArchiveLimits {
+                max_size: archive_max_size.map_or(d.max_size, |n| n.0),
+                max_age: match archive_max_age {
+                    None => d.max_age,
+                    Some(s) => super::duration("archive_max_age", s.0)?,
+                },
+            };
+            l.validate()?;
+            Some(l)
         };
-        limits.validate()?;
         let cfg = ConnConfig::from_url_with_ca(url, tls_ca)?;
         let keys = Keys::new(namespace.unwrap_or(DEFAULT_NAMESPACE));
         Ok(Self { pool: RdbPool::retrying(cfg, keys, 4, limits) })
@@ -590,9 +597,37 @@ impl NativeInspector {
         Page::default().size
     }
 
+    /// The largest page a listing returns.
+    #[classattr]
+    fn max_page_size() -> u32 {
+        crate::rdb::inspect::MAX_PAGE_SIZE
+    }
+
+    /// The states whose tasks can be acted on all at once: `{"run": [...], "archive": [...],
+    /// "delete": [...]}` (asynq's `RunAll*`, `ArchiveAll*`, `DeleteAll*`).
+    #[staticmethod]
+    fn bulk_states(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, action) in [("run", Action::Run), ("archive", Action::Archive), ("delete", Action::Delete)]
+        {
+            let states = action
+                .bulk_states()
+                .iter()
+                .map(|s| PyTaskState::object(py, *s))
+                .collect::<PyResult<Vec<_>>>()?;
+            d.set_item(name, states)?;
+        }
+        Ok(d)
+    }
+
     /// The server's version, uptime, clients and memory, by name, in a stable order.
-    fn server_summary(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
-        self.with(py, |r| r.server_summary())
+    fn server_summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let rows = self.with(py, |r| r.server_summary())?;
+        let d = PyDict::new(py);
+        for (k, v) in rows {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
     }
 
     /// Sends PING.

@@ -26,20 +26,13 @@ pub struct PyTaskTypeMetrics {
     duration_sum: f64,
     /// Runs measured.
     duration_count: u64,
-    /// Runs whose handler returned.
-    succeeded: u64,
-    /// Runs that failed and will be retried.
-    retried: u64,
-    /// Runs that failed for good and were archived.
-    archived: u64,
-    /// Runs that raised `RevokeTask`.
-    revoked: u64,
-    /// Runs put back to pending at shutdown.
-    requeued: u64,
+    /// Runs by how they ended: `succeeded`, `retried`, `archived`, `revoked`, `requeued`
+    /// (shutdown) and `dropped` (the task was no longer this server's); every name is present.
+    outcomes: Py<PyDict>,
 }
 
-impl From<TypeRow> for PyTaskTypeMetrics {
-    fn from(r: TypeRow) -> Self {
+impl PyTaskTypeMetrics {
+    fn new(py: Python<'_>, r: TypeRow) -> PyResult<Self> {
         let mut acc = 0u64;
         let cumulative: Vec<u64> = r
             .durations
@@ -50,20 +43,25 @@ impl From<TypeRow> for PyTaskTypeMetrics {
                 acc
             })
             .collect();
-        let get = |k: Ended| r.ended.iter().find(|(e, _)| *e == k).map_or(0, |(_, n)| *n);
-        Self {
+        let outcomes = PyDict::new(py);
+        for (how, n) in &r.ended {
+            outcomes.set_item(how.as_str(), n)?;
+        }
+        Ok(Self {
             duration_count: r.durations.count(),
             duration_sum: r.durations.sum,
             duration_buckets: cumulative,
-            succeeded: get(Ended::Succeeded),
-            retried: get(Ended::Retried),
-            archived: get(Ended::Archived),
-            revoked: get(Ended::Revoked),
-            requeued: get(Ended::Requeued),
+            outcomes: outcomes.unbind(),
             queue: r.queue,
             task_type: r.task_type,
-        }
+        })
     }
+}
+
+/// The names of the outcomes a run can end with, in a stable order.
+#[pyfunction]
+pub fn outcome_names() -> Vec<&'static str> {
+    Ended::ALL.iter().map(|e| e.as_str()).collect()
 }
 
 /// A running server's worker metrics at one instant.
@@ -94,7 +92,7 @@ impl PyServerMetrics {
         let tasks = snap
             .by_type
             .into_iter()
-            .map(|r| Py::new(py, PyTaskTypeMetrics::from(r)))
+            .map(|r| Py::new(py, PyTaskTypeMetrics::new(py, r)?))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Self {
             tasks,

@@ -94,6 +94,16 @@ impl Rdb {
             // Moved between the read and the script (a forwarder, a server, another tool).
             last = Some(at.state);
         }
+        if action == Action::Delete {
+            // A hash that no container holds (asynq's Inspector leaves such hashes when it trims
+            // an archive) is deleted as it is, with the lock it owns.
+            let hash = self.keys.task(q, id).into_bytes();
+            let lock: Vec<Vec<u8>> = self.locate(q, id)?.lock.into_iter().map(String::into_bytes).collect();
+            if self.delete_stray(q, std::slice::from_ref(&hash), &[])? > 0 {
+                self.delete_stray(q, &[], &lock)?;
+                return Ok(());
+            }
+        }
         Err(Error::protocol(format!(
             "task {id:?} is marked {} but is not where that state keeps it",
             last.map_or("?", TaskState::as_str)
@@ -232,65 +242,66 @@ impl Rdb {
         let (source, is_list) = container(&k, q, state, group)?;
         let group_name = if state == TaskState::Aggregating { group.unwrap_or("") } else { "" };
         let kind = if is_list { "list" } else { "zset" };
-        let inv =
-            match action {
-                Action::Run => {
-                    let mut inv = scripts::RUN_TASKS.prepare_invoke();
-                    inv.key(&source).key(k.pending(q)).key(k.groups(q));
-                    for id in ids {
-                        inv.key(k.task(q, id));
-                    }
-                    inv.arg(group_name).arg(pending_since(now)).arg(k.wake_channel(q));
-                    for id in ids {
-                        inv.arg(id);
-                    }
-                    inv
+        let inv = match action {
+            Action::Run => {
+                let mut inv = scripts::RUN_TASKS.prepare_invoke();
+                inv.key(&source).key(k.pending(q)).key(k.groups(q));
+                for id in ids {
+                    inv.key(k.task(q, id));
                 }
-                Action::Archive => {
-                    let now_s = unix_secs(now);
-                    let mut inv = scripts::ARCHIVE_TASKS.prepare_invoke();
-                    inv.key(&source).key(k.archived(q)).key(k.groups(q));
-                    for id in ids {
-                        inv.key(k.task(q, id));
-                    }
-                    inv.arg(group_name)
-                        .arg(now_s)
-                        .arg(now_s.saturating_sub(
-                            i64::try_from(self.archive.max_age.as_secs()).unwrap_or(i64::MAX),
-                        ))
-                        .arg(self.archive.max_size)
-                        .arg(k.task_prefix(q))
-                        .arg(kind);
-                    for id in ids {
-                        inv.arg(id);
-                    }
-                    inv
+                inv.arg(group_name).arg(pending_since(now)).arg(k.wake_channel(q));
+                for id in ids {
+                    inv.arg(id);
                 }
-                Action::Delete => {
-                    let mut inv = scripts::DELETE_TASKS.prepare_invoke();
-                    inv.key(&source).key(k.groups(q));
-                    for id in ids {
-                        inv.key(k.task(q, id));
+                inv
+            }
+            Action::Archive => {
+                let now_s = unix_secs(now);
+                // Without limits (an Inspector given none) nothing is trimmed: a cutoff below
+                // every score and no size cap; the servers trim with their own limits.
+                let (cutoff, cap) = match self.archive {
+                    Some(l) => {
+                        let age = i64::try_from(l.max_age.as_secs()).unwrap_or(i64::MAX);
+                        (now_s.saturating_sub(age).to_string(), l.max_size)
                     }
-                    let mut n_locks = 0usize;
-                    for lock in locks.iter().flatten() {
-                        inv.key(lock);
-                    }
-                    inv.arg(group_name).arg(kind);
-                    for (id, lock) in ids.iter().zip(locks) {
-                        let idx = if lock.is_some() {
-                            n_locks += 1;
-                            n_locks
-                        } else {
-                            0
-                        };
-                        inv.arg(id).arg(idx);
-                    }
-                    inv
+                    None => ("-inf".to_string(), 0),
+                };
+                let mut inv = scripts::ARCHIVE_TASKS.prepare_invoke();
+                inv.key(&source).key(k.archived(q)).key(k.groups(q));
+                for id in ids {
+                    inv.key(k.task(q, id));
                 }
-            };
-        // Not retried on a fresh connection: a lost reply after a move would read as "moved
-        // meanwhile" and the caller reads again, which is safe; running it twice is not needed.
+                inv.arg(group_name).arg(now_s).arg(cutoff).arg(cap).arg(k.task_prefix(q)).arg(kind);
+                for id in ids {
+                    inv.arg(id);
+                }
+                inv
+            }
+            Action::Delete => {
+                let mut inv = scripts::DELETE_TASKS.prepare_invoke();
+                inv.key(&source).key(k.groups(q));
+                for id in ids {
+                    inv.key(k.task(q, id));
+                }
+                let mut n_locks = 0usize;
+                for lock in locks.iter().flatten() {
+                    inv.key(lock);
+                }
+                inv.arg(group_name).arg(kind);
+                for (id, lock) in ids.iter().zip(locks) {
+                    let idx = if lock.is_some() {
+                        n_locks += 1;
+                        n_locks
+                    } else {
+                        0
+                    };
+                    inv.arg(id).arg(idx);
+                }
+                inv
+            }
+        };
+        // Sent once: if its reply is lost the caller sees the connection error, and running it
+        // again is the caller's choice (a second run finds the tasks moved and moves nothing).
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
         match reply {
             Value::Int(n) if n >= 0 => Ok(n as u64),
@@ -335,7 +346,8 @@ impl Rdb {
     pub fn pause_queue(&mut self, q: &str, now: SystemTime) -> Result<()> {
         self.check_queue(q)?;
         let key = self.keys.paused(q);
-        let set: bool = self.run(|c| Ok(redis::cmd("SETNX").arg(&key).arg(unix_secs(now)).query(c)?))?;
+        let set: bool =
+            self.run_once(|c| Ok(redis::cmd("SETNX").arg(&key).arg(unix_secs(now)).query(c)?))?;
         if set {
             Ok(())
         } else {
@@ -347,7 +359,7 @@ impl Rdb {
     pub fn unpause_queue(&mut self, q: &str) -> Result<()> {
         self.check_queue(q)?;
         let key = self.keys.paused(q);
-        let n: i64 = self.run(|c| Ok(redis::cmd("DEL").arg(&key).query(c)?))?;
+        let n: i64 = self.run_once(|c| Ok(redis::cmd("DEL").arg(&key).query(c)?))?;
         if n == 1 {
             Ok(())
         } else {
@@ -359,41 +371,99 @@ impl Rdb {
     /// unique locks, the pause flag (asynq's `DeleteQueue` leaves most of those). Without
     /// `force`, [`Error::QueueNotEmpty`] when it holds pending, scheduled, retry, archived or
     /// aggregating tasks; never while it has active ones.
+    ///
+    /// The tasks and their containers go in one script, so nothing is leased or enqueued between
+    /// the check and the deletion; the other keys are then found by `SCAN` (a task enqueued
+    /// meanwhile is kept, with its hash and lock), and the name goes last: a deletion cut short
+    /// (a dropped connection) leaves the queue listed, and running it again finishes it.
     pub fn delete_queue(&mut self, q: &str, force: bool) -> Result<()> {
         self.check_queue(q)?;
         let k = self.keys.clone();
-        let mut inv = scripts::REMOVE_QUEUE.prepare_invoke();
-        inv.key(k.pending(q))
-            .key(k.active(q))
-            .key(k.scheduled(q))
-            .key(k.retry(q))
-            .key(k.archived(q))
-            .key(k.lease(q))
-            .key(k.completed(q))
-            .key(k.groups(q))
-            .arg(if force { "1" } else { "0" });
-        let code: i64 = self.run_once(|c| Ok(inv.invoke(c)?))?;
-        match code {
-            1 => {}
-            -1 => {
-                let c = self.queue_infos(&[q.to_string()], false, false, SystemTime::now())?;
-                let c = c
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| super::inspect::QueueInfo::empty(q.into(), SystemTime::now()));
-                return Err(Error::QueueNotEmpty(format!(
-                    "queue {q:?} is not empty ({} pending, {} scheduled, {} retry, {} archived, {} aggregating): \
-                     delete it with force to delete its tasks too",
-                    c.pending, c.scheduled, c.retry, c.archived, c.aggregating
-                )));
+        let mut removed = false;
+        for _ in 0..ATTEMPTS {
+            let (mut groups, sets): (Vec<String>, Vec<String>) = self.run(|c| {
+                Ok(redis::pipe().smembers(k.groups(q)).zrange(k.aggregation_sets(q), 0, -1).query(c)?)
+            })?;
+            groups.sort();
+            let mut inv = scripts::REMOVE_QUEUE.prepare_invoke();
+            inv.key(k.pending(q))
+                .key(k.active(q))
+                .key(k.scheduled(q))
+                .key(k.retry(q))
+                .key(k.archived(q))
+                .key(k.lease(q))
+                .key(k.completed(q))
+                .key(k.groups(q))
+                .key(k.aggregation_sets(q));
+            for g in &groups {
+                inv.key(k.group(q, g));
             }
-            -2 => {
-                return Err(Error::QueueNotEmpty(format!(
-                    "queue {q:?} has active tasks: stop its servers, or wait for them to finish"
-                )))
+            for set in &sets {
+                inv.key(set);
             }
-            other => return Err(Error::protocol(format!("remove_queue returned {other}"))),
+            inv.arg(if force { "1" } else { "0" }).arg(k.task_prefix(q)).arg(groups.len());
+            for g in &groups {
+                inv.arg(g);
+            }
+            let code: i64 = self.run_once(|c| Ok(inv.invoke(c)?))?;
+            match code {
+                1 => {
+                    removed = true;
+                    break;
+                }
+                -1 => {
+                    let c = self.queue_infos(&[q.to_string()], false, false, SystemTime::now())?;
+                    let c = c
+                        .into_iter()
+                        .next()
+                        .unwrap_or_else(|| super::inspect::QueueInfo::empty(q.into(), SystemTime::now()));
+                    return Err(Error::QueueNotEmpty(format!(
+                        "queue {q:?} is not empty ({} pending, {} scheduled, {} retry, {} archived, {} aggregating): \
+                         delete it with force to delete its tasks too",
+                        c.pending, c.scheduled, c.retry, c.archived, c.aggregating
+                    )));
+                }
+                -2 => {
+                    return Err(Error::QueueNotEmpty(format!(
+                        "queue {q:?} has active tasks: stop its servers, or wait for them to finish"
+                    )))
+                }
+                // Its groups changed between the read and the script: read them again.
+                -3 => continue,
+                other => return Err(Error::protocol(format!("remove_queue returned {other}"))),
+            }
         }
+        if !removed {
+            return Err(Error::protocol(format!(
+                "the groups of queue {q:?} kept changing while deleting it"
+            )));
+        }
+        self.delete_leftovers(q)?;
+        // Tasks enqueued while the leftovers went keep the queue (and its name).
+        let left: Vec<i64> = self.run(|c| {
+            Ok(redis::pipe()
+                .llen(k.pending(q))
+                .llen(k.active(q))
+                .zcard(k.scheduled(q))
+                .zcard(k.retry(q))
+                .zcard(k.archived(q))
+                .zcard(k.completed(q))
+                .scard(k.groups(q))
+                .query(c)?)
+        })?;
+        if left.iter().any(|n| *n > 0) {
+            return Err(Error::QueueNotEmpty(format!(
+                "tasks arrived in queue {q:?} while it was being deleted: the queue is kept with them"
+            )));
+        }
+        let all = k.all_queues();
+        self.run_once(|c| Ok(redis::cmd("SREM").arg(&all).arg(q).query::<i64>(c).map(|_| ())?))
+    }
+
+    /// After the containers went: the other keys of `q` (counters, the pause flag, periodic
+    /// markers), and task hashes and unique locks that no container holds or owns.
+    fn delete_leftovers(&mut self, q: &str) -> Result<()> {
+        let k = self.keys.clone();
         // Keys of queues whose names extend this one's (`<q>}:...`) match its pattern too:
         // they are left alone.
         let others: Vec<Vec<u8>> = self
@@ -416,26 +486,88 @@ impl Rdb {
                     .arg(1000)
                     .query(c)?)
             })?;
-            let mine: Vec<Vec<u8>> = found
-                .into_iter()
-                .filter(|key| {
-                    key.starts_with(&prefix)
-                        && is_queue_key(&key[prefix.len()..])
-                        && !others.iter().any(|o| key.starts_with(o))
-                })
-                .collect();
-            for chunk in mine.chunks(UNLINK_BATCH) {
+            let mut plain: Vec<Vec<u8>> = Vec::new();
+            let mut hashes: Vec<Vec<u8>> = Vec::new();
+            let mut locks: Vec<Vec<u8>> = Vec::new();
+            for key in found {
+                if !key.starts_with(&prefix) || others.iter().any(|o| key.starts_with(o)) {
+                    continue;
+                }
+                match leftover_kind(&key[prefix.len()..]) {
+                    Leftover::Plain => plain.push(key),
+                    Leftover::TaskHash => hashes.push(key),
+                    Leftover::Lock => locks.push(key),
+                    Leftover::Container | Leftover::Foreign => {}
+                }
+            }
+            for chunk in plain.chunks(UNLINK_BATCH) {
                 self.run(|c| Ok(redis::cmd("UNLINK").arg(chunk).query::<i64>(c).map(|_| ())?))?;
+            }
+            for chunk in hashes.chunks(UNLINK_BATCH) {
+                self.delete_stray(q, chunk, &[])?;
+            }
+            for chunk in locks.chunks(UNLINK_BATCH) {
+                self.delete_stray(q, &[], chunk)?;
             }
             cursor = next;
             if cursor == 0 {
-                break;
+                return Ok(());
             }
         }
-        // The name goes last: a deletion cut short (a dropped connection) leaves the queue
-        // listed, and running it again finishes it.
-        let all = k.all_queues();
-        self.run(|c| Ok(redis::cmd("SREM").arg(&all).arg(q).query::<i64>(c).map(|_| ())?))
+    }
+
+    /// Runs `delete_stray.lua` on task hash keys and lock keys of `q`.
+    fn delete_stray(&mut self, q: &str, hashes: &[Vec<u8>], locks: &[Vec<u8>]) -> Result<i64> {
+        let k = self.keys.clone();
+        let tprefix = k.task_prefix(q).into_bytes();
+        // Who each lock names: a lock that is not a string names nobody (and is left alone).
+        let owners: Vec<Option<Vec<u8>>> = if locks.is_empty() {
+            Vec::new()
+        } else {
+            let types: Vec<String> = self.run(|c| {
+                let mut pipe = redis::pipe();
+                for l in locks {
+                    pipe.cmd("TYPE").arg(l.as_slice());
+                }
+                Ok(pipe.query(c)?)
+            })?;
+            let strings: Vec<&Vec<u8>> =
+                locks.iter().zip(&types).filter(|(_, t)| *t == "string").map(|(l, _)| l).collect();
+            let values: Vec<Option<Vec<u8>>> = if strings.is_empty() {
+                Vec::new()
+            } else {
+                self.run(|c| {
+                    let mut pipe = redis::pipe();
+                    for l in &strings {
+                        pipe.get(l.as_slice());
+                    }
+                    Ok(pipe.query(c)?)
+                })?
+            };
+            let mut values = values.into_iter();
+            types.iter().map(|t| if t == "string" { values.next().flatten() } else { None }).collect()
+        };
+        let mut inv = scripts::DELETE_STRAY.prepare_invoke();
+        inv.key(k.pending(q))
+            .key(k.active(q))
+            .key(k.scheduled(q))
+            .key(k.retry(q))
+            .key(k.archived(q))
+            .key(k.completed(q));
+        for h in hashes {
+            inv.key(h.as_slice());
+        }
+        for (l, owner) in locks.iter().zip(&owners) {
+            let Some(owner) = owner else { continue };
+            let mut key = tprefix.clone();
+            key.extend_from_slice(owner);
+            inv.key(l.as_slice()).key(key);
+        }
+        inv.arg(hashes.len());
+        for h in hashes {
+            inv.arg(&h[tprefix.len().min(h.len())..]);
+        }
+        self.run_once(|c| Ok(inv.invoke(c)?))
     }
 
     /// Asks the server running task `id` to cancel it (asynq's `CancelProcessing`: best effort,
@@ -454,10 +586,23 @@ fn lock_of(field: Option<Value>, msg: Option<&crate::message::TaskMessage>) -> O
         .or_else(|| msg.map(|m| m.unique_key.clone()).filter(|s| !s.is_empty()))
 }
 
-/// Whether a key's rest after `<ns>:{<q>}:` is one of the queue's own keys (and not a key of a
-/// queue whose name merely starts with `<q>}:`).
-fn is_queue_key(rest: &[u8]) -> bool {
-    const EXACT: [&str; 12] = [
+/// What a key of a queue is, by its rest after `<ns>:{<q>}:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftover {
+    /// A container of tasks (`remove_queue.lua` deleted them; one seen again was made since).
+    Container,
+    /// A task hash: deleted only if no container holds the task.
+    TaskHash,
+    /// A unique lock: deleted only if the task it names is gone.
+    Lock,
+    /// Counters, the pause flag, periodic markers: deleted.
+    Plain,
+    /// Not a key of this queue (a queue whose name merely starts with `<q>}:`).
+    Foreign,
+}
+
+fn leftover_kind(rest: &[u8]) -> Leftover {
+    const CONTAINERS: [&str; 9] = [
         "pending",
         "active",
         "lease",
@@ -465,14 +610,23 @@ fn is_queue_key(rest: &[u8]) -> bool {
         "retry",
         "archived",
         "completed",
-        "paused",
         "groups",
         "aggregation_sets",
-        "processed",
-        "failed",
     ];
-    const PREFIXES: [&str; 6] = ["t:", "g:", "unique:", "processed:", "failed:", "periodic:"];
-    EXACT.iter().any(|e| e.as_bytes() == rest) || PREFIXES.iter().any(|p| rest.starts_with(p.as_bytes()))
+    const PLAIN: [&str; 3] = ["paused", "processed", "failed"];
+    if CONTAINERS.iter().any(|e| e.as_bytes() == rest) || rest.starts_with(b"g:") {
+        Leftover::Container
+    } else if rest.starts_with(b"t:") {
+        Leftover::TaskHash
+    } else if rest.starts_with(b"unique:") {
+        Leftover::Lock
+    } else if PLAIN.iter().any(|e| e.as_bytes() == rest)
+        || [&b"processed:"[..], b"failed:", b"periodic:"].iter().any(|p| rest.starts_with(p))
+    {
+        Leftover::Plain
+    } else {
+        Leftover::Foreign
+    }
 }
 
 #[cfg(test)]
@@ -506,12 +660,23 @@ mod tests {
     }
 
     #[test]
-    fn queue_keys_are_told_from_other_queues() {
-        for k in ["pending", "t:abc", "g:grp", "unique:t:x", "processed:2026-01-01", "failed", "periodic:e"] {
-            assert!(is_queue_key(k.as_bytes()), "{k}");
-        }
-        for k in ["b}:pending", "pendingx", "x"] {
-            assert!(!is_queue_key(k.as_bytes()), "{k}");
+    fn leftover_keys_are_sorted_by_what_they_hold() {
+        use Leftover::*;
+        for (rest, kind) in [
+            ("pending", Container),
+            ("aggregation_sets", Container),
+            ("g:grp", Container),
+            ("t:abc", TaskHash),
+            ("unique:t:x", Lock),
+            ("processed:2026-01-01", Plain),
+            ("failed", Plain),
+            ("paused", Plain),
+            ("periodic:e", Plain),
+            ("b}:pending", Foreign),
+            ("pendingx", Foreign),
+            ("x", Foreign),
+        ] {
+            assert_eq!(leftover_kind(rest.as_bytes()), kind, "{rest}");
         }
     }
 }

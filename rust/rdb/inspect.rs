@@ -775,7 +775,8 @@ impl Rdb {
 /// Active with no lease, or a lease that ended: asynq's `IsOrphaned`.
 fn is_orphan(lease: Option<&Value>, now: SystemTime) -> bool {
     match lease.and_then(score_secs) {
-        Some(until) => until < unix_secs(now),
+        // asynq's `listLeaseExpired(now)`: a lease scored at or before now has ended.
+        Some(until) => until <= unix_secs(now),
         None => true,
     }
 }
@@ -838,8 +839,8 @@ mod tests {
     fn orphans_have_no_live_lease() {
         let now = from_unix_secs(100);
         assert!(is_orphan(None, now));
-        assert!(is_orphan(Some(&Value::BulkString(b"99".to_vec())), now));
-        assert!(!is_orphan(Some(&Value::BulkString(b"100".to_vec())), now));
+        assert!(is_orphan(Some(&Value::BulkString(b"100".to_vec())), now));
+        assert!(!is_orphan(Some(&Value::BulkString(b"101".to_vec())), now));
     }
 
     #[test]

@@ -125,6 +125,10 @@ impl Keys {
     pub fn group(&self, q: &str, g: &str) -> String {
         self.queue_key(q, &format!("g:{g}"))
     }
+    /// ZSET of a queue's aggregation sets (full key names) scored by their deadline.
+    pub fn aggregation_sets(&self, q: &str) -> String {
+        self.queue_key(q, "aggregation_sets")
+    }
     /// SET of group names of a queue.
     pub fn groups(&self, q: &str) -> String {
         self.queue_key(q, "groups")
@@ -198,6 +202,7 @@ mod tests {
             (k.failed("q", "2026-11-27"), "asynq:{q}:failed:2026-11-27"),
             (k.group("q", "g1"), "asynq:{q}:g:g1"),
             (k.groups("q"), "asynq:{q}:groups"),
+            (k.aggregation_sets("q"), "asynq:{q}:aggregation_sets"),
             (k.servers(), "asynq:servers"),
             (k.server_info("h", 7, "sid"), "asynq:servers:{h:7:sid}"),
             (k.workers(), "asynq:workers"),

@@ -84,7 +84,9 @@ pub struct Rdb {
     conn: Conn,
     keys: Keys,
     retry_stale: bool,
-    archive: ArchiveLimits,
+    /// How archives are trimmed when a task is archived; `None` (an Inspector given no limits)
+    /// archives by hand without trimming: the servers trim with their own limits.
+    archive: Option<ArchiveLimits>,
 }
 
 impl Rdb {
@@ -93,7 +95,7 @@ impl Rdb {
     /// are retried once on a fresh one. Every script is safe to run twice: a second run of an
     /// outcome finds the task gone (code 0, [`Error::NotFound`]) and changes nothing.
     pub fn new(cfg: &ConnConfig, keys: Keys) -> Self {
-        Self { conn: cfg.connect_lazy(), keys, retry_stale: true, archive: ArchiveLimits::default() }
+        Self { conn: cfg.connect_lazy(), keys, retry_stale: true, archive: Some(ArchiveLimits::default()) }
     }
 
     /// As [`Rdb::new`] without the retry: for enqueues, where a second run after an unseen first
@@ -103,8 +105,9 @@ impl Rdb {
         self
     }
 
-    /// As this, trimming archives to `limits` instead of asynq's.
-    pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
+    /// As this, trimming archives to `limits` instead of asynq's (`None`: not trimming archives
+    /// it writes by hand; the server's own archive writes always trim).
+    pub fn with_archive_limits(mut self, limits: Option<ArchiveLimits>) -> Self {
         self.archive = limits;
         self
     }

@@ -13,7 +13,7 @@ pub struct RdbPool {
     idle: Mutex<Vec<Rdb>>,
     max_idle: usize,
     retrying: bool,
-    archive: ArchiveLimits,
+    archive: Option<ArchiveLimits>,
 }
 
 impl RdbPool {
@@ -25,13 +25,14 @@ impl RdbPool {
             idle: Mutex::new(Vec::new()),
             max_idle,
             retrying: false,
-            archive: ArchiveLimits::default(),
+            archive: Some(ArchiveLimits::default()),
         }
     }
 
     /// A pool whose reads retry once on a fresh connection when a reused one died (for tools:
-    /// their writes are run once anyway), trimming archives to `archive`.
-    pub fn retrying(cfg: ConnConfig, keys: Keys, max_idle: usize, archive: ArchiveLimits) -> Self {
+    /// their writes are run once anyway), trimming the archives they write to `archive` (none:
+    /// not trimming them).
+    pub fn retrying(cfg: ConnConfig, keys: Keys, max_idle: usize, archive: Option<ArchiveLimits>) -> Self {
         Self { retrying: true, archive, ..Self::new(cfg, keys, max_idle) }
     }
 

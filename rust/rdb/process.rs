@@ -227,6 +227,8 @@ impl Rdb {
         let k = &self.keys;
         let now_s = unix_secs(now);
         let date = utc_date(now);
+        // A server's own archive writes always trim (asynq's limits unless configured).
+        let limits = self.archive.unwrap_or_default();
         let (s, mut inv) = call(&scripts::ARCHIVE);
         inv.key(k.task(q, id))
             .key(k.active(q))
@@ -239,9 +241,9 @@ impl Rdb {
         inv.arg(id)
             .arg(msg_bytes)
             .arg(now_s)
-            .arg(now_s.saturating_sub(i64::try_from(self.archive.max_age.as_secs()).unwrap_or(i64::MAX)))
+            .arg(now_s.saturating_sub(i64::try_from(limits.max_age.as_secs()).unwrap_or(i64::MAX)))
             // The script keeps at most cap-1 entries (asynq's reading of its constant).
-            .arg(self.archive.max_size.saturating_add(1))
+            .arg(limits.max_size.saturating_add(1))
             .arg(now_s + STATS_TTL.as_secs() as i64)
             .arg(i64::MAX)
             .arg(k.task_prefix(q))

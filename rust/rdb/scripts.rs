@@ -43,4 +43,5 @@ scripts! {
     DELETE_TASKS => "delete_tasks.lua",
     UPDATE_PAYLOAD => "update_payload.lua",
     REMOVE_QUEUE => "remove_queue.lua",
+    DELETE_STRAY => "delete_stray.lua",
 }

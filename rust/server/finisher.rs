@@ -32,66 +32,68 @@ impl Finisher {
     /// Writes one batch of outcomes.
     fn exec(&mut self, batch: Vec<(u64, Outcome)>) {
         let now = self.sh.now();
-        let mut items: Vec<(TaskMessage, Finish, SystemTime)> = Vec::with_capacity(batch.len());
+        // (message, transition, lease expiry, seconds the run took)
+        let mut items: Vec<(TaskMessage, Finish, SystemTime, f64)> = Vec::with_capacity(batch.len());
         let mut freed = 0;
         let mut expired = Vec::new();
-        let mut ended = Vec::with_capacity(batch.len());
         let tokens: Vec<u64> = batch.iter().map(|(t, _)| *t).collect();
         let taken = self.sh.take_finished(&tokens);
         for ((_, outcome), f) in batch.into_iter().zip(taken) {
             // Unknown token: a late outcome for a task already requeued or finished.
             let Some(f) = f else { continue };
             freed += 1;
+            let ran = now.duration_since(f.started).unwrap_or_default().as_secs_f64();
             if !f.still_ours(now, self.sh.cfg.lease_grace) {
                 // Another server has it (it left active), or our lease ended long enough ago
                 // that a recoverer may have taken it: either way the outcome is not ours to write.
-                expired.push((f.msg.id, f.lost));
+                expired.push((f.msg, f.lost, ran));
                 continue;
             }
             let finish = outcome.to_finish(&f.msg, now);
-            let ran = now.duration_since(f.started).unwrap_or_default().as_secs_f64();
-            ended.push((ended_as(&finish), ran));
-            items.push((f.msg, finish, f.lease_expiry));
+            items.push((f.msg, finish, f.lease_expiry, ran));
         }
         self.sh.metrics.ended(
-            items
-                .iter()
-                .zip(&ended)
-                .map(|((m, _, _), (how, secs))| (m.queue.as_str(), m.r#type.as_str(), *how, *secs)),
+            expired.iter().map(|(m, _, ran)| (m.queue.as_str(), m.r#type.as_str(), Ended::Dropped, *ran)),
         );
         // Logged after the table's lock is released: logging takes the GIL, and Python threads
         // take that lock.
-        for (id, lost) in expired {
-            if lost {
-                log::warn!("task {id} ended here after another server took it; its outcome is dropped");
+        for (msg, lost, _) in &expired {
+            if *lost {
+                log::warn!("task {} ended here after another server took it; its outcome is dropped", msg.id);
             } else {
-                log::warn!("lease of task {id} expired before its outcome; leaving it to the recoverer");
+                log::warn!(
+                    "lease of task {} expired before its outcome; leaving it to the recoverer",
+                    msg.id
+                );
             }
         }
-        if !items.is_empty() {
-            let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f, _)| (m, f)).collect();
-            match self.rdb.finish_many(&refs, now) {
-                Ok(results) => {
-                    for ((msg, finish, lease), r) in items.into_iter().zip(results) {
-                        match r {
-                            // Written: the forwarder can now see it, and must not wait longer.
-                            Ok(()) => {
-                                if let Finish::Retry { retry_at, .. } = finish {
-                                    self.sh.note_due(retry_at);
-                                }
-                            }
-                            Err(Error::NotFound) => {
-                                log::warn!("task {} was gone when finishing it", msg.id)
-                            }
-                            Err(e) => self.to_syncer(msg, finish, lease, &e),
-                        }
+        if items.is_empty() {
+            self.sh.slots.release(freed);
+            return;
+        }
+        let refs: Vec<(&TaskMessage, &Finish)> = items.iter().map(|(m, f, _, _)| (m, f)).collect();
+        let results: Vec<crate::error::Result<()>> = match self.rdb.finish_many(&refs, now) {
+            Ok(results) => results,
+            Err(e) => items.iter().map(|_| Err(e.duplicate())).collect(),
+        };
+        // Counted as written (a write that failed goes to the syncer, which writes it or leaves
+        // the task to the recoverer); a task gone when finishing it is a dropped outcome.
+        self.sh.metrics.ended(items.iter().zip(&results).map(|((m, finish, _, ran), r)| {
+            let how = if matches!(r, Err(Error::NotFound)) { Ended::Dropped } else { ended_as(finish) };
+            (m.queue.as_str(), m.r#type.as_str(), how, *ran)
+        }));
+        for ((msg, finish, lease, _), r) in items.into_iter().zip(results) {
+            match r {
+                // Written: the forwarder can now see it, and must not wait longer.
+                Ok(()) => {
+                    if let Finish::Retry { retry_at, .. } = finish {
+                        self.sh.note_due(retry_at);
                     }
                 }
-                Err(e) => {
-                    for (msg, finish, lease) in items {
-                        self.to_syncer(msg, finish, lease, &e);
-                    }
+                Err(Error::NotFound) => {
+                    log::warn!("task {} was gone when finishing it", msg.id)
                 }
+                Err(e) => self.to_syncer(msg, finish, lease, &e),
             }
         }
         self.sh.slots.release(freed);

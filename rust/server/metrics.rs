@@ -26,12 +26,15 @@ pub enum Ended {
     Revoked,
     /// Put back to pending at shutdown.
     Requeued,
+    /// Not written: the task was no longer this server's when its handler ended (its lease
+    /// ran out, or another server or a tool took it).
+    Dropped,
 }
 
 impl Ended {
     /// Every kind, in a stable order.
-    pub const ALL: [Ended; 5] =
-        [Ended::Succeeded, Ended::Retried, Ended::Archived, Ended::Revoked, Ended::Requeued];
+    pub const ALL: [Ended; 6] =
+        [Ended::Succeeded, Ended::Retried, Ended::Archived, Ended::Revoked, Ended::Requeued, Ended::Dropped];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Ended {
             Ended::Archived => "archived",
             Ended::Revoked => "revoked",
             Ended::Requeued => "requeued",
+            Ended::Dropped => "dropped",
         }
     }
 }
@@ -136,7 +140,10 @@ impl Metrics {
                 Some(r) => r,
                 None => types.entry(task_type.to_string()).or_default(),
             };
-            row.durations.observe(secs);
+            // A run cut short by a shutdown is not a handler's duration.
+            if how != Ended::Requeued {
+                row.durations.observe(secs);
+            }
             if let Some(i) = Ended::ALL.iter().position(|e| *e == how) {
                 row.ended[i] += 1;
             }
@@ -191,6 +198,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kind_is_listed_once() {
+        // The match is exhaustive: a new kind fails to compile here until it is listed.
+        let index = |e: Ended| match e {
+            Ended::Succeeded => 0,
+            Ended::Retried => 1,
+            Ended::Archived => 2,
+            Ended::Revoked => 3,
+            Ended::Requeued => 4,
+            Ended::Dropped => 5,
+        };
+        for (i, e) in Ended::ALL.iter().enumerate() {
+            assert_eq!(index(*e), i, "{}", e.as_str());
+        }
+        assert_eq!(Ended::ALL.len(), 6);
+    }
+
+    #[test]
     fn durations_land_in_their_bucket() {
         let mut h = Histogram::default();
         for s in [0.0005, 0.001, 0.002, 400.0, f64::NAN, -1.0] {
@@ -214,6 +238,8 @@ mod tests {
             ("r", "b", Ended::Archived, 1.0),
         ]);
         m.ended([("q", "a", Ended::Succeeded, 0.01)]);
+        // A requeued run is counted, but its (cut short) duration is not a handler's.
+        m.ended([("q", "a", Ended::Requeued, 9.0)]);
         m.renewed(3);
         m.lost(1);
         m.recovered("q");
@@ -223,6 +249,7 @@ mod tests {
         let qa = &s.by_type[0];
         assert_eq!((qa.queue.as_str(), qa.task_type.as_str(), qa.durations.count()), ("q", "a", 3));
         assert!(qa.ended.contains(&(Ended::Succeeded, 2)) && qa.ended.contains(&(Ended::Retried, 1)));
+        assert!(qa.ended.contains(&(Ended::Requeued, 1)) && qa.durations.sum < 1.0);
         assert!(s.by_type[1].ended.contains(&(Ended::Archived, 1)));
         assert_eq!((s.lease_renewals, s.leases_lost), (3, 1));
         assert_eq!(s.recovered, vec![("q".to_string(), 2)]);

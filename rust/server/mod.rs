@@ -176,7 +176,7 @@ impl Shared {
     }
 
     pub fn rdb(&self) -> Rdb {
-        Rdb::new(&self.conn, self.keys.clone()).with_archive_limits(self.cfg.archive_limits())
+        Rdb::new(&self.conn, self.keys.clone()).with_archive_limits(Some(self.cfg.archive_limits()))
     }
 
     /// The failure of `msg` with `error` outside a handler, as the application's policy counts

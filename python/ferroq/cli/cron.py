@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ferroq._native import NativeInspector
 from ferroq.cli._common import (
     connection_flags,
     inspector,
@@ -30,7 +31,12 @@ def register(
     connection_flags(hist)
     hist.add_argument("entries", nargs="+", metavar="ENTRY_ID")
     hist.add_argument("--page", type=positive_int, default=1, help="page number (default 1)")
-    hist.add_argument("--size", type=positive_int, default=None, help="page size (default 30)")
+    hist.add_argument(
+        "--size",
+        type=positive_int,
+        default=None,
+        help=f"page size (default {NativeInspector.default_page_size})",
+    )
     output_flags(hist)
     hist.set_defaults(func=_history)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from ferroq._native import TaskInfo, TaskState
+from ferroq._native import DEFAULT_MAX_RETRY, DEFAULT_QUEUE, NativeInspector, TaskInfo, TaskState
 from ferroq.cli._common import (
     ALL_STATES,
     ago,
@@ -24,9 +24,9 @@ from ferroq.cli._common import (
 )
 
 S = TaskState
-RUN_ALL = (S.SCHEDULED, S.RETRY, S.ARCHIVED, S.AGGREGATING)
-ARCHIVE_ALL = (S.PENDING, S.AGGREGATING, S.SCHEDULED, S.RETRY)
-DELETE_ALL = (S.PENDING, S.AGGREGATING, S.SCHEDULED, S.RETRY, S.ARCHIVED, S.COMPLETED)
+# Which states each bulk command takes is the core's rule.
+_BULK = NativeInspector.bulk_states()
+RUN_ALL, ARCHIVE_ALL, DELETE_ALL = _BULK["run"], _BULK["archive"], _BULK["delete"]
 
 
 def register(
@@ -52,7 +52,12 @@ def register(
     ls = action("ls", "list a queue's tasks in one state", ["list"])
     queue_and_state(ls, ALL_STATES)
     ls.add_argument("--page", type=positive_int, default=1, help="page number (default 1)")
-    ls.add_argument("--size", type=positive_int, default=None, help="page size (default 30)")
+    ls.add_argument(
+        "--size",
+        type=positive_int,
+        default=None,
+        help=f"page size (default {NativeInspector.default_page_size})",
+    )
     output_flags(ls)
     ls.set_defaults(func=_ls)
 
@@ -85,8 +90,10 @@ def register(
     enq = action("enqueue", "enqueue a task")
     enq.add_argument("--type", "--type_name", "-t", dest="type", required=True, help="task type")
     enq.add_argument("--payload", "-l", default="", help="payload, as text (default empty)")
-    enq.add_argument("--queue", default=None, help="queue (default: default)")
-    enq.add_argument("--retry", type=int, default=None, help="max retries (default 25)")
+    enq.add_argument("--queue", default=None, help=f"queue (default {DEFAULT_QUEUE})")
+    enq.add_argument(
+        "--retry", type=int, default=None, help=f"max retries (default {DEFAULT_MAX_RETRY})"
+    )
     enq.add_argument("--id", dest="task_id", default=None, help="task ID (default a UUID)")
     enq.add_argument(
         "--timeout", type=duration, default=None, help="per-run time limit (30s, 5m...)"

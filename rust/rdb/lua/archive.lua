@@ -11,7 +11,8 @@
 -- ARGV[2] encoded TaskMessage (error_msg, last_failed_at; raw bytes for an undecodable message)
 -- ARGV[3] now, Unix seconds
 -- ARGV[4] cutoff, Unix seconds (now - 90 days): older entries are deleted
--- ARGV[5] size cap (10000; like asynq the archive keeps at most cap-1 entries)
+-- ARGV[5] size cap: the archive keeps at most cap-1 entries (asynq passes its 10000; ferroq
+--         passes archive_max_size + 1)
 -- ARGV[6] daily counter expiry, Unix seconds
 -- ARGV[7] max int64
 -- ARGV[8] task hash prefix <ns>:{q}:t:

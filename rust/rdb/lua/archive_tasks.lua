@@ -7,8 +7,8 @@
 -- KEYS[4..] task hash  <ns>:{q}:t:<id>, one per id in ARGV[7..]
 -- ARGV[1] group name when the source is a group, else ""
 -- ARGV[2] now, Unix seconds (the archive score)
--- ARGV[3] cutoff, Unix seconds: archived tasks scored at or before it are deleted
--- ARGV[4] the most archived tasks kept
+-- ARGV[3] cutoff, Unix seconds: archived tasks scored at or before it are deleted ("-inf": none)
+-- ARGV[4] the most archived tasks kept (0: no limit)
 -- ARGV[5] task hash prefix <ns>:{q}:t:
 -- ARGV[6] "list" when the source is the pending list, else "zset"
 -- ARGV[7..] task ids
@@ -48,7 +48,7 @@ end
 -- The oldest go first; the tasks archived by this call are the newest even when older entries
 -- share their second (rank ties are broken by ID), so they go only when nothing older is left.
 local over = redis.call("ZCARD", KEYS[2]) - tonumber(ARGV[4])
-if over > 0 then
+if tonumber(ARGV[4]) > 0 and over > 0 then
   local now_archived = {}
   for i = 7, #ARGV do
     now_archived[ARGV[i]] = true

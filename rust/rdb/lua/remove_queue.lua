@@ -1,17 +1,27 @@
--- remove_queue: an Inspector deletes a queue's task containers (DeleteQueue). The caller then
--- deletes every other key of the queue (task hashes, counters, locks, groups) and its name.
--- KEYS[1] pending    <ns>:{q}:pending
--- KEYS[2] active     <ns>:{q}:active
--- KEYS[3] scheduled  <ns>:{q}:scheduled
--- KEYS[4] retry      <ns>:{q}:retry
--- KEYS[5] archived   <ns>:{q}:archived
--- KEYS[6] lease      <ns>:{q}:lease
--- KEYS[7] completed  <ns>:{q}:completed
--- KEYS[8] groups     <ns>:{q}:groups
+-- remove_queue: an Inspector deletes a queue's tasks and task containers (DeleteQueue), in one
+-- step, so nothing can be leased or enqueued between the emptiness check and the deletion. The
+-- caller then deletes the queue's other keys (counters, the pause flag, leftover hashes and
+-- locks) and, last, its name.
+-- KEYS[1] pending           <ns>:{q}:pending
+-- KEYS[2] active            <ns>:{q}:active
+-- KEYS[3] scheduled         <ns>:{q}:scheduled
+-- KEYS[4] retry             <ns>:{q}:retry
+-- KEYS[5] archived          <ns>:{q}:archived
+-- KEYS[6] lease             <ns>:{q}:lease
+-- KEYS[7] completed         <ns>:{q}:completed
+-- KEYS[8] groups            <ns>:{q}:groups
+-- KEYS[9] aggregation sets  <ns>:{q}:aggregation_sets
+-- KEYS[10..9+n] the group zsets <ns>:{q}:g:<group> of the names in ARGV[4..3+n]
+-- KEYS[10+n..] the aggregation-set zsets listed in aggregation_sets, as the caller read them
 -- ARGV[1] "1" to delete a queue that still holds tasks (never one with active tasks)
--- Returns 1 when deleted; -1 when not forced and the queue holds pending, active, scheduled,
--- retry, archived or aggregating tasks (completed ones are history, and go with it); -2 when it
--- holds active tasks.
+-- ARGV[2] task hash prefix <ns>:{q}:t:
+-- ARGV[3] n, the number of groups
+-- ARGV[4..3+n] the group names, as the caller read them from groups
+-- Returns 1 when deleted; -1 when not forced and the queue holds pending, scheduled, retry,
+-- archived or aggregating tasks (completed ones are history, and go with it); -2 when it holds
+-- active tasks; -3 when its groups or aggregation sets changed since the caller read them.
+-- Task hashes (and the unique locks they own) are deleted by the IDs the containers hold, their
+-- keys built from the prefix, as archive.lua's trim builds them.
 local function size(k)
   local t = redis.call("TYPE", k)["ok"]
   if t == "list" then return redis.call("LLEN", k) end
@@ -19,15 +29,71 @@ local function size(k)
   if t == "set" then return redis.call("SCARD", k) end
   return 0
 end
+local function members(k)
+  local t = redis.call("TYPE", k)["ok"]
+  if t == "list" then return redis.call("LRANGE", k, 0, -1) end
+  if t == "zset" then return redis.call("ZRANGE", k, 0, -1) end
+  if t == "set" then return redis.call("SMEMBERS", k) end
+  return {}
+end
 if size(KEYS[2]) > 0 then
   return -2
 end
+local n = tonumber(ARGV[3])
+local named = {}
+for i = 1, n do
+  named[ARGV[3 + i]] = true
+end
+local groups = members(KEYS[8])
+if #groups ~= n then
+  return -3
+end
+for _, g in ipairs(groups) do
+  if not named[g] then
+    return -3
+  end
+end
+local given_sets = {}
+for i = 10 + n, #KEYS do
+  given_sets[KEYS[i]] = true
+end
+local sets = members(KEYS[9])
+if #sets ~= #KEYS - 9 - n then
+  return -3
+end
+for _, s in ipairs(sets) do
+  if not given_sets[s] then
+    return -3
+  end
+end
 if ARGV[1] ~= "1" then
-  for _, i in ipairs({1, 3, 4, 5, 8}) do
+  if n > 0 or #sets > 0 then
+    return -1
+  end
+  for _, i in ipairs({1, 3, 4, 5}) do
     if size(KEYS[i]) > 0 then
       return -1
     end
   end
 end
-redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+local holders = {KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[7]}
+for i = 10, #KEYS do
+  holders[#holders + 1] = KEYS[i]
+end
+for _, k in ipairs(holders) do
+  for _, id in ipairs(members(k)) do
+    local hash = ARGV[2] .. id
+    if redis.call("TYPE", hash)["ok"] == "hash" then
+      local lock = redis.call("HGET", hash, "unique_key")
+      -- pcall: a lock key someone overwrote with another type must not stop the deletion.
+      if lock and redis.pcall("GET", lock) == id then
+        redis.call("DEL", lock)
+      end
+    end
+    redis.call("DEL", hash)
+  end
+end
+for i = 1, #KEYS do
+  redis.call("DEL", KEYS[i])
+end
 return 1

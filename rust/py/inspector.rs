@@ -355,6 +355,19 @@ impl NativeInspector {
     ) -> PyResult<T> {
         Ok(py.detach(|| self.pool.with(f))?)
     }
+
+    /// One bulk action on every task of `state` in `queue` (of `group` for aggregating ones).
+    fn bulk(
+        &self,
+        py: Python<'_>,
+        action: Action,
+        queue: String,
+        state: PyTaskState,
+        group: Option<String>,
+    ) -> PyResult<u64> {
+        let state = TaskState::from(state);
+        self.with(py, |r| r.act_on_all(action, &queue, state, group.as_deref(), SystemTime::now()))
+    }
 }
 
 fn page(page: Option<StrictInt<i64>>, size: Option<StrictInt<i64>>) -> PyResult<Page> {
@@ -509,8 +522,7 @@ impl NativeInspector {
         state: PyTaskState,
         group: Option<String>,
     ) -> PyResult<u64> {
-        let state = TaskState::from(state);
-        self.with(py, |r| r.act_on_all(Action::Run, &queue, state, group.as_deref(), SystemTime::now()))
+        self.bulk(py, Action::Run, queue, state, group)
     }
 
     /// Archives every task in a state; returns how many.
@@ -522,8 +534,7 @@ impl NativeInspector {
         state: PyTaskState,
         group: Option<String>,
     ) -> PyResult<u64> {
-        let state = TaskState::from(state);
-        self.with(py, |r| r.act_on_all(Action::Archive, &queue, state, group.as_deref(), SystemTime::now()))
+        self.bulk(py, Action::Archive, queue, state, group)
     }
 
     /// Deletes every task in a state; returns how many.
@@ -535,8 +546,7 @@ impl NativeInspector {
         state: PyTaskState,
         group: Option<String>,
     ) -> PyResult<u64> {
-        let state = TaskState::from(state);
-        self.with(py, |r| r.act_on_all(Action::Delete, &queue, state, group.as_deref(), SystemTime::now()))
+        self.bulk(py, Action::Delete, queue, state, group)
     }
 
     /// Replaces a scheduled task's payload; returns the task as it now is.

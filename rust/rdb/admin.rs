@@ -648,6 +648,26 @@ mod tests {
     }
 
     #[test]
+    fn verbs_name_the_action() {
+        assert_eq!(
+            [Action::Run.verb(), Action::Archive.verb(), Action::Delete.verb()],
+            ["run", "archive", "delete"]
+        );
+    }
+
+    #[test]
+    fn a_task_owns_its_hash_lock_else_its_message_lock() {
+        let msg = crate::message::TaskMessage { unique_key: "from-msg".into(), ..Default::default() };
+        let field = |s: &str| Some(Value::BulkString(s.as_bytes().to_vec()));
+        assert_eq!(lock_of(field("from-hash"), Some(&msg)).as_deref(), Some("from-hash"));
+        assert_eq!(lock_of(field(""), Some(&msg)).as_deref(), Some("from-msg"));
+        assert_eq!(lock_of(None, Some(&msg)).as_deref(), Some("from-msg"));
+        let plain = crate::message::TaskMessage::default();
+        assert_eq!(lock_of(None, Some(&plain)), None);
+        assert_eq!(lock_of(None, None), None);
+    }
+
+    #[test]
     fn bulk_states_are_asynqs() {
         use TaskState::*;
         assert!(!Action::Run.bulk_states().contains(&Pending));

@@ -844,6 +844,48 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_read_defensively() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        assert_eq!(num(&Value::SimpleString("7".into())), 7);
+        assert_eq!(score_secs(&Value::Double(4.5)), Some(5));
+        assert_eq!(score_secs(&Value::Int(4)), Some(4));
+        assert_eq!(array(Value::Set(vec![bulk("a")])).len(), 1);
+        assert!(array(Value::Nil).is_empty());
+        assert_eq!(strings(Value::Array(vec![bulk("a"), Value::Nil, bulk("b")])), vec!["a", "b"]);
+        let pairs = zset_pairs(vec![
+            bulk("x"),
+            bulk("3.2"),
+            Value::BulkString(vec![0xff]),
+            bulk("1"),
+            bulk("y"),
+            bulk("no"),
+        ]);
+        assert_eq!(pairs, vec![("x".to_string(), Some(4)), ("y".to_string(), None)]);
+        assert_eq!(pending_since(from_unix_secs(2)), 2_000_000_000);
+    }
+
+    #[test]
+    fn each_state_has_its_container() {
+        let k = super::super::Keys::default();
+        assert_eq!(
+            container(&k, "q", TaskState::Pending, None).ok(),
+            Some(("asynq:{q}:pending".into(), true))
+        );
+        assert_eq!(container(&k, "q", TaskState::Active, None).ok(), Some(("asynq:{q}:active".into(), true)));
+        assert_eq!(container(&k, "q", TaskState::Retry, None).ok(), Some(("asynq:{q}:retry".into(), false)));
+        assert_eq!(
+            container(&k, "q", TaskState::Aggregating, Some("g")).ok(),
+            Some(("asynq:{q}:g:g".into(), false))
+        );
+        for group in [None, Some("")] {
+            assert!(matches!(
+                container(&k, "q", TaskState::Aggregating, group),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
+    }
+
+    #[test]
     fn next_process_at_follows_asynq() {
         let now = from_unix_secs(50);
         assert_eq!(next_process_at(TaskState::Pending, None, now), 50);

@@ -225,10 +225,28 @@ mod tests {
                 ..d()
             },
             ServerConfig { lease_grace: MAX_SETTING * 2, ..d() },
+            ServerConfig { archive_max_size: 0, ..d() },
+            ServerConfig { archive_max_size: crate::rdb::MAX_ARCHIVE_SIZE + 1, ..d() },
+            ServerConfig { archive_max_age: Duration::ZERO, ..d() },
+            ServerConfig { archive_max_age: MAX_SETTING * 2, ..d() },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");
         }
+    }
+
+    #[test]
+    fn archive_limits_are_the_settings() {
+        let c = ServerConfig {
+            archive_max_size: 7,
+            archive_max_age: Duration::from_secs(60),
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
+        let l = c.archive_limits();
+        assert_eq!((l.max_size, l.max_age), (7, Duration::from_secs(60)));
+        let d = ServerConfig::default().archive_limits();
+        assert_eq!((d.max_size, d.max_age), (10_000, Duration::from_secs(90 * 86_400)));
     }
 
     #[test]

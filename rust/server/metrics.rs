@@ -211,6 +211,8 @@ mod tests {
         for (i, e) in Ended::ALL.iter().enumerate() {
             assert_eq!(index(*e), i, "{}", e.as_str());
         }
+        let names: Vec<&str> = Ended::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(names, ["succeeded", "retried", "archived", "revoked", "requeued", "dropped"]);
         assert_eq!(Ended::ALL.len(), 6);
     }
 

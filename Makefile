@@ -40,7 +40,7 @@ test: lint ## Every check and test: lints, Rust tests, pytest on Redis and Valke
 	$(MAKE) --no-print-directory package-check
 
 .PHONY: mutants
-mutants: dev ## Mutation testing (~16 min): cargo-mutants on the core's decision code, then the Lua scripts; lists survivors (STRICT=1 fails on them)
+mutants: dev ## Mutation testing (~24 min): cargo-mutants on the core's decision code, then the Lua scripts; lists survivors (STRICT=1 fails on them)
 	BIN=$(BIN) tools/mutants/run.sh
 
 .PHONY: chaos

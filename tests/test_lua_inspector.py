@@ -253,3 +253,45 @@ def test_remove_queue_reads_groups_and_aggregation_sets_again_when_they_changed(
     assert rm(keys=full, args=["0", T, 1, "g1"]) == -1
     assert rm(keys=full, args=["1", T, 1, "g1"]) == 1
     assert not r.exists(*full, T + "a", T + "b", f"{Q}:unique:t:A")
+
+
+def test_archive_leaves_a_task_that_left_the_pending_list(r: redis.Redis) -> None:
+    task(r, "gone", "active")  # a server leased it after the caller read the list
+    task(r, "here", "pending")
+    r.lpush(f"{Q}:pending", "here")
+    assert archive_tasks(r, f"{Q}:pending", ["gone", "here"], kind="list") == 1
+    assert r.hget(T + "gone", "state") == b"active"
+    assert r.zrange(f"{Q}:archived", 0, -1) == [b"here"]
+
+
+def test_archive_without_limits_trims_nothing(r: redis.Redis) -> None:
+    for i in ("a", "b", "c"):
+        task(r, i, "archived")
+    r.zadd(f"{Q}:archived", {"a": 1, "b": 2, "c": 3})
+    task(r, "d", "retry")
+    r.zadd(f"{Q}:retry", {"d": 1})
+    assert archive_tasks(r, f"{Q}:retry", ["d"], cap=0, cutoff=-1) == 1
+    assert r.zcard(f"{Q}:archived") == 4 and all(r.exists(T + i) for i in "abcd")
+
+
+def test_archive_trims_by_age_alone(r: redis.Redis) -> None:
+    task(r, "old", "archived")
+    r.zadd(f"{Q}:archived", {"old": 10})
+    task(r, "d", "retry")
+    r.zadd(f"{Q}:retry", {"d": 1})
+    assert archive_tasks(r, f"{Q}:retry", ["d"], cap=100, cutoff=100) == 1
+    assert r.zrange(f"{Q}:archived", 0, -1) == [b"d"]
+    assert not r.exists(T + "old")
+
+
+@pytest.mark.parametrize("name", ["archive_tasks", "delete_tasks"])
+def test_acting_on_a_whole_group_forgets_the_group(r: redis.Redis, name: str) -> None:
+    for i in ("a", "b"):
+        task(r, i, "aggregating", group="g")
+    r.zadd(f"{Q}:g:g", {"a": 1, "b": 2})
+    r.sadd(f"{Q}:groups", "g", "other")
+    act = archive_tasks if name == "archive_tasks" else delete_tasks
+    assert act(r, f"{Q}:g:g", ["a"], group="g") == 1
+    assert r.sismember(f"{Q}:groups", "g"), "not empty yet"
+    assert act(r, f"{Q}:g:g", ["b"], group="g") == 1
+    assert r.smembers(f"{Q}:groups") == {b"other"}

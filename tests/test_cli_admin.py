@@ -4,6 +4,7 @@ completion) on a real Redis: tables, ``--json``, what they change, and their err
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -547,3 +548,17 @@ def test_a_bad_argument_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert len(err.strip().splitlines()) == 1 and says in err, err
+
+
+def test_scheduler_command_takes_redis(redis_url: str, r: redis.Redis) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ferroq", "scheduler", "tests.apps:scheduler", "--redis", redis_url],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: r.zcard("asynq:schedulers") > 0, timeout=20)
+        wait_until(lambda: r.llen(qkey("ticks", "pending")) > 0, timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -133,6 +133,10 @@ def register(
 
     s = command("scheduler", help="run a Scheduler (or PeriodicTaskManager) by import path")
     s.add_argument("app", help="module:attribute of a Scheduler, e.g. myapp.periodic:scheduler")
+    s.add_argument(
+        "--redis", default=None,
+        help="Redis URL for a Scheduler built without one: sets $REDIS_URL before the import",
+    )  # fmt: skip
     s.set_defaults(func=_scheduler)
 
     doc = command("doctor", help="check that every queue with work has a live server")
@@ -222,6 +226,9 @@ def _scheduler(args: argparse.Namespace) -> int:
     from ferroq.periodic import PeriodicTaskManager
     from ferroq.scheduler import Scheduler
 
+    if args.redis:
+        # A module-level Scheduler reads $REDIS_URL as it is built, at the import below.
+        os.environ["REDIS_URL"] = args.redis
     try:
         obj = load_object(args.app)
     except ValueError as e:

@@ -572,11 +572,6 @@ impl NativeInspector {
         rows.into_iter().map(|s| PyServerInfo::new(py, s)).collect()
     }
 
-    /// Queues that live servers serve.
-    fn served_queues(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(self.with(py, |r| r.served_queues(SystemTime::now()))?.into_iter().collect())
-    }
-
     /// Entries of live schedulers.
     fn scheduler_entries(&self, py: Python<'_>) -> PyResult<Vec<PySchedulerEntry>> {
         let rows = self.with(py, |r| r.scheduler_entries(SystemTime::now()))?;

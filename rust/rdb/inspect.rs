@@ -196,13 +196,12 @@ fn strings(v: Value) -> Vec<String> {
 
 /// A zset score (a float in text) as whole Unix seconds, rounded up (as the forwarder reads it).
 fn score_secs(v: &Value) -> Option<i64> {
-    let s: f64 = match v {
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.trim().parse().ok()?,
-        Value::Double(d) => *d,
-        Value::Int(n) => *n as f64,
-        _ => return None,
-    };
-    s.is_finite().then(|| s.ceil() as i64)
+    match v {
+        Value::BulkString(b) => super::process::due_secs(std::str::from_utf8(b).ok()?),
+        Value::Double(d) => d.is_finite().then(|| d.ceil() as i64),
+        Value::Int(n) => Some(*n),
+        _ => None,
+    }
 }
 
 /// The escape of `s` for a SCAN MATCH pattern: it matches `s` only.
@@ -252,8 +251,9 @@ impl Rdb {
     /// The queues that live servers (heartbeat not expired) serve.
     pub fn served_queues(&mut self, now: SystemTime) -> Result<BTreeSet<String>> {
         let mut out = BTreeSet::new();
-        for s in self.servers(now)? {
-            out.extend(s.info.queues.into_keys());
+        // Their heartbeat records alone: the workers they run are not needed here.
+        for info in self.server_infos(now)? {
+            out.extend(info.queues.into_keys());
         }
         Ok(out)
     }
@@ -695,19 +695,7 @@ impl Rdb {
     /// Live servers (heartbeat not expired) with their in-flight tasks, by host, PID and ID.
     /// Undecodable records are skipped, as asynq's readers do. Two round trips.
     pub fn servers(&mut self, now: SystemTime) -> Result<Vec<ServerRecord>> {
-        let servers = self.keys.servers();
-        let now_s = unix_secs(now);
-        let blobs: Vec<Option<Vec<u8>>> = self.run(|c| {
-            let keys: Vec<String> =
-                redis::cmd("ZRANGEBYSCORE").arg(&servers).arg(now_s).arg("+inf").query(c)?;
-            if keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            Ok(redis::cmd("MGET").arg(&keys).query(c)?)
-        })?;
-        let mut infos: Vec<ServerInfo> =
-            blobs.into_iter().flatten().filter_map(|b| decode_server_info(&b).ok()).collect();
-        infos.sort_by(|a, b| (&a.host, a.pid, &a.server_id).cmp(&(&b.host, b.pid, &b.server_id)));
+        let infos = self.server_infos(now)?;
         if infos.is_empty() {
             return Ok(Vec::new());
         }
@@ -729,6 +717,25 @@ impl Rdb {
                 ServerRecord { info, workers }
             })
             .collect())
+    }
+
+    /// The heartbeat records of live servers, by host, PID and ID (undecodable ones skipped).
+    /// One round trip.
+    fn server_infos(&mut self, now: SystemTime) -> Result<Vec<ServerInfo>> {
+        let servers = self.keys.servers();
+        let now_s = unix_secs(now);
+        let blobs: Vec<Option<Vec<u8>>> = self.run(|c| {
+            let keys: Vec<String> =
+                redis::cmd("ZRANGEBYSCORE").arg(&servers).arg(now_s).arg("+inf").query(c)?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(redis::cmd("MGET").arg(&keys).query(c)?)
+        })?;
+        let mut infos: Vec<ServerInfo> =
+            blobs.into_iter().flatten().filter_map(|b| decode_server_info(&b).ok()).collect();
+        infos.sort_by(|a, b| (&a.host, a.pid, &a.server_id).cmp(&(&b.host, b.pid, &b.server_id)));
+        Ok(infos)
     }
 
     /// Entries of live schedulers, by ID (undecodable ones skipped, as asynq's readers do).

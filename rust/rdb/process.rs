@@ -91,7 +91,7 @@ pub struct Forwarded {
 /// The first whole second at which a zset score (process-at, Unix seconds; asynq writes
 /// integers, anyone may write a float) is due, as the forward script compares `score <= now`
 /// with `now` in whole seconds. `None` for a score that is not a finite number.
-fn due_secs(score: &str) -> Option<i64> {
+pub(crate) fn due_secs(score: &str) -> Option<i64> {
     let s: f64 = score.trim().parse().ok()?;
     // `as` saturates out-of-range floats, which is what a far-future score should mean.
     s.is_finite().then(|| s.ceil() as i64)

@@ -52,9 +52,11 @@ impl Finisher {
             let finish = outcome.to_finish(&f.msg, now);
             items.push((f.msg, finish, f.lease_expiry, ran));
         }
-        self.sh.metrics.ended(
-            expired.iter().map(|(m, _, ran)| (m.queue.as_str(), m.r#type.as_str(), Ended::Dropped, *ran)),
-        );
+        if !expired.is_empty() {
+            self.sh.metrics.ended(
+                expired.iter().map(|(m, _, ran)| (m.queue.as_str(), m.r#type.as_str(), Ended::Dropped, *ran)),
+            );
+        }
         // Logged after the table's lock is released: logging takes the GIL, and Python threads
         // take that lock.
         for (msg, lost, _) in &expired {

@@ -11,7 +11,7 @@ import time
 from typing import cast
 
 from ferroq._native import ServerConfig
-from ferroq.cli._common import connection_flags
+from ferroq.cli._common import connection_flags, duration
 from ferroq.inspector import Inspector
 from ferroq.servemux import Handler
 from ferroq.server import Server
@@ -55,16 +55,6 @@ def _queue(spec: str) -> tuple[str, int]:
         return name, int(prio) if sep else 1
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad priority in {spec!r}: expected an integer") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= v < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number of seconds, got {text}")
-    return v
 
 
 def register(
@@ -118,7 +108,7 @@ def register(
         help=f"most archived tasks kept per queue (default {defaults.archive_max_size})",
     )  # fmt: skip
     w.add_argument(
-        "--retry-delay", type=_seconds, default=None,
+        "--retry-delay", type=duration, default=None,
         help="seconds before every retry, recovered tasks included (default asynq's "
         "n**4 + 15 + rand(30)*(n+1), n = retries so far)",
     )  # fmt: skip

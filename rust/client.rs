@@ -2,6 +2,7 @@
 //! the Redis side is `rdb`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -13,6 +14,7 @@ use crate::info::{TaskInfo, TaskState};
 use crate::message::TaskMessage;
 use crate::options::{check_task_type, TaskOptions, DEFAULT_MAX_RETRY, DEFAULT_TIMEOUT};
 use crate::rdb::{ConnConfig, EnqueueRequest, Fired, Keys, Placement, Rdb, RdbPool};
+use crate::waiter::Waiter;
 
 /// A task to enqueue.
 #[derive(Debug, Clone, Default)]
@@ -91,12 +93,20 @@ pub struct Client {
     pool: RdbPool,
     /// Queues already added to `<ns>:queues` by this process (asynq caches the same way).
     registered: Mutex<HashSet<String>>,
+    cfg: ConnConfig,
+    /// Made by the first wait for a task's end; dropped (and its thread stopped) by `close`.
+    waiter: Mutex<Option<Arc<Waiter>>>,
 }
 
 impl Client {
     /// A client for `url` in `namespace`.
     pub fn new(cfg: ConnConfig, keys: Keys, max_idle: usize) -> Result<Self> {
-        Ok(Self { pool: RdbPool::new(cfg, keys, max_idle), registered: Mutex::new(HashSet::new()) })
+        Ok(Self {
+            pool: RdbPool::new(cfg.clone(), keys, max_idle),
+            registered: Mutex::new(HashSet::new()),
+            cfg,
+            waiter: Mutex::new(None),
+        })
     }
 
     /// The key builder.
@@ -138,11 +148,29 @@ impl Client {
         opts: &TaskOptions,
         now: SystemTime,
     ) -> Result<Vec<Result<TaskInfo>>> {
-        let mut reqs: Vec<EnqueueRequest> = Vec::with_capacity(tasks.len());
+        self.enqueue_built(tasks.into_iter().map(|t| build(self.keys(), t, opts, now)).collect(), now)
+    }
+
+    /// Enqueues many tasks, each with its own options, in one pipeline; one result per task.
+    pub fn enqueue_each(
+        &self,
+        tasks: Vec<(NewTask, &TaskOptions)>,
+        now: SystemTime,
+    ) -> Result<Vec<Result<TaskInfo>>> {
+        self.enqueue_built(tasks.into_iter().map(|(t, o)| build(self.keys(), t, o, now)).collect(), now)
+    }
+
+    /// Writes the tasks that were built; each refused one keeps its error.
+    fn enqueue_built(
+        &self,
+        items: Vec<Result<(EnqueueRequest, TaskInfo)>>,
+        now: SystemTime,
+    ) -> Result<Vec<Result<TaskInfo>>> {
+        let mut reqs: Vec<EnqueueRequest> = Vec::with_capacity(items.len());
         // Per item: what it reports if its write succeeds, or why it was refused before sending.
-        let mut built: Vec<Result<TaskInfo>> = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            built.push(build(self.keys(), t, opts, now).map(|(r, info)| {
+        let mut built: Vec<Result<TaskInfo>> = Vec::with_capacity(items.len());
+        for item in items {
+            built.push(item.map(|(r, info)| {
                 reqs.push(r);
                 info
             }));
@@ -196,6 +224,19 @@ impl Client {
         Ok((fired, info))
     }
 
+    /// The waiter that tells this client's callers when a task ended (one Pub/Sub connection).
+    pub fn waiter(&self) -> Arc<Waiter> {
+        self.waiter
+            .lock()
+            .get_or_insert_with(|| Arc::new(Waiter::new(self.cfg.clone(), self.keys().clone())))
+            .clone()
+    }
+
+    /// One task, read back (see [`Rdb::task_info`]).
+    pub fn task_info(&self, q: &str, id: &str, now: SystemTime) -> Result<TaskInfo> {
+        self.with_rdb(|rdb| rdb.task_info(q, id, now))
+    }
+
     /// Runs `f` with a pooled connection (for inspection helpers).
     pub fn run<T>(&self, f: impl FnOnce(&mut Rdb) -> Result<T>) -> Result<T> {
         self.with_rdb(f)
@@ -203,6 +244,9 @@ impl Client {
 
     /// Closes idle connections.
     pub fn close(&self) {
+        if let Some(w) = self.waiter.lock().take() {
+            w.close();
+        }
         self.pool.clear();
     }
 }

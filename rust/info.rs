@@ -64,6 +64,11 @@ pub struct TaskInfo {
     pub next_process_at: i64,
     /// What the handler stored with `write_result`, if anything.
     pub result: Option<Vec<u8>>,
+    /// The handler's exception as JSON (`type`, `message`, `traceback`), kept by a ferroq server
+    /// when it archived the task (the hash field `exception`).
+    pub error_detail: Option<Vec<u8>>,
+    /// The last progress its handler reported (`Task.report_progress`: JSON), if any.
+    pub progress: Option<Vec<u8>>,
     /// Active, with no live lease: its server died and the recoverer has not reached it yet.
     pub is_orphaned: bool,
 }
@@ -71,7 +76,15 @@ pub struct TaskInfo {
 impl TaskInfo {
     /// A task as an enqueue wrote it (nothing ran yet: no result, not orphaned).
     pub fn written(msg: TaskMessage, state: TaskState, next_process_at: i64) -> Self {
-        Self { msg, state, next_process_at, result: None, is_orphaned: false }
+        Self {
+            msg,
+            state,
+            next_process_at,
+            result: None,
+            error_detail: None,
+            progress: None,
+            is_orphaned: false,
+        }
     }
 }
 

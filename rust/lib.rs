@@ -6,12 +6,14 @@ pub mod cron;
 pub mod error;
 pub mod goformat;
 pub mod info;
+pub mod io;
 pub mod message;
 pub mod options;
 pub mod proto;
 pub mod py;
 pub mod rdb;
 pub mod server;
+pub mod waiter;
 
 use pyo3::prelude::*;
 

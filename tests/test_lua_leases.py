@@ -54,7 +54,7 @@ def outcome_calls(
         ),
         "mark_as_complete": lambda: script(r, "mark_as_complete")(
             keys=[*base, f"{Q}:completed", hash_key, counters[0], counters[2], lock],
-            args=[task_id, exp, now + 60, b"m2", MAX],
+            args=[task_id, exp, now + 60, b"m2", MAX, f"{Q}:done:{task_id}"],
         ),
         "retry": lambda: script(r, "retry")(
             keys=[hash_key, *base, f"{Q}:retry", *counters],
@@ -62,7 +62,19 @@ def outcome_calls(
         ),
         "archive": lambda: script(r, "archive")(
             keys=[hash_key, *base, f"{Q}:archived", *counters],
-            args=[task_id, b"m2", now, now - 86400, 10000, exp, MAX, f"{Q}:t:", cutoff],
+            args=[
+                task_id,
+                b"m2",
+                now,
+                now - 86400,
+                10000,
+                exp,
+                MAX,
+                f"{Q}:t:",
+                cutoff,
+                "",
+                f"{Q}:done:{task_id}",
+            ],
         ),
         "requeue": lambda: script(r, "requeue")(
             keys=[*base, f"{Q}:pending", hash_key], args=[task_id]
@@ -416,7 +428,7 @@ def test_archive_writes_every_part_and_trims_by_age_and_size(r: redis.Redis) -> 
     call = script(r, "archive")
     keys = [f"{Q}:t:b", f"{Q}:active", f"{Q}:lease", f"{Q}:archived", f"{Q}:processed:{DAY}",
             f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]  # fmt: skip
-    args = ["b", b"mb", now, now - 86400, 2, now + 86400, MAX, f"{Q}:t:", MAX, "why"]
+    args = ["b", b"mb", now, now - 86400, 2, now + 86400, MAX, f"{Q}:t:", MAX, "why", f"{Q}:done:b"]
     assert call(keys=keys, args=args) == 1
     assert r.zrange(f"{Q}:archived", 0, -1) == [b"b"]
     assert not r.exists(f"{Q}:t:recent") and not r.exists(f"{Q}:t:a"), "trimmed with their hashes"
@@ -500,3 +512,60 @@ def test_forward_writes_pending_and_group_transitions(r: redis.Redis) -> None:
     assert r.zscore("asynq:{q}:g:g1", "g") == now
     assert r.hget("asynq:{q}:t:g", "state") == b"aggregating"
     assert r.zcard("asynq:{q}:retry") == 0
+
+
+def test_task_ends_are_announced_on_the_task_channel_with_the_result_and_exception(
+    r: redis.Redis,
+) -> None:
+    """What the waiter relies on: a notice per kept end, the result and exception written."""
+    ps = r.pubsub()  # type: ignore[no-untyped-call]
+    ps.psubscribe(f"{Q}:done:*")
+    ps.get_message(timeout=1)  # the subscription's confirmation
+    now = int(time.time())
+    exp = now + 86400
+    counters_ = [f"{Q}:processed:{DAY}", f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]
+    base = [f"{Q}:active", f"{Q}:lease"]
+    running(r, "c")
+    complete = script(r, "mark_as_complete")
+    keys = [*base, f"{Q}:completed", f"{Q}:t:c", counters_[0], counters_[2]]
+    assert complete(keys=keys, args=["c", exp, now + 60, b"m2", MAX, f"{Q}:done:c", b"42"]) == 1
+    assert r.hget(f"{Q}:t:c", "result") == b"42", "the result is written with the completion"
+    running(r, "k")
+    keys = [*base, f"{Q}:completed", f"{Q}:t:k", counters_[0], counters_[2]]
+    r.hset(f"{Q}:t:k", "result", b"written by the handler")
+    assert complete(keys=keys, args=["k", exp, now + 60, b"m2", MAX, f"{Q}:done:k"]) == 1
+    assert r.hget(f"{Q}:t:k", "result") == b"written by the handler", "kept without ARGV[7]"
+    running(r, "a")
+    archive = script(r, "archive")
+    keys = [f"{Q}:t:a", *base, f"{Q}:archived", *counters_]
+    args = ["a", b"m2", now, now - 86400, 10, exp, MAX, f"{Q}:t:", MAX, "", f"{Q}:done:a",
+            b'{"type": "builtins.ValueError"}']  # fmt: skip
+    assert archive(keys=keys, args=args) == 1
+    assert r.hget(f"{Q}:t:a", "exception") == b'{"type": "builtins.ValueError"}'
+    assert not r.hexists(f"{Q}:t:a", "error"), "an empty reason writes no error field"
+    running(r, "v")
+    keys = [*base, f"{Q}:t:v", counters_[0], counters_[2]]
+    assert script(r, "done")(keys=keys, args=["v", exp, MAX, f"{Q}:done:v"]) == 1
+    running(r, "p")
+    assert script(r, "done")(keys=[*keys[:2], f"{Q}:t:p", *keys[3:]], args=["p", exp, MAX]) == 1
+    got = []
+    while (m := ps.get_message(timeout=1)) is not None:
+        if m["type"] == "pmessage":
+            got.append((m["channel"].decode(), m["data"]))
+    assert got == [
+        (f"{Q}:done:c", b"completed"),
+        (f"{Q}:done:k", b"completed"),
+        (f"{Q}:done:a", b"archived"),
+        (f"{Q}:done:v", b"deleted"),
+    ], "done without a channel (no retention) announces nothing"
+    ps.close()
+
+
+def test_write_result_writes_one_field_and_never_makes_a_stray_hash(r: redis.Redis) -> None:
+    write = script(r, "write_result")
+    assert write(keys=[f"{Q}:t:gone"], args=[b"x", "result"]) == -1
+    assert not r.exists(f"{Q}:t:gone")
+    running(r, "a")
+    assert write(keys=[f"{Q}:t:a"], args=[b'{"done": 1}', "progress"]) == 11
+    assert write(keys=[f"{Q}:t:a"], args=[b"ok", "result"]) == 2
+    assert r.hmget(f"{Q}:t:a", "progress", "result") == [b'{"done": 1}', b"ok"]

@@ -13,9 +13,11 @@ only where they were given.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +28,7 @@ from ferroq.errors import (
     DeadlineExceeded,
     FerroqError,
     LeaseExpired,
+    Retry,
     RevokeTask,
     SkipRetry,
     TaskCancelled,
@@ -63,6 +66,32 @@ def error_text(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+MAX_TRACEBACK = 32 * 1024
+"""Most characters of traceback kept with an archived task (the innermost frames are kept)."""
+
+
+def type_name(exc: BaseException) -> str:
+    """``module.QualName`` of ``exc``'s type (``builtins.ValueError``)."""
+    t = type(exc)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def exception_detail(exc: BaseException) -> bytes:
+    """``exc`` as the JSON kept in an archived task's ``exception`` field (docs/tasks.md)."""
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not lose the outcome
+        message = ""
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        tb = ""
+    if len(tb) > MAX_TRACEBACK:
+        tb = "...\n" + tb[-MAX_TRACEBACK:]
+    detail = {"type": type_name(exc), "message": message, "traceback": tb}
+    return json.dumps(detail, ensure_ascii=False).encode()
+
+
 class FailurePolicy:
     """The user's hooks applied to an error: how the run ends, and the log line it leaves.
 
@@ -89,7 +118,7 @@ class FailurePolicy:
     def outcome(self, task: Task, exc: BaseException | None) -> Outcome:
         """How a run of ``task`` that raised ``exc`` (None: returned) ends."""
         if exc is None:
-            return _DONE
+            return _DONE if task._result is None else Outcome.done(task._result)
         if isinstance(exc, RevokeTask):
             task_log.info("task %s (%s) revoked: %s", task.id, task.type, exc)
             return _REVOKE
@@ -109,7 +138,8 @@ class FailurePolicy:
                 self._error_handler(task, exc)
             except BaseException:
                 log.exception("error_handler raised")
-        skip = isinstance(exc, SkipRetry)
+        rule = task._retry_rule
+        skip = isinstance(exc, SkipRetry) or (rule is not None and not rule.retry)
         try:
             failure = bool(self._is_failure(exc)) if self._is_failure else True
         except Exception:
@@ -119,12 +149,23 @@ class FailurePolicy:
         if handler_error:
             self._log(task, exc, text, retry)
         if not retry:
-            return Outcome.failure(text, skip_retry=True)
+            detail = exception_detail(exc) if handler_error else None
+            return Outcome.failure(text, skip_retry=True, detail=detail)
+        # The most specific delay wins: the task's Retry, its retry policy, the server's hook.
+        delay: Duration | None = None
+        if isinstance(exc, Retry) and exc.delay is not None:
+            delay = exc.delay
+        elif rule is not None and rule.delay is not None:
+            delay = rule.delay
+        elif self._retry_delay is not None:
+            try:
+                delay = self._retry_delay(task.retry_count, exc, task)
+            except Exception:
+                log.exception("retry_delay failed; using the default delay")
         try:
-            delay = self._retry_delay(task.retry_count, exc, task) if self._retry_delay else None
             return Outcome.failure(text, is_failure=failure, retry_delay=delay)
         except Exception:
-            log.exception("retry_delay failed; using the default delay")
+            log.exception("retry delay %r refused; using the default delay", delay)
             return Outcome.failure(text, is_failure=failure)
 
     def recovered(self, info: TaskInfo, error: str) -> Outcome:
@@ -138,8 +179,9 @@ class FailurePolicy:
 
     @staticmethod
     def _log(task: Task, exc: BaseException, text: str, retry: bool) -> None:
-        # Deadlines, cancellations and lost leases have no traceback worth showing.
-        quiet = isinstance(exc, (DeadlineExceeded, TaskCancelled, LeaseExpired))
+        # Deadlines, cancellations, lost leases and asked-for retries have no traceback worth
+        # showing.
+        quiet = isinstance(exc, (DeadlineExceeded, TaskCancelled, LeaseExpired, Retry))
         task_log.log(
             logging.WARNING if retry else logging.ERROR,
             "task %s (type %s, queue %s) failed, attempt %d of %d: %s; %s",

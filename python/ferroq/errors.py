@@ -22,7 +22,11 @@ in Rust and one raised in Python are the same class, and every ``__module__`` is
     ├── DeadlineExceeded            a run passed its timeout or deadline (also a TimeoutError)
     ├── TaskCancelled               a run was cancelled, or its lease was lost
     ├── LeaseExpired                a task's server stopped renewing its lease (it is recovered)
-    └── BatchEnqueueError           some tasks of an ``enqueue_many`` failed
+    ├── BatchEnqueueError           some tasks of an ``enqueue_many`` failed
+    ├── Retry                       raise it from a task to retry it after ``delay``
+    ├── RemoteTaskError             a task function failed: its exception, re-raised by ``get``
+    ├── ResultUnavailableError      the task keeps no result to wait for
+    └── ResultTimeoutError          ``get(timeout=)`` ran out (also a TimeoutError)
 
 A wrong type (a ``str`` where seconds are expected) is Python's ``TypeError``, not part of the
 tree.
@@ -30,7 +34,8 @@ tree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from ferroq._native import (
     BrokerConnectionError,
@@ -67,6 +72,10 @@ __all__ = [
     "MalformedMessageError",
     "QueueNotEmptyError",
     "QueueNotFoundError",
+    "RemoteTaskError",
+    "ResultTimeoutError",
+    "ResultUnavailableError",
+    "Retry",
     "RevokeTask",
     "ServerClosedError",
     "SkipRetry",
@@ -121,3 +130,64 @@ class BatchEnqueueError(FerroqError):
     def errors(self) -> list[FerroqError]:
         """The exceptions only."""
         return [r for r in self.results if isinstance(r, FerroqError)]
+
+
+class Retry(FerroqError):
+    """Raise it from a task to run it again after ``delay`` (Celery's ``self.retry``).
+
+    The attempt counts as a failure: with no retries left the task is archived.
+
+    Args:
+        delay: Seconds (or a ``timedelta``) before the next attempt; ``None`` for the task's
+            retry policy (or asynq's formula).
+        message: Why, stored as the task's last error.
+    """
+
+    def __init__(self, delay: float | timedelta | None = None, message: str = "retry requested"):
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds()
+        if delay is not None and (isinstance(delay, bool) or not delay >= 0):
+            raise InvalidArgumentError(f"Retry delay must be seconds >= 0, got {delay!r}")
+        self.delay: float | None = None if delay is None else float(delay)
+        super().__init__(message)
+
+
+class RemoteTaskError(FerroqError):
+    """A task function failed for good: its exception, as the worker recorded it.
+
+    ``TaskHandle.get`` raises it. When the original type is a built-in exception, or one defined
+    in a module this process already imported, the error raised is also an instance of that
+    type (``except ValueError:`` catches a remote ``ValueError``); nothing is imported or
+    unpickled to make it.
+
+    Attributes:
+        task_id: The failed task.
+        type_name: The original exception's ``module.QualName`` (``builtins.ValueError``).
+        message: Its message.
+        traceback: The worker's traceback text (empty when the worker recorded none, as a Go
+            server does).
+    """
+
+    def __init__(self, task_id: str, type_name: str, message: str, traceback: str = "") -> None:
+        self.task_id = task_id
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        short = type_name.rpartition(".")[2] or "Error"
+        # Exception.__init__ directly: the original type's own __init__ may want other arguments.
+        Exception.__init__(self, f"task {task_id} failed: {short}: {message}" if message else
+                           f"task {task_id} failed: {short}")  # fmt: skip
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RemoteTaskError, (self.task_id, self.type_name, self.message, self.traceback))
+
+
+class ResultUnavailableError(FerroqError):
+    """The task keeps no result to wait for (``ignore_result``, or no ``result_ttl``)."""
+
+
+class ResultTimeoutError(FerroqError, TimeoutError):
+    """``TaskHandle.get(timeout=...)`` returned before the task ended."""

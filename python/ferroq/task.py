@@ -7,17 +7,18 @@ and later anything read back from Redis, is described by the same class.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferroq._native import TaskInfo, TaskState, check_task
 
 if TYPE_CHECKING:
     from ferroq._native import Lease, NativeServer
 
-__all__ = ["Task", "TaskInfo", "TaskState"]
+__all__ = ["Task", "TaskInfo", "TaskState", "current_task"]
 
 
 def _check_payload(payload: object) -> bytes:
@@ -31,8 +32,34 @@ def _check_payload(payload: object) -> bytes:
     )
 
 
+_CURRENT: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
+    "ferroq_current_task", default=None
+)
+
+
+def current_task() -> Task:
+    """The task whose task function is running (to ``report_progress`` or read its ``id``).
+
+    Raises:
+        RuntimeError: Not inside a task function run by a worker.
+    """
+    t = _CURRENT.get()
+    if t is None:
+        raise RuntimeError("current_task() is only available inside a running task function")
+    return t
+
+
 # Guards the lazy creation of a task's cancellation Event against a concurrent cancel.
 _CANCEL_LOCK = threading.Lock()
+
+
+class RetryRule(NamedTuple):
+    """A task function's verdict on the error its run raised (read by the failure policy)."""
+
+    retry: bool
+    """False: archive now, whatever retries are left."""
+    delay: float | None
+    """Seconds before the next attempt; ``None`` for the server's ``retry_delay``."""
 
 
 class Task:
@@ -64,6 +91,8 @@ class Task:
         "_lease",
         "_payload",
         "_reported",
+        "_result",
+        "_retry_rule",
         "_server",
         "_token",
         "headers",
@@ -99,6 +128,8 @@ class Task:
         self._reported = False
         self._cancel_error: BaseException | None = None
         self._asyncio_task: asyncio.Task[None] | None = None
+        self._result: bytes | None = None
+        self._retry_rule: RetryRule | None = None
 
     @classmethod
     def _from_info(
@@ -122,6 +153,7 @@ class Task:
         t._server, t._lease = server, lease
         t._cancelled, t._cancel, t._reported, t._cancel_error = False, None, False, None
         t._asyncio_task = None
+        t._result, t._retry_rule = None, None
         return t
 
     @classmethod
@@ -158,6 +190,27 @@ class Task:
         if self._server is None:
             raise RuntimeError("write_result is only available inside a handler")
         return self._server.write_result(self._token, _check_payload(data))
+
+    def report_progress(self, progress: Any) -> None:
+        """Records how far the task got (any JSON-able value: ``{"done": 3, "total": 10}``).
+
+        Kept in the task hash's ``progress`` field: ``TaskHandle.progress``, the Inspector's
+        ``TaskInfo.progress`` and ``ferroq task inspect`` show the latest report.
+
+        Raises:
+            RuntimeError: Called outside a handler.
+            TypeError: A value JSON cannot hold.
+            TaskNotFoundError: The task no longer runs here.
+        """
+        if self._server is None:
+            raise RuntimeError("report_progress is only available inside a handler")
+        import msgspec
+
+        try:
+            data = msgspec.json.encode(progress)
+        except (TypeError, msgspec.EncodeError) as e:
+            raise TypeError(f"progress must be JSON-able: {e}") from None
+        self._server.write_progress(self._token, data)
 
     @property
     def cancelled(self) -> bool:

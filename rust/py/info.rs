@@ -234,6 +234,19 @@ impl PyTaskInfo {
         secs_to_dt(py, self.inner.msg.completed_at)
     }
 
+    /// The handler's exception as JSON (`type`, `message`, `traceback`), kept when a ferroq
+    /// server archived the task.
+    #[getter]
+    fn error_detail<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.error_detail.as_deref().map(|r| PyBytes::new(py, r))
+    }
+
+    /// The last progress its handler reported (JSON bytes), if any.
+    #[getter]
+    fn progress<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.progress.as_deref().map(|r| PyBytes::new(py, r))
+    }
+
     /// What its handler stored with `write_result`, if anything.
     #[getter]
     fn result<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {

@@ -285,10 +285,12 @@ pub struct PyOutcome {
 
 #[pymethods]
 impl PyOutcome {
-    /// Success: deleted, or kept as completed for its retention.
+    /// Success: deleted, or kept as completed for its retention, with `result` stored in the
+    /// task's `result` field in the same write (None keeps what the handler wrote).
     #[staticmethod]
-    fn done() -> Self {
-        Self { inner: Outcome::Done }
+    #[pyo3(signature = (result = None))]
+    fn done(result: Option<Vec<u8>>) -> Self {
+        Self { inner: Outcome::Done(result) }
     }
 
     /// `RevokeTask`: deleted without retry or archive, counted as processed.
@@ -305,17 +307,19 @@ impl PyOutcome {
 
     /// A failure: retried after `retry_delay` (asynq's formula when None) while retries are
     /// left and `skip_retry` is false, else archived. `is_failure=False` retries without using
-    /// up a retry.
+    /// up a retry. `detail` (the exception as JSON) is kept in the task's `exception` field if
+    /// the task is archived.
     #[staticmethod]
-    #[pyo3(signature = (error, *, is_failure = true, skip_retry = false, retry_delay = None))]
+    #[pyo3(signature = (error, *, is_failure = true, skip_retry = false, retry_delay = None, detail = None))]
     fn failure(
         error: String,
         is_failure: bool,
         skip_retry: bool,
         retry_delay: Option<Seconds>,
+        detail: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let delay = retry_delay.map(|s| duration("retry_delay", s.0)).transpose()?;
-        Ok(Self { inner: Outcome::Failed(Failure { error, is_failure, skip_retry, delay }) })
+        Ok(Self { inner: Outcome::Failed(Failure { error, is_failure, skip_retry, delay, detail }) })
     }
 
     fn __repr__(&self) -> String {
@@ -496,6 +500,11 @@ impl NativeServer {
     /// Stores `data` as the result of the running task `token`.
     fn write_result(&self, py: Python<'_>, token: u64, data: Vec<u8>) -> PyResult<usize> {
         Ok(py.detach(|| self.core.write_result(token, &data))?)
+    }
+
+    /// Stores a running task's progress report.
+    fn write_progress(&self, py: Python<'_>, token: u64, data: Vec<u8>) -> PyResult<usize> {
+        Ok(py.detach(|| self.core.write_progress(token, &data))?)
     }
 
     /// Waits up to `timeout` seconds for cancellations: (the task's handle, why).

@@ -583,6 +583,8 @@ impl Rdb {
                 .arg("msg")
                 .arg("state")
                 .arg("result")
+                .arg("exception")
+                .arg("progress")
                 .zscore(k.scheduled(q), id)
                 .zscore(k.retry(q), id)
                 .zscore(k.lease(q), id)
@@ -596,6 +598,7 @@ impl Rdb {
         let (scheduled, retry, lease) = (r.next(), r.next(), r.next());
         let mut fields = fields.into_iter();
         let (msg, state, result) = (fields.next(), fields.next(), fields.next());
+        let (detail, progress) = (fields.next(), fields.next());
         let missing = || Error::TaskNotFound { queue: q.to_string(), id: id.to_string() };
         let state = state.and_then(string_of).ok_or_else(missing)?;
         let state = TaskState::parse(&state)
@@ -614,6 +617,8 @@ impl Rdb {
             state,
             next_process_at: next_process_at(state, score, now),
             result: result.and_then(bytes_of),
+            error_detail: detail.and_then(bytes_of),
+            progress: progress.and_then(bytes_of),
             is_orphaned: orphaned,
         })
     }
@@ -660,7 +665,12 @@ impl Rdb {
         let hashes: Vec<Value> = self.run(|c| {
             let mut pipe = redis::pipe();
             for (id, _) in &entries {
-                pipe.cmd("HMGET").arg(k.task(q, id)).arg("msg").arg("result");
+                pipe.cmd("HMGET")
+                    .arg(k.task(q, id))
+                    .arg("msg")
+                    .arg("result")
+                    .arg("exception")
+                    .arg("progress");
                 if active {
                     pipe.zscore(k.lease(q), id);
                 }
@@ -671,7 +681,11 @@ impl Rdb {
         let mut out = Vec::with_capacity(entries.len());
         for ((id, score), r) in entries.into_iter().zip(hashes.chunks(per)) {
             let mut fields = r.first().cloned().map(array).unwrap_or_default().into_iter();
-            let (msg, result) = (fields.next().and_then(bytes_of), fields.next().and_then(bytes_of));
+            let (msg, result, detail) = (
+                fields.next().and_then(bytes_of),
+                fields.next().and_then(bytes_of),
+                fields.next().and_then(bytes_of),
+            );
             let Some(msg) = msg else { continue };
             let msg = match decode_task(&msg) {
                 Ok(m) => m,
@@ -686,6 +700,8 @@ impl Rdb {
                 state,
                 next_process_at: next_process_at(state, score, now),
                 result,
+                error_detail: detail,
+                progress: fields.next().and_then(bytes_of),
                 is_orphaned: orphaned,
             });
         }

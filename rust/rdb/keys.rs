@@ -172,6 +172,17 @@ impl Keys {
     pub fn wake_channel(&self, q: &str) -> String {
         self.queue_key(q, "wake")
     }
+    /// Pub/Sub channel on which a task's end (`completed`, `archived`, `deleted`) is announced to
+    /// whoever waits for its result; in the queue's slot, like its hash.
+    pub fn done_channel(&self, q: &str, id: &str) -> String {
+        let mut k = self.queue_key(q, "done:");
+        k.push_str(id);
+        k
+    }
+    /// Pub/Sub channel that wakes one client's waiter thread (`<ns>:ferroq:waiter:<uuid>`).
+    pub fn waiter_channel(&self, uuid: &str) -> String {
+        format!("{}:ferroq:waiter:{uuid}", self.ns)
+    }
     /// Pub/Sub channel on which task IDs to cancel are published.
     pub fn cancel_channel(&self) -> String {
         format!("{}:cancel", self.ns)

@@ -57,8 +57,12 @@ pub struct Scan {
 /// How a leased task ends, as written to Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
-    /// Success: deleted, or kept as completed when the message has retention.
-    Done,
+    /// Success: deleted, or kept as completed (with `result`, when given) when the message has
+    /// retention.
+    Done {
+        /// The result to store with the completed task (`None`: keep what the handler wrote).
+        result: Option<Vec<u8>>,
+    },
     /// `RevokeTask`: deleted (even with retention), counted as processed, lock released.
     Revoke,
     /// Back to pending at the head of the line (shutdown).
@@ -76,7 +80,17 @@ pub enum Finish {
     Archive {
         /// The error text.
         error: String,
+        /// The handler's exception (type, message, traceback) as JSON, kept in the hash.
+        detail: Option<Vec<u8>>,
     },
+}
+
+/// What an archive keeps beside the message: why it could not be decoded, or the handler's
+/// exception.
+#[derive(Debug, Clone, Copy, Default)]
+struct Archived<'a> {
+    decode_error: Option<&'a str>,
+    detail: Option<&'a [u8]>,
 }
 
 /// What one forwarding pass over a queue did.
@@ -142,7 +156,7 @@ impl Rdb {
         let date = utc_date(now);
         let stats_exp = now_s + STATS_TTL.as_secs() as i64;
         match finish {
-            Finish::Done if msg.retention > 0 => {
+            Finish::Done { result } if msg.retention > 0 => {
                 let mut done = msg.clone();
                 done.completed_at = now_s;
                 let (s, mut inv) = call(&scripts::MARK_AS_COMPLETE);
@@ -159,10 +173,14 @@ impl Rdb {
                     .arg(stats_exp)
                     .arg(now_s.saturating_add(msg.retention))
                     .arg(encode_task(&done))
-                    .arg(i64::MAX);
+                    .arg(i64::MAX)
+                    .arg(k.done_channel(q, &msg.id));
+                if let Some(r) = result {
+                    inv.arg(r.as_slice());
+                }
                 (s, inv)
             }
-            Finish::Done | Finish::Revoke => {
+            Finish::Done { .. } | Finish::Revoke => {
                 let (s, mut inv) = call(&scripts::DONE);
                 inv.key(k.active(q))
                     .key(k.lease(q))
@@ -173,6 +191,10 @@ impl Rdb {
                     inv.key(&msg.unique_key);
                 }
                 inv.arg(&msg.id).arg(stats_exp).arg(i64::MAX);
+                if msg.retention > 0 {
+                    // Only a revoke ends a task with retention here: its waiters learn it is gone.
+                    inv.arg(k.done_channel(q, &msg.id));
+                }
                 (s, inv)
             }
             Finish::Requeue => {
@@ -206,11 +228,12 @@ impl Rdb {
                     .arg(lease_cutoff);
                 (s, inv)
             }
-            Finish::Archive { error } => {
+            Finish::Archive { error, detail } => {
                 let mut m = msg.clone();
                 m.error_msg = error.clone();
                 m.last_failed_at = now_s;
-                self.archive_invocation(q, &msg.id, encode_task(&m), None, now, lease_cutoff)
+                let why = Archived { decode_error: None, detail: detail.as_deref() };
+                self.archive_invocation(q, &msg.id, encode_task(&m), why, now, lease_cutoff)
             }
         }
     }
@@ -220,7 +243,7 @@ impl Rdb {
         q: &str,
         id: &str,
         msg_bytes: Vec<u8>,
-        decode_error: Option<&str>,
+        why: Archived<'_>,
         now: SystemTime,
         lease_cutoff: i64,
     ) -> Call {
@@ -247,9 +270,11 @@ impl Rdb {
             .arg(now_s + STATS_TTL.as_secs() as i64)
             .arg(i64::MAX)
             .arg(k.task_prefix(q))
-            .arg(lease_cutoff);
-        if let Some(e) = decode_error {
-            inv.arg(e);
+            .arg(lease_cutoff)
+            .arg(why.decode_error.unwrap_or(""))
+            .arg(k.done_channel(q, id));
+        if let Some(d) = why.detail {
+            inv.arg(d);
         }
         (s, inv)
     }
@@ -284,7 +309,8 @@ impl Rdb {
         // Plain successes of one queue go in one done_batch call; everything else one call each.
         let batchable = |i: usize| {
             let (m, f) = items[i];
-            let plain = matches!(f, Finish::Revoke) || (matches!(f, Finish::Done) && m.retention <= 0);
+            // With retention a task's end is announced to its waiters, which done_batch does not.
+            let plain = matches!(f, Finish::Revoke | Finish::Done { .. }) && m.retention <= 0;
             plain.then_some(m.queue.as_str())
         };
         let stats_exp = unix_secs(now) + STATS_TTL.as_secs() as i64;
@@ -321,7 +347,8 @@ impl Rdb {
         now: SystemTime,
         lease_cutoff: i64,
     ) -> Result<()> {
-        let (_, inv) = self.archive_invocation(q, id, raw, Some(reason), now, lease_cutoff);
+        let why = Archived { decode_error: Some(reason), detail: None };
+        let (_, inv) = self.archive_invocation(q, id, raw, why, now, lease_cutoff);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
         outcome_code(reply, "archive")
     }
@@ -339,9 +366,20 @@ impl Rdb {
 
     /// Stores a handler's result in the task hash.
     pub fn write_result(&mut self, q: &str, id: &str, data: &[u8]) -> Result<usize> {
+        self.write_field(q, id, "result", data)
+    }
+
+    /// Stores a running task's progress report in the task hash.
+    pub fn write_progress(&mut self, q: &str, id: &str, data: &[u8]) -> Result<usize> {
+        self.write_field(q, id, "progress", data)
+    }
+
+    /// Writes `field` of the task hash; [`Error::TaskNotFound`] when the hash is gone.
+    fn write_field(&mut self, q: &str, id: &str, field: &str, data: &[u8]) -> Result<usize> {
         let mut inv = scripts::WRITE_RESULT.prepare_invoke();
-        inv.key(self.keys.task(q, id)).arg(data);
-        self.run(|c| Ok(inv.invoke::<usize>(c)?))
+        inv.key(self.keys.task(q, id)).arg(data).arg(field);
+        let n: i64 = self.run(|c| Ok(inv.invoke::<i64>(c)?))?;
+        usize::try_from(n).map_err(|_| Error::TaskNotFound { queue: q.to_string(), id: id.to_string() })
     }
 
     /// Moves due scheduled and retry tasks of `q` to pending; returns how many moved and when

@@ -113,7 +113,7 @@ impl Finisher {
 /// How a written outcome ended the run, for the metrics.
 fn ended_as(f: &Finish) -> Ended {
     match f {
-        Finish::Done => Ended::Succeeded,
+        Finish::Done { .. } => Ended::Succeeded,
         Finish::Revoke => Ended::Revoked,
         Finish::Requeue => Ended::Requeued,
         Finish::Retry { .. } => Ended::Retried,

@@ -526,12 +526,21 @@ impl ServerCore {
 
     /// Stores a result for the running task `token`.
     pub fn write_result(&self, token: u64, data: &[u8]) -> Result<usize> {
-        let (q, id) = {
-            let table = self.shared.inflight.lock();
-            let f = table.get(token).ok_or(Error::NotFound)?;
-            (f.msg.queue.clone(), f.msg.id.clone())
-        };
+        let (q, id) = self.running(token)?;
         self.shared.rdb().write_result(&q, &id, data)
+    }
+
+    /// Stores a running task's progress report (`Task.report_progress`).
+    pub fn write_progress(&self, token: u64, data: &[u8]) -> Result<usize> {
+        let (q, id) = self.running(token)?;
+        self.shared.rdb().write_progress(&q, &id, data)
+    }
+
+    /// Queue and ID of the task running under `token`.
+    fn running(&self, token: u64) -> Result<(String, String)> {
+        let table = self.shared.inflight.lock();
+        let f = table.get(token).ok_or(Error::NotFound)?;
+        Ok((f.msg.queue.clone(), f.msg.id.clone()))
     }
 
     /// Waits up to `timeout` for cancellations of running tasks: why, and the task's handle.

@@ -30,12 +30,14 @@ pub struct Failure {
     pub skip_retry: bool,
     /// The user's `retry_delay`, when one was given; asynq's formula otherwise.
     pub delay: Option<Duration>,
+    /// The exception (type, message, traceback) as JSON, kept with the task if it is archived.
+    pub detail: Option<Vec<u8>>,
 }
 
 impl Failure {
     /// A failure counted as one, with the default delay.
     pub fn new(error: impl Into<String>) -> Self {
-        Self { error: error.into(), is_failure: true, skip_retry: false, delay: None }
+        Self { error: error.into(), is_failure: true, skip_retry: false, delay: None, detail: None }
     }
 }
 
@@ -50,8 +52,8 @@ pub trait FailurePolicy: Send + Sync {
 /// How a handler run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Success.
-    Done,
+    /// Success, with the result to store when the task keeps one.
+    Done(Option<Vec<u8>>),
     /// `RevokeTask`: deleted whatever its retention, counted as processed.
     Revoke,
     /// Give the task back to pending (shutdown).
@@ -70,7 +72,7 @@ pub fn will_retry(retried: i32, max_retry: i32, skip_retry: bool, is_failure: bo
 /// The Redis-side transition for a failure of `msg` at `now`.
 pub fn decide(msg: &TaskMessage, f: Failure, now: SystemTime) -> Finish {
     if !will_retry(msg.retried, msg.retry, f.skip_retry, f.is_failure) {
-        return Finish::Archive { error: f.error };
+        return Finish::Archive { error: f.error, detail: f.detail };
     }
     // Clamped: a user's retry_delay may return anything finite.
     let delay = f.delay.unwrap_or_else(|| default_retry_delay(msg.retried)).min(MAX_RETRY_DELAY);
@@ -83,7 +85,7 @@ impl Outcome {
     /// The Redis-side transition for `msg` at `now`.
     pub fn to_finish(self, msg: &TaskMessage, now: SystemTime) -> Finish {
         match self {
-            Outcome::Done => Finish::Done,
+            Outcome::Done(result) => Finish::Done { result },
             Outcome::Revoke => Finish::Revoke,
             Outcome::Requeue => Finish::Requeue,
             Outcome::Failed(f) => decide(msg, f, now),
@@ -122,7 +124,7 @@ mod tests {
         assert_eq!(at(decide(&msg(0, 2), with_delay.clone(), now)), Some(1_007));
         assert!(matches!(decide(&msg(2, 2), with_delay, now), Finish::Archive { .. }));
         let skip = Failure { skip_retry: true, ..Failure::new("no") };
-        assert_eq!(decide(&msg(0, 5), skip, now), Finish::Archive { error: "no".into() });
+        assert_eq!(decide(&msg(0, 5), skip, now), Finish::Archive { error: "no".into(), detail: None });
         let default = at(decide(&msg(0, 5), Failure::new("x"), now)).expect("a retry");
         assert!((1_015..1_045).contains(&default));
         // A sub-second delay is rounded up to the next whole second, never down.

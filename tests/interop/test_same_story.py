@@ -7,6 +7,7 @@ counter and lock is compared, with only the queue name, timestamps and error tex
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -113,6 +114,11 @@ def test_go_and_ferroq_leave_the_same_state(
     finally:
         srv.shutdown()
     go_state, fq_state = snapshot(r, "go"), snapshot(r, "fq")
+    # The one addition: ferroq keeps an archived task's exception (type, message, traceback)
+    # in a field of its own, which asynq's readers ignore.
+    for key in ("fail:twice", "fail:unique", "skip:now"):
+        detail = json.loads(fq_state[f"asynq:{{Q}}:t:{key}"].pop("exception"))
+        assert detail["type"].endswith(("RuntimeError", "SkipRetry")) and detail["traceback"]
     assert fq_state == go_state
     # The stories did what they say (so the comparison above is not vacuous).
     assert go_state["asynq:{Q}:processed"] == "8"  # 1 + 1 + 1 + 2 + 1 + 1 + 1

@@ -17,7 +17,9 @@
 -- ARGV[7] max int64
 -- ARGV[8] task hash prefix <ns>:{q}:t:
 -- ARGV[9] the latest lease expiry this write may take over (see retry.lua)
--- ARGV[10] optional: why the message could not be decoded (stored as the hash field "error")
+-- ARGV[10] why the message could not be decoded (stored as the hash field "error"), or ""
+-- ARGV[11] completion notice channel <ns>:{q}:done:<id> (its waiters are told "archived")
+-- ARGV[12] optional: the handler's exception as JSON (stored as the hash field "exception")
 -- Returns 1, or 0 when the task is not active here (another server moved it, or renewed it).
 -- The task is this server's while it is in active (a lease entry that alone vanished does not
 -- make it anyone else's); a recovery also needs the lease it listed as expired, still expired.
@@ -44,8 +46,11 @@ if redis.call("LREM", KEYS[2], 0, ARGV[1]) == 0 then
 end
 redis.call("ZREM", KEYS[3], ARGV[1])
 redis.call("HSET", KEYS[1], "msg", ARGV[2], "state", "archived")
-if ARGV[10] then
+if ARGV[10] ~= "" then
   redis.call("HSET", KEYS[1], "error", ARGV[10])
+end
+if ARGV[12] then
+  redis.call("HSET", KEYS[1], "exception", ARGV[12])
 end
 -- Trimmed after the hash is written, so a trimmed task leaves no hash behind; the task archived
 -- now is the newest and goes last, even when older entries share its second (rank ties are
@@ -82,4 +87,5 @@ else
   redis.pcall("INCR", KEYS[7])
   redis.pcall("INCR", KEYS[8])
 end
+redis.call("PUBLISH", ARGV[11], "archived")
 return 1

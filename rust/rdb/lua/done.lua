@@ -8,6 +8,8 @@
 -- ARGV[1] task id
 -- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
 -- ARGV[3] max int64 (the total wraps to 1 there)
+-- ARGV[4] optional: completion notice channel <ns>:{q}:done:<id>, for a revoked task that had
+--         retention (waiters are told "deleted"; without retention nobody can wait on it)
 -- Returns 1, or 0 when the task is not active here (another server moved it).
 -- The task is this server's while it is in active: a lease entry that alone vanished does not
 -- make it anyone else's (the renewal takes such a lease back). Redis does not roll back a script
@@ -36,5 +38,8 @@ if tonumber(total) == tonumber(ARGV[3]) then
   redis.pcall("SET", KEYS[5], 1)
 else
   redis.pcall("INCR", KEYS[5])
+end
+if ARGV[4] then
+  redis.call("PUBLISH", ARGV[4], "deleted")
 end
 return 1

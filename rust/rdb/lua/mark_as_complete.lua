@@ -11,6 +11,9 @@
 -- ARGV[3] completed-zset score: completed_at + retention, Unix seconds
 -- ARGV[4] encoded TaskMessage with completed_at set
 -- ARGV[5] max int64
+-- ARGV[6] completion notice channel <ns>:{q}:done:<id> (its waiters are told "completed")
+-- ARGV[7] optional: the result bytes, written in the same step (absent: keep whatever result
+--         the handler wrote)
 -- Returns 1, or 0 when the task is not active here (another server moved it).
 -- The task is this server's while it is in active (a lease entry that alone vanished does not
 -- make it anyone else's); a recovery also needs the lease it listed as expired, still expired.
@@ -31,7 +34,11 @@ if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then
   return 0
 end
 redis.call("ZREM", KEYS[2], ARGV[1])
-redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
+if ARGV[7] then
+  redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed", "result", ARGV[7])
+else
+  redis.call("HSET", KEYS[4], "msg", ARGV[4], "state", "completed")
+end
 if KEYS[7] and redis.pcall("GET", KEYS[7]) == ARGV[1] then
   redis.call("DEL", KEYS[7])
 end
@@ -45,4 +52,5 @@ if tonumber(total) == tonumber(ARGV[5]) then
 else
   redis.pcall("INCR", KEYS[6])
 end
+redis.call("PUBLISH", ARGV[6], "completed")
 return 1

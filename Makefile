@@ -27,8 +27,8 @@ demo: dev ## Run the demo: a periodic producer, a client and a server process (e
 lint: dev ## cargo fmt/clippy, ruff, mypy --strict and stubtest
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(BIN)/ruff check python tests bench tools
-	$(BIN)/ruff format --check python tests bench tools
+	$(BIN)/ruff check python tests bench tools examples
+	$(BIN)/ruff format --check python tests bench tools examples
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest ferroq._native
 
@@ -72,6 +72,14 @@ bench-compare: dev ## Before/after table: commit REV (built beside, cached) agai
 .PHONY: bench-scrape
 bench-scrape: dev ## What a Prometheus scrape of 100 queues costs (with and without memory sampling)
 	cd bench && ../$(BIN)/python scrape.py --queues 100
+
+.PHONY: bench-codec
+bench-codec: dev ## Task-function codecs side by side: stdlib json, orjson, msgspec JSON and msgpack
+	$(BIN)/python bench/codec.py
+
+.PHONY: bench-asyncio
+bench-asyncio: dev ## Enqueueing from 50 coroutines: ferroq's AsyncClient beside arq, SAQ and taskiq (rate and loop lag)
+	cd bench/peers && ../../$(BIN)/python asyncio_run.py --tasks 20000 --runs 3
 
 .PHONY: bench-scale
 bench-scale: dev ## Scale run: a 1,000,000-task backlog, 100 queues, worker memory

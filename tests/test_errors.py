@@ -115,5 +115,7 @@ def test_runtime_dependencies_are_exactly_what_runtime_code_imports() -> None:
     extras = project["optional-dependencies"]
     # The embedded server of the demo is optional: `ferroq[embedded]`, imported only when used.
     optional = _names(extras["embedded"])
+    # The pytest plugin (ferroq.testing) imports pytest only when pytest is there to load it.
+    optional |= {"pytest"}
     assert _third_party_imports() - optional == _names(project["dependencies"])
     assert {"croniter", "redis"} <= _names(extras["test"]), "the tests' own tools"

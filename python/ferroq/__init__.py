@@ -1,6 +1,17 @@
 """ferroq: a fast, asynq-compatible task queue for Python with a Rust core.
 
-The public API::
+Task functions (Celery's, RQ's and arq's shape)::
+
+    from ferroq import App
+
+    app = App("redis://127.0.0.1:6379")
+
+    @app.task(queue="email", max_retry=5)
+    def send(to: str, subject: str) -> bool: ...
+
+    send.delay("ada@example.com", subject="hi").get(timeout=10)   # ferroq worker myapp:app
+
+asynq's API (tasks with bytes payloads, shared with Go)::
 
     from ferroq import Client, Server, ServeMux, Task
 
@@ -16,7 +27,8 @@ The public API::
 """
 
 from ferroq._native import ServerConfig, TaskOptions, __version__
-from ferroq.client import Client
+from ferroq.app import App, AsyncTaskFunction, BoundTask, CallOptions, RetryPolicy, TaskFunction
+from ferroq.client import AsyncClient, Client
 from ferroq.cron import CronSchedule
 from ferroq.errors import (
     BatchEnqueueError,
@@ -32,6 +44,10 @@ from ferroq.errors import (
     MalformedMessageError,
     QueueNotEmptyError,
     QueueNotFoundError,
+    RemoteTaskError,
+    ResultTimeoutError,
+    ResultUnavailableError,
+    Retry,
     RevokeTask,
     ServerClosedError,
     SkipRetry,
@@ -39,6 +55,7 @@ from ferroq.errors import (
     TaskIdConflictError,
     TaskNotFoundError,
 )
+from ferroq.handle import TaskHandle
 from ferroq.inspector import (
     DailyStats,
     GroupInfo,
@@ -50,16 +67,22 @@ from ferroq.inspector import (
     WorkerInfo,
 )
 from ferroq.periodic import PeriodicTaskConfig, PeriodicTaskManager
+from ferroq.queue import Queue
 from ferroq.scheduler import Scheduler
 from ferroq.servemux import AsyncHandler, Handler, Middleware, ServeMux, SyncHandler
 from ferroq.server import Server
-from ferroq.task import Task, TaskInfo, TaskState
+from ferroq.task import Task, TaskInfo, TaskState, current_task
 
 __all__ = [
+    "App",
+    "AsyncClient",
     "AsyncHandler",
+    "AsyncTaskFunction",
     "BatchEnqueueError",
+    "BoundTask",
     "BrokerConnectionError",
     "BrokerError",
+    "CallOptions",
     "Client",
     "CronSchedule",
     "CronSpecError",
@@ -77,9 +100,15 @@ __all__ = [
     "Middleware",
     "PeriodicTaskConfig",
     "PeriodicTaskManager",
+    "Queue",
     "QueueInfo",
     "QueueNotEmptyError",
     "QueueNotFoundError",
+    "RemoteTaskError",
+    "ResultTimeoutError",
+    "ResultUnavailableError",
+    "Retry",
+    "RetryPolicy",
     "RevokeTask",
     "Scheduler",
     "SchedulerEnqueueEvent",
@@ -93,6 +122,8 @@ __all__ = [
     "SyncHandler",
     "Task",
     "TaskCancelled",
+    "TaskFunction",
+    "TaskHandle",
     "TaskIdConflictError",
     "TaskInfo",
     "TaskNotFoundError",
@@ -100,4 +131,5 @@ __all__ = [
     "TaskState",
     "WorkerInfo",
     "__version__",
+    "current_task",
 ]

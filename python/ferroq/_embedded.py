@@ -121,6 +121,14 @@ class EmbeddedRedis:
         except OSError:
             return False
 
+    def flushall(self) -> None:
+        """Deletes every key (a test's clean slate); ``OSError`` if the server does not answer."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(b"FLUSHALL\r\n")
+            reply = s.recv(64)
+        if not reply.startswith(b"+OK"):
+            raise OSError(f"FLUSHALL failed: {reply!r}")
+
     def log_tail(self, n: int = 20) -> str:
         """The last lines the server logged."""
         try:

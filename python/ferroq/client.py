@@ -1,4 +1,7 @@
-"""The producer: ``Client.enqueue`` writes tasks in asynq's Redis layout."""
+"""The producers: ``Client`` writes tasks in asynq's Redis layout; ``AsyncClient`` for asyncio.
+
+``AsyncClient`` makes the same writes without ever blocking its event loop.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ferroq import _options
+from ferroq._aio import deliver
+from ferroq._aio import submit as _submit
 from ferroq._native import NativeClient, TaskOptions
+from ferroq.codec import RAW
 from ferroq.errors import BatchEnqueueError, FerroqError
+from ferroq.handle import TaskHandle
 from ferroq.options import layered
 from ferroq.task import Task, TaskInfo
 
@@ -18,7 +25,7 @@ if TYPE_CHECKING:
 
     from ferroq.options import BatchOptions, EnqueueOptions
 
-__all__ = ["Client"]
+__all__ = ["AsyncClient", "Client"]
 
 
 def _task(task: object) -> Task:
@@ -126,6 +133,14 @@ class Client:
             raise BatchEnqueueError(results)
         return [r for r in results if isinstance(r, TaskInfo)]
 
+    def handle(self, info: TaskInfo) -> TaskHandle[bytes]:
+        """The handle of a task this client enqueued: wait for it, read its state and result.
+
+        Its result is the raw bytes the handler wrote (``Task.write_result``); a task keeps one
+        only when enqueued with ``retention``.
+        """
+        return TaskHandle(self._native, info.queue, info.id, codec=RAW, enqueued=info)
+
     def ping(self) -> None:
         """Round-trips a PING; raises ``BrokerConnectionError`` when Redis is unreachable."""
         self._native.ping()
@@ -144,3 +159,100 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncClient:
+    """``Client`` for asyncio: the same calls, awaited; nothing waits on Redis in the loop.
+
+    Calls are handed to the core's I/O thread, which sends every enqueue waiting at that
+    moment in one pipeline and settles their futures with one wake-up of the loop: many
+    coroutines enqueueing at once cost few round trips (bench/asyncio.py measures it against
+    arq, SAQ and taskiq). Handles it returns are awaited the same way (``await handle``).
+
+    Args:
+        redis_url: As for ``Client``.
+        namespace: As for ``Client``.
+        tls_ca_file: As for ``Client``.
+
+    Example::
+
+        async with AsyncClient("redis://127.0.0.1:6379") as client:
+            info = await client.enqueue(Task("email:send", b"{}"), queue="critical")
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        namespace: str | None = None,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._native = NativeClient(
+            _options.redis_url(redis_url), namespace, tls_ca=_options.read_ca(tls_ca_file)
+        )
+        self._native.start_io(deliver)
+
+    async def enqueue(
+        self,
+        task: Task,
+        *,
+        options: TaskOptions | None = None,
+        **kwargs: Unpack[EnqueueOptions],
+    ) -> TaskInfo:
+        """As ``Client.enqueue``, awaited."""
+        t = _task(task)
+        opts = layered(options, kwargs)
+        n = self._native
+        info: TaskInfo = await _submit(n, n.submit_enqueue, t.type, t._payload, t.headers, opts)
+        return info
+
+    async def enqueue_many(
+        self,
+        tasks: Iterable[Task],
+        *,
+        options: TaskOptions | None = None,
+        **kwargs: Unpack[BatchOptions],
+    ) -> list[TaskInfo]:
+        """As ``Client.enqueue_many``, awaited."""
+        if "task_id" in kwargs or (options is not None and options.task_id is not None):
+            raise TypeError("enqueue_many takes no task_id: every task needs its own")
+        opts = layered(options, kwargs)
+        batch = [_task(t) for t in tasks]
+        n = self._native
+        results: list[TaskInfo | FerroqError] = await _submit(
+            n, n.submit_enqueue_many, [t.type for t in batch], [t._payload for t in batch],
+            [t.headers for t in batch], opts,
+        )  # fmt: skip
+        if any(isinstance(r, FerroqError) for r in results):
+            raise BatchEnqueueError(results)
+        return [r for r in results if isinstance(r, TaskInfo)]
+
+    async def task_info(self, queue: str, task_id: str) -> TaskInfo:
+        """One task, read back (``TaskNotFoundError``/``QueueNotFoundError`` if not there)."""
+        n = self._native
+        info: TaskInfo = await _submit(n, n.submit_task_info, queue, task_id)
+        return info
+
+    async def ping(self) -> None:
+        """Round-trips a PING; raises ``BrokerConnectionError`` when Redis is unreachable."""
+        n = self._native
+        await _submit(n, n.submit_ping)
+
+    def handle(self, info: TaskInfo) -> TaskHandle[bytes]:
+        """The handle of a task this client enqueued (its result is the raw bytes)."""
+        return TaskHandle(self._native, info.queue, info.id, codec=RAW, enqueued=info)
+
+    async def close(self) -> None:
+        """Closes pooled connections; the client reconnects if used again."""
+        self._native.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -36,6 +36,7 @@ from ferroq._native import (
 )
 from ferroq._options import Duration
 from ferroq._signals import run_until_signalled
+from ferroq.app import _TaskBase
 from ferroq.cron import CronSchedule
 from ferroq.errors import FerroqError, InvalidArgumentError
 from ferroq.task import Task, TaskInfo
@@ -163,7 +164,7 @@ class Scheduler:
     def register(
         self,
         spec: str,
-        task: Task | Callable[[], Task],
+        task: Task | Callable[[], Task] | _TaskBase[[], Any],
         **options: Unpack[PeriodicOptions],
     ) -> str:
         """Adds a periodic entry; returns its ID (the same for the same entry on every replica).
@@ -171,7 +172,9 @@ class Scheduler:
         Args:
             spec: Cron spec (see ``ferroq.cron``).
             task: The task to enqueue, or a function building it at each firing (called once
-                now, too, to describe the entry).
+                now, too, to describe the entry), or a task function taking no arguments
+                (Celery's beat entry; its queue, retries, timeout and result TTL are the
+                firing's unless ``options`` say otherwise).
             **options: The options of every firing's task (``ferroq.options.PeriodicOptions``:
                 ``queue``, ``max_retry``, ``timeout``, ``deadline``, ``unique``, ``retention``,
                 ``group``, ``headers``; the ferroq-periodic-* headers are added). ``unique``
@@ -186,6 +189,9 @@ class Scheduler:
         unknown = set(options) - set(OPTION_NAMES)
         if unknown:
             raise TypeError(f"a periodic entry takes no option {', '.join(sorted(unknown))}")
+        if isinstance(task, _TaskBase):
+            options = {**task.periodic_options(), **options}  # type: ignore[typeddict-item]
+            task = task.message()
         schedule = CronSchedule(spec, tz=self.tz)
         make: Callable[[], Task] = (lambda: task) if isinstance(task, Task) else task
         sample = make()

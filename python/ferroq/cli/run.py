@@ -11,6 +11,7 @@ import time
 from typing import cast
 
 from ferroq._native import ServerConfig
+from ferroq.app import App
 from ferroq.cli._common import connection_flags, duration
 from ferroq.inspector import Inspector
 from ferroq.servemux import Handler
@@ -68,8 +69,10 @@ def register(
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help)
 
-    w = command("worker", help="run a server for a ServeMux (or handler) by import path")
-    w.add_argument("app", help="module:attribute of a ServeMux or handler, e.g. myapp.tasks:mux")
+    w = command("worker", help="run a server for an App, a ServeMux or a handler by import path")
+    w.add_argument(
+        "app", help="module:attribute of an App, ServeMux or handler, e.g. myapp.tasks:app"
+    )
     connection_flags(w)
     w.add_argument(
         "--concurrency", "-c", type=int, default=None,
@@ -170,13 +173,21 @@ def _worker(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"ferroq worker: {e}", file=sys.stderr)
         return 2
-    if not callable(handler):
-        print(f"ferroq worker: {args.app} is not a ServeMux or handler", file=sys.stderr)
-        return 2
+    redis_url, namespace = args.redis, args.namespace
     queues = dict(args.queue) if args.queue else None
+    if isinstance(handler, App):
+        # An App brings its Redis, namespace and queues; the command line overrides them.
+        app = handler
+        handler = app.mux
+        redis_url = redis_url or app.redis_url
+        namespace = namespace or app.namespace
+        queues = queues or app.queues
+    if not callable(handler):
+        print(f"ferroq worker: {args.app} is not an App, a ServeMux or a handler", file=sys.stderr)
+        return 2
     fixed: float | None = args.retry_delay
     server = Server(
-        args.redis,
+        redis_url,
         retry_delay=None if fixed is None else (lambda retried, error, task: fixed),
         concurrency=args.concurrency,
         queues=queues,
@@ -189,7 +200,7 @@ def _worker(args: argparse.Namespace) -> int:
         recoverer_interval=args.recoverer_interval,
         archive_max_size=args.archive_max_size,
         archive_max_age=args.archive_max_age,
-        namespace=args.namespace,
+        namespace=namespace,
         tls_ca_file=args.tls_ca_file,
     )
     logging.getLogger("ferroq").info(

@@ -196,6 +196,7 @@ def show_task(t: TaskInfo) -> None:
             ("Retention", ago(t.retention) if t.retention else "-"),
             ("Completed", t.completed_at),
             ("Result", short(t.result, 200) if t.result is not None else "-"),
+            ("Progress", short(t.progress, 200) if t.progress is not None else "-"),
         ]
     )
 

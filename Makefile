@@ -79,7 +79,7 @@ bench-codec: dev ## Task-function codecs side by side: stdlib json, orjson, msgs
 
 .PHONY: bench-asyncio
 bench-asyncio: dev ## Enqueueing from 50 coroutines: ferroq's AsyncClient beside arq, SAQ and taskiq (rate and loop lag)
-	cd bench/peers && ../../$(BIN)/python asyncio_run.py --tasks 20000 --runs 3
+	cd bench/peers && ../../$(BIN)/python asyncio_run.py --seconds 5 --runs 3
 
 .PHONY: bench-scale
 bench-scale: dev ## Scale run: a 1,000,000-task backlog, 100 queues, worker memory

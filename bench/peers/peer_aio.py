@@ -1,9 +1,11 @@
 """Enqueueing from asyncio, one peer per run: 50 coroutines enqueue while the loop is timed.
 
 Run inside the peer's venv by ``asyncio_run.py``: ``python peer_aio.py PEER --url URL
---tasks N``. ``--coroutines`` coroutines (default 50) share the tasks, each awaiting one library
-call per task; a heartbeat coroutine sleeps 1 ms at a time and records how late each wake-up
-was (the loop's lag). One result line: the enqueue rate and the lag's p50, p99 and max.
+--seconds S``. ``--coroutines`` coroutines (default 50) enqueue for ``S`` seconds, each awaiting
+one library call per task; a heartbeat coroutine sleeps 1 ms at a time and records how late each
+wake-up was (the loop's lag). A fixed duration, not a fixed count, so that every peer's lag is
+sampled as often (a fast peer would otherwise give a handful of samples). One result line: the
+enqueue rate and the lag's p50, p99 and max.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ async def taskiq_setup(url: str) -> tuple[Enqueue, str, str]:
 SETUPS = {"ferroq": ferroq_setup, "arq": arq_setup, "saq": saq_setup, "taskiq": taskiq_setup}
 
 
-async def measure(peer: str, url: str, tasks: int, coroutines: int) -> None:
+async def measure(peer: str, url: str, seconds: float, coroutines: int) -> None:
     enqueue, config, dist = await SETUPS[peer](url)
     await enqueue(-1)  # connections made before the clock starts
     lags: list[float] = []
@@ -87,16 +89,19 @@ async def measure(peer: str, url: str, tasks: int, coroutines: int) -> None:
             await asyncio.sleep(0.001)
             lags.append(time.perf_counter() - t - 0.001)
 
-    async def producer(share: int) -> None:
-        for k in range(share):
-            await enqueue(k)
+    async def producer() -> int:
+        n = 0
+        while time.perf_counter() < stop:
+            await enqueue(n)
+            n += 1
+        return n
 
     beat = asyncio.create_task(heartbeat())
     await asyncio.sleep(0.01)
     lags.clear()
-    shares = [tasks // coroutines + (i < tasks % coroutines) for i in range(coroutines)]
     t0 = time.perf_counter()
-    await asyncio.gather(*(producer(s) for s in shares))
+    stop = t0 + seconds
+    tasks = sum(await asyncio.gather(*(producer() for _ in range(coroutines))))
     seconds = time.perf_counter() - t0
     done.set()
     await beat
@@ -113,11 +118,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("peer", choices=sorted(SETUPS))
     p.add_argument("--url", required=True)
-    p.add_argument("--tasks", type=int, default=20000)
+    p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--coroutines", type=int, default=50)
     a = p.parse_args()
     _common.quiet()
-    asyncio.run(measure(a.peer, a.url, a.tasks, a.coroutines))
+    asyncio.run(measure(a.peer, a.url, a.seconds, a.coroutines))
 
 
 if __name__ == "__main__":

@@ -29,22 +29,27 @@ def deliver(items: list[tuple[Any, bool, Any]]) -> None:
             loop.call_soon_threadsafe(_settle, batch)
 
 
-def _settle(batch: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for fut, ok, value in batch:
+SETTLE_CHUNK = 16
+"""Futures settled per loop iteration: the rest wait for the next one, so that timers and other
+callbacks run between chunks instead of after a whole batch's coroutines (the loop's lag)."""
+
+
+def _settle(batch: list[tuple[asyncio.Future[Any], bool, Any]], start: int = 0) -> None:
+    end = start + SETTLE_CHUNK
+    for fut, ok, value in batch[start:end]:
         if fut.done():
             continue  # cancelled by its caller
         if ok:
             fut.set_result(value)
         else:
             fut.set_exception(value)
+    if end < len(batch):
+        # call_soon from a callback runs in the next iteration, after this one's ready work.
+        fut.get_loop().call_soon(_settle, batch, end)
 
 
 def submit(native: NativeClient, method: Any, *args: Any) -> asyncio.Future[Any]:
-    """``method(*args, context)`` on ``native``'s I/O thread; the future of its reply.
-
-    Starts the I/O thread first if this client has none yet (it starts once).
-    """
-    native.start_io(deliver)
+    """``method(*args, context)`` on ``native``'s I/O thread (started); its reply's future."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
     method(*args, (loop, fut))

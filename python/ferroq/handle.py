@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import msgspec
 
-from ferroq._aio import submit
+from ferroq._aio import deliver, submit
 from ferroq._native import TaskInfo, TaskState
 from ferroq.codec import JSON, Codec
 from ferroq.errors import (
@@ -90,6 +90,7 @@ class TaskHandle(Generic[R]):
     async def ainfo(self) -> TaskInfo:
         """``info`` for asyncio: read on the client's I/O thread, blocking nothing."""
         n = self._native
+        n.start_io(deliver)  # a handle of a plain Client: its I/O thread starts once
         info: TaskInfo = await submit(n, n.submit_task_info, self.queue, self.id)
         return info
 

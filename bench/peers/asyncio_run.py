@@ -62,8 +62,8 @@ def main() -> None:
         vals = [float(r[key]) for r in results[name]]  # type: ignore[arg-type]
         return statistics.median(vals) if vals else float("nan")
 
-    cmd = f"python bench/peers/asyncio_run.py --seconds {a.seconds:g} --runs {a.runs}"
-    print(f"Machine: {machine()}. Command: `{cmd}`; {a.coroutines} coroutines, "
+    command = f"python bench/peers/asyncio_run.py --seconds {a.seconds:g} --runs {a.runs}"
+    print(f"Machine: {machine()}. Command: `{command}`; {a.coroutines} coroutines, "
           f"medians of {a.runs} runs.\n")  # fmt: skip
     print("| peer | config | enqueue/s | vs arq | loop lag p50 | p99 | p99 vs arq | max |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")

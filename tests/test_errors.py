@@ -113,8 +113,9 @@ def _names(requirements: list[str]) -> set[str]:
 def test_runtime_dependencies_are_exactly_what_runtime_code_imports() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    # The embedded server of the demo is optional: `ferroq[embedded]`, imported only when used.
-    optional = _names(extras["embedded"])
+    # The embedded server of the demo is optional: `ferroq[embedded]`, imported only when used;
+    # so is `ferroq[reload]` (watchfiles, for `ferroq worker --reload`).
+    optional = _names(extras["embedded"]) | _names(extras["reload"])
     # The pytest plugin (ferroq.testing) imports pytest only when pytest is there to load it.
     optional |= {"pytest"}
     assert _third_party_imports() - optional == _names(project["dependencies"])

@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ferroq`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # The words given, for a command that starts itself again (``worker --reload``).
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import shlex
+import signal
 import sys
 import time
-from typing import cast
+from typing import Any, cast
 
 from ferroq._native import ServerConfig
 from ferroq.app import App
@@ -107,6 +110,14 @@ def register(
             help=f"{what}, seconds (default {getattr(defaults, name):g})",
         )  # fmt: skip
     w.add_argument(
+        "--reload", action="store_true",
+        help="restart the worker when a .py file under --reload-dir changes (needs watchfiles)",
+    )  # fmt: skip
+    w.add_argument(
+        "--reload-dir", action="append", default=None, metavar="DIR",
+        help="directory to watch, repeatable (default: the working directory)",
+    )  # fmt: skip
+    w.add_argument(
         "--archive-max-size", type=int, default=None,
         help=f"most archived tasks kept per queue (default {defaults.archive_max_size})",
     )  # fmt: skip
@@ -167,7 +178,52 @@ def _port(text: str) -> int:
     return v
 
 
+def _reload(args: argparse.Namespace) -> int:
+    """Runs the worker in a child process, restarted whenever watched Python code changes.
+
+    The child is this same command without ``--reload``; a change sends it SIGINT (a graceful
+    shutdown: running tasks get ``shutdown_timeout``, then are requeued) and starts a new one.
+    """
+    try:
+        import watchfiles
+    except ImportError:
+        print("ferroq worker --reload needs watchfiles: pip install 'ferroq[reload]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    words, skip = [], False
+    for w in args.argv:
+        if skip:
+            skip = False
+        elif w == "--reload":
+            continue
+        elif w == "--reload-dir":
+            skip = True
+        elif not w.startswith("--reload-dir="):
+            words.append(w)
+    command = shlex.join([sys.executable, "-m", "ferroq", *words])
+    dirs = args.reload_dir or [os.getcwd()]
+    log = logging.getLogger("ferroq")
+    log.info("reloading the worker when Python files under %s change", ", ".join(dirs))
+
+    def changed(changes: set[tuple[Any, str]]) -> None:
+        log.info("restarting the worker: %s changed", ", ".join(sorted({p for _, p in changes})))
+
+    grace = args.shutdown_timeout if args.shutdown_timeout is not None else (
+        ServerConfig().shutdown_timeout
+    )  # fmt: skip
+    # SIGTERM stops the watcher as Ctrl-C does (watchfiles then stops the worker gracefully).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        watchfiles.run_process(
+            *dirs, target=command, target_type="command", callback=changed,
+            watch_filter=watchfiles.PythonFilter(), sigint_timeout=int(grace) + 5,
+        )  # fmt: skip
+    return 0
+
+
 def _worker(args: argparse.Namespace) -> int:
+    if args.reload:
+        return _reload(args)
     try:
         handler = load_object(args.app)
     except ValueError as e:

@@ -244,7 +244,9 @@ impl Client {
 
     /// Closes idle connections.
     pub fn close(&self) {
-        if let Some(w) = self.waiter.lock().take() {
+        // Taken out first: closing tells waiters, whose callbacks must not find the lock held.
+        let waiter = self.waiter.lock().take();
+        if let Some(w) = waiter {
             w.close();
         }
         self.pool.clear();

@@ -80,7 +80,11 @@ fn run<C>(client: &Client, rx: &Receiver<(Job, C)>, deliver: &Deliver<C>) {
             log::error!("an I/O batch panicked: {why}");
             (0..n).map(|_| Err(Error::Protocol(format!("the I/O thread panicked: {why}")))).collect()
         });
-        deliver(ctxs.into_iter().zip(replies).collect());
+        let out: Vec<(C, Result<Reply>)> = ctxs.into_iter().zip(replies).collect();
+        // Nor may one in delivering (the interpreter finalizing): the thread goes on.
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(out))) {
+            log::error!("delivering an I/O batch panicked: {}", crate::server::panic_text(&p));
+        }
     }
 }
 

@@ -154,7 +154,8 @@ impl Waiter {
     }
 
     /// Watches task `id` of queue `q`; `callback` runs once, on the waiter thread, when it ends
-    /// (never after [`Waiter::unwatch`] returned for it).
+    /// (it may still run just after [`Waiter::unwatch`] returned, if the end was being delivered;
+    /// at once, with [`End::Closed`], when the waiter is closed).
     pub fn watch_with(&self, q: &str, id: &str, callback: Box<dyn FnOnce(End) + Send>) -> Result<u64> {
         self.add(q, id, Sink::Callback(callback))
     }
@@ -181,6 +182,12 @@ impl Waiter {
         let ch = self.inner.keys.done_channel(q, id);
         let (wid, start) = {
             let mut st = self.inner.state.lock();
+            if self.inner.stop.load(Ordering::Acquire) {
+                // Closed (under this lock, so no watch slips past close): told so at once.
+                drop(st);
+                sink.deliver(End::Closed);
+                return Ok(0);
+            }
             st.next_id += 1;
             let wid = st.next_id;
             let w = st.channels.entry(ch.clone()).or_insert_with(|| Watched {
@@ -222,9 +229,9 @@ impl Waiter {
 
     /// Stops the thread; every watch left is told [`End::Closed`].
     pub fn close(&self) {
-        self.inner.stop.store(true, Ordering::Release);
         let left: Vec<Watch> = {
             let mut st = self.inner.state.lock();
+            self.inner.stop.store(true, Ordering::Release);
             st.owner.clear();
             st.need_wake = true;
             self.inner.wake_cv.notify_one();
@@ -247,15 +254,17 @@ impl Inner {
     /// (the last wake stops the listener).
     fn run_waker(&self) {
         loop {
-            {
+            let stopping = {
                 let mut st = self.state.lock();
                 while !st.need_wake {
                     self.wake_cv.wait(&mut st);
                 }
                 st.need_wake = false;
-            }
+                // Read with the request: the wake sent for it is the one the listener stops on.
+                self.stop.load(Ordering::Acquire)
+            };
             self.wake();
-            if self.stop.load(Ordering::Acquire) {
+            if stopping {
                 return;
             }
         }
@@ -360,7 +369,11 @@ impl Listener {
         while !inner.stop.load(Ordering::Acquire) {
             let (added, dropped) = {
                 let mut st = inner.state.lock();
-                let added = std::mem::take(&mut st.added);
+                // A watch given up before the thread saw it needs no subscription.
+                let added: Vec<String> = std::mem::take(&mut st.added)
+                    .into_iter()
+                    .filter(|c| st.channels.contains_key(c))
+                    .collect();
                 let dropped: Vec<String> = std::mem::take(&mut st.dropped)
                     .into_iter()
                     .filter(|c| !st.channels.contains_key(c))

@@ -438,3 +438,67 @@ def test_waits_one_after_another_are_each_woken(app: App, serve: Callable[..., S
     for i in range(20):
         assert first.get(timeout=2) == 1, "an ended task is read at once"
         assert echo.delay(i).get(timeout=2) == i
+
+
+def test_review_fixes_result_ttl_zero_short_timeouts_and_codecs(
+    app: App, serve: Callable[..., Server], redis_url: str, r: redis.Redis
+) -> None:
+    @app.task
+    def echo(x: int) -> int:
+        return x
+
+    @app.task(name="packed", codec="msgpack")
+    def packed(x: int) -> dict[str, int]:
+        return {"x": x}
+
+    with pytest.raises(ResultUnavailableError):
+        echo.apply_async((1,), result_ttl=0).get()
+    serve()
+    done = echo.delay(5)
+    assert done.get(timeout=10) == 5
+    for _ in range(20):
+        assert done.get(timeout=0) == 5, "an ended task is read even with no time to wait"
+    # Watches given up at once leave no subscription behind: the waiter keeps its wake channel
+    # only, the server its cancel and wake channels.
+    wait_until(lambda: sorted(int(c["sub"]) for c in r.client_list() if int(c["sub"])) == [1, 2])
+    # A JSON call (no content-type, as a Go client writes it) to a msgpack task: JSON back.
+    with Client(redis_url) as c:
+        info = c.enqueue(Task("packed", b'{"args": [3]}'), retention=60)
+    assert packed.handle(info.id).get(timeout=10) == {"x": 3}
+    assert task_hash(r, info.id)["result"] == b'{"x":3}'
+
+
+def test_a_remote_type_is_looked_up_statically(
+    app: App, serve: Callable[..., Server], r: redis.Redis
+) -> None:
+    import sys
+    import types
+
+    calls: list[str] = []
+    lazy = types.ModuleType("ferroq_lazy_test_module")
+
+    def module_getattr(name: str) -> Any:
+        calls.append(name)
+        raise AttributeError(name)
+
+    lazy.__getattr__ = module_getattr  # type: ignore[method-assign]
+    sys.modules[lazy.__name__] = lazy
+    try:
+
+        @app.task(max_retry=0)
+        def fail() -> None:
+            raise ValueError("x")
+
+        serve()
+        h = fail.delay()
+        with pytest.raises(ValueError):
+            h.get(timeout=10)
+        for name in ("Lazy", "_private", "os.system"):
+            detail = {"type": f"{lazy.__name__}.{name}", "message": "m", "traceback": ""}
+            r.hset(task_key(h.id), "exception", json.dumps(detail))
+            with pytest.raises(RemoteTaskError) as ei:
+                h.get(timeout=10)
+            assert type(ei.value) is RemoteTaskError
+        assert calls == [], "a module's __getattr__ never runs for a name read from Redis"
+    finally:
+        del sys.modules[lazy.__name__]

@@ -13,7 +13,7 @@ import ferroq
 from ferroq import Client, Task
 from util import wait_until
 
-APP = '''
+APP = """
 import os
 from ferroq import App
 
@@ -23,7 +23,7 @@ app = App(os.environ["REDIS_URL"])
 @app.task(name="version")
 def version() -> int:
     return {version}
-'''
+"""
 
 
 def test_the_worker_restarts_on_a_code_change_and_stops_on_sigterm(

@@ -104,4 +104,42 @@ def test_eager_arguments_travel_through_the_codec() -> None:
 
     stamp = datetime(2026, 1, 1, 12, 0)
     with eager(app):
-        assert when.delay(stamp).get() == stamp.isoformat()
+        assert when.delay(stamp).get() == stamp, "and the result into the return annotation"
+
+
+def test_eager_settles_as_a_worker_would() -> None:
+    app = App("redis://127.0.0.1:1")
+
+    @app.task
+    def steps(n: int) -> int:
+        for i in range(n):
+            ferroq.current_task().report_progress({"done": i + 1})
+        return n
+
+    @app.task
+    def revoked() -> None:
+        raise ferroq.RevokeTask("no")
+
+    @app.task(ignore_result=True)
+    def fire() -> int:
+        return 1
+
+    @app.task
+    async def later() -> int:
+        return 1
+
+    with eager(app):
+        h = steps.delay(3)
+        assert h.get() == 3 and h.progress == {"done": 3}
+        with pytest.raises(ferroq.TaskNotFoundError):
+            revoked.delay().get()
+        assert revoked.delay().state == ferroq.TaskState("completed")
+        with pytest.raises(ferroq.ResultUnavailableError):
+            fire.delay().get()
+
+        async def inside() -> None:
+            with pytest.raises(ferroq.InvalidArgumentError, match="adelay"):
+                later.delay()
+            assert await (await later.adelay()) == 1
+
+        asyncio.run(inside())

@@ -26,7 +26,7 @@ def deliver(items: list[tuple[Any, bool, Any]]) -> None:
     for loop, batch in by_loop.items():
         # A loop that closed has nobody awaiting these any more.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, batch)
+            loop.call_soon_threadsafe(_settle, loop, batch, 0)
 
 
 SETTLE_CHUNK = 16
@@ -34,7 +34,9 @@ SETTLE_CHUNK = 16
 callbacks run between chunks instead of after a whole batch's coroutines (the loop's lag)."""
 
 
-def _settle(batch: list[tuple[asyncio.Future[Any], bool, Any]], start: int = 0) -> None:
+def _settle(
+    loop: asyncio.AbstractEventLoop, batch: list[tuple[asyncio.Future[Any], bool, Any]], start: int
+) -> None:
     end = start + SETTLE_CHUNK
     for fut, ok, value in batch[start:end]:
         if fut.done():
@@ -45,7 +47,7 @@ def _settle(batch: list[tuple[asyncio.Future[Any], bool, Any]], start: int = 0) 
             fut.set_exception(value)
     if end < len(batch):
         # call_soon from a callback runs in the next iteration, after this one's ready work.
-        fut.get_loop().call_soon(_settle, batch, end)
+        loop.call_soon(_settle, loop, batch, end)
 
 
 def submit(native: NativeClient, method: Any, *args: Any) -> asyncio.Future[Any]:

@@ -89,7 +89,8 @@ def exception_detail(exc: BaseException) -> bytes:
     if len(tb) > MAX_TRACEBACK:
         tb = "...\n" + tb[-MAX_TRACEBACK:]
     detail = {"type": type_name(exc), "message": message, "traceback": tb}
-    return json.dumps(detail, ensure_ascii=False).encode()
+    # A lone surrogate (from a bytes-decoding error message) must not lose the outcome.
+    return json.dumps(detail, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 class FailurePolicy:

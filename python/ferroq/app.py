@@ -344,7 +344,8 @@ class _TaskBase(Generic[P, R]):
     def _arguments(self, task: Task) -> tuple[list[Any], dict[str, Any]]:
         """The call ``task`` carries, decoded and converted to the parameters' annotations."""
         try:
-            codec = codec_for(task.headers, self.codec)
+            # The call's codec, as its content-type names it (JSON without one: the wire format).
+            codec = codec_for(task.headers, JSON)
             body = codec.decode(task.payload) if task.payload else {}
         except (msgspec.DecodeError, InvalidArgumentError) as e:
             raise self._malformed(task, f"its payload cannot be decoded: {e}") from None
@@ -402,8 +403,9 @@ class _TaskBase(Generic[P, R]):
         if self.ignore_result:
             return
         try:
-            task._result = self.codec.encode(value)
-        except (TypeError, msgspec.EncodeError) as e:
+            # In the call's codec, so that whoever made the call reads it back.
+            task._result = codec_for(task.headers, JSON).encode(value)
+        except (TypeError, msgspec.EncodeError, InvalidArgumentError) as e:
             task._retry_rule = RetryRule(False, None)
             raise TypeError(f"task {task.id} ({self.name}) returned a value the codec cannot "
                             f"encode: {e}") from None  # fmt: skip
@@ -714,9 +716,8 @@ def _call_options(call: Mapping[str, Any]) -> TaskOptions:
     if "eta" in call:
         opts["process_at"] = call["eta"]
     if "result_ttl" in call:
-        ttl = _seconds(call["result_ttl"])
-        if ttl > 0:
-            opts["retention"] = ttl
+        # Given as 0 it must say so: "not given" would keep the task's own result TTL.
+        opts["retention"] = call["result_ttl"]
     return TaskOptions(**opts)
 
 

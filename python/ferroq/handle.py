@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import inspect
 import json
 import sys
 from collections.abc import Generator
@@ -21,7 +22,7 @@ import msgspec
 
 from ferroq._aio import deliver, submit
 from ferroq._native import TaskInfo, TaskState
-from ferroq.codec import JSON, Codec
+from ferroq.codec import JSON, RAW, Codec, codec_for
 from ferroq.errors import (
     FerroqError,
     RemoteTaskError,
@@ -193,7 +194,9 @@ class TaskHandle(Generic[R]):
         data = info.result
         if data is None:
             return cast(R, None)
-        value = self._codec.decode(data)
+        # A result is in the codec its call's content-type names (JSON without one).
+        codec = self._codec if self._codec is RAW else codec_for(info.headers, JSON)
+        value = codec.decode(data)
         if self._result_type in _PLAIN:
             return cast(R, value)
         return cast(R, msgspec.convert(value, self._result_type, strict=False))
@@ -222,8 +225,13 @@ def _local_type(name: str) -> type[BaseException] | None:
         return None
     obj: object = mod
     for part in qual.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
+        # Static lookups only, and no private names: a module's __getattr__ (lazy imports) or a
+        # descriptor must not run for a name read from Redis.
+        if not part.isidentifier() or part.startswith("_"):
+            return None
+        try:
+            obj = inspect.getattr_static(obj, part)
+        except AttributeError:
             return None
     if isinstance(obj, type) and issubclass(obj, Exception):
         return obj
@@ -244,8 +252,8 @@ def remote_error(info: TaskInfo) -> RemoteTaskError:
             type_name = str(d.get("type") or "")
             message = str(d.get("message") or "")
             tb = str(d.get("traceback") or "")
-        except (ValueError, AttributeError):
-            pass  # written by someone else: the last error text is what there is
+        except Exception:  # written by someone else (or nested absurdly): use the error text
+            pass
     if not type_name:
         # asynq's error text: "Type: message" when a ferroq server wrote it, else free text.
         head, sep, rest = message.partition(": ")
@@ -274,7 +282,7 @@ def _remote_subclass(local: type[BaseException]) -> type[RemoteTaskError]:
                 {"__module__": __name__, "__str__": lambda self: self.message},
             ),
         )
-    except TypeError:  # incompatible layouts (some C types): the plain error will do
+    except Exception:  # incompatible layouts, a metaclass or __init_subclass__ that refuses
         cls = RemoteTaskError
     _REMOTE_TYPES[local] = cls
     return cls

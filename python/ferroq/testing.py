@@ -32,12 +32,21 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import msgspec
+
 from ferroq._native import QueueInfo, TaskInfo, TaskState
 from ferroq.app import App, _TaskBase
-from ferroq.errors import InvalidArgumentError, RemoteTaskError, RevokeTask
-from ferroq.handle import TaskHandle, _local_type, _remote_subclass
+from ferroq.errors import (
+    InvalidArgumentError,
+    RemoteTaskError,
+    ResultUnavailableError,
+    RevokeTask,
+    TaskNotFoundError,
+)
+from ferroq.handle import _PLAIN, TaskHandle, _local_type, _remote_subclass
 from ferroq.inspector import Inspector
 from ferroq.servemux import ServeMux
+from ferroq.task import _CURRENT, Task
 
 if TYPE_CHECKING:
     from ferroq._embedded import EmbeddedRedis
@@ -160,25 +169,42 @@ def _counts(insp: Inspector, queues: dict[str, int]) -> tuple[int, int]:
 class EagerHandle(TaskHandle[R]):
     """The handle of a call run eagerly: already settled, with no Redis behind it."""
 
-    __slots__ = ("_error", "_value")
+    __slots__ = ("_error", "_progress", "_value")
 
-    def __init__(self, name: str, queue: str, value: Any, error: BaseException | None) -> None:
-        super().__init__(cast(Any, None), queue, f"eager-{name}")
+    def __init__(
+        self,
+        task: _TaskBase[Any, R],
+        value: Any,
+        error: BaseException | None,
+        progress: list[Any],
+    ) -> None:
+        super().__init__(cast(Any, None), task.queue, f"eager-{task.name}")
         self._value = value
         self._error = error
+        self._progress = progress
 
     def info(self) -> TaskInfo:
         """Not available: an eager call writes nothing to Redis."""
         raise InvalidArgumentError("an eager call has no TaskInfo: it never reached Redis")
 
+    async def ainfo(self) -> TaskInfo:
+        """Not available (as ``info``)."""
+        return self.info()
+
     @property
     def state(self) -> TaskState:
         """``completed``, or ``archived`` when the call raised."""
-        return _ARCHIVED if self._error is not None else _COMPLETED
+        failed = self._error is not None and not isinstance(self._error, _NOT_FAILURES)
+        return _ARCHIVED if failed else _COMPLETED
 
     def ready(self) -> bool:
         """Always True."""
         return True
+
+    @property
+    def progress(self) -> Any:
+        """The last progress the call reported, or ``None``."""
+        return self._progress[-1] if self._progress else None
 
     @property
     def result(self) -> R | None:
@@ -194,6 +220,14 @@ class EagerHandle(TaskHandle[R]):
     async def wait(self, timeout: float | timedelta | None = None) -> R:
         """As ``get``."""
         return self.get()
+
+    def requeue(self) -> None:
+        """Not available: an eager call is never in a queue."""
+        raise InvalidArgumentError("an eager call cannot be requeued: it never reached Redis")
+
+
+# What get() raises without the call having failed: it was revoked, or keeps no result.
+_NOT_FAILURES = (TaskNotFoundError, ResultUnavailableError)
 
 
 def _as_remote(task_id: str, exc: BaseException) -> BaseException:
@@ -214,25 +248,39 @@ def _as_remote(task_id: str, exc: BaseException) -> BaseException:
     return err
 
 
-def _sent(task: _TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _sent(task: _TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Task:
     """The call as it would be enqueued: an argument the codec cannot encode fails here."""
-    from ferroq.task import Task
-
     msg = task._message(args, kwargs, None)
     received = Task(msg.type, msg._payload, headers=msg.headers)
     received.id = f"eager-{task.name}"
+    received._eager_progress = []
     return received
 
 
-def _settled(task: _TaskBase[Any, R], run: Callable[[], Any]) -> EagerHandle[R]:
+def _settle(task: _TaskBase[Any, R], received: Task, run: Callable[[], Any]) -> EagerHandle[R]:
+    """Runs the call as a worker would, and settles its handle as the worker's outcome would.
+
+    The arguments are decoded, ``current_task()`` is the call's task.
+    """
+    progress = received._eager_progress if received._eager_progress is not None else []
+    token = _CURRENT.set(received)
     try:
         out = run()
-        value = None if task.ignore_result else task.codec.decode(task.codec.encode(out))
-    except RevokeTask:
-        return EagerHandle(task.name, task.queue, None, None)
+        if task.ignore_result:
+            err: BaseException = ResultUnavailableError(f"{received.id} keeps no result")
+            return EagerHandle(task, None, err, progress)
+        value = task.codec.decode(task.codec.encode(out))
+        if task._result_type not in _PLAIN:
+            value = msgspec.convert(value, task._result_type, strict=False)
+    except RevokeTask as e:
+        return EagerHandle(
+            task, None, TaskNotFoundError(f"{received.id} was revoked: {e}"), progress
+        )
     except Exception as e:
-        return EagerHandle(task.name, task.queue, None, _as_remote(f"eager-{task.name}", e))
-    return EagerHandle(task.name, task.queue, value, None)
+        return EagerHandle(task, None, _as_remote(received.id or "", e), progress)
+    finally:
+        _CURRENT.reset(token)
+    return EagerHandle(task, value, None, progress)
 
 
 @contextlib.contextmanager
@@ -240,9 +288,11 @@ def eager(app: App) -> Iterator[App]:
     """Within the block, calls of ``app``'s task functions run at once, in the caller.
 
     ``delay``/``enqueue``/``apply_async`` (and their ``a``-prefixed asyncio forms) return an
-    ``EagerHandle`` already settled; arguments and results go through the codec and back, so
-    what could not travel to a worker fails here too. A call that raises settles as a failure
-    (``get`` raises what a worker's failure would), once: no retries, no Redis.
+    ``EagerHandle`` already settled; arguments and results go through the codec and back (and
+    the result into the return annotation), so what could not travel to a worker fails here
+    too. ``current_task()`` works, and its ``report_progress`` feeds ``handle.progress``. A call
+    that raises settles as a failure (``get`` raises what a worker's failure would), once: no
+    retries, no Redis.
     """
     saved = app._eager
     app._eager = True
@@ -257,29 +307,34 @@ def eager_call(
 ) -> EagerHandle[R]:
     """Runs one call eagerly (``App`` calls it in eager mode).
 
-    An async function runs in ``asyncio.run`` (inside a running loop, use the ``a``-prefixed
-    calls, which await it there).
+    An async function runs in ``asyncio.run``.
+
+    Raises:
+        TypeError: An argument the codec cannot encode (as a real call).
+        InvalidArgumentError: An async task function called from inside a running event loop
+            (use ``adelay``/``aenqueue``, which await it there).
     """
     received = _sent(task, args, kwargs)
+    if inspect.iscoroutinefunction(task.fn):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise InvalidArgumentError(
+                f"{task.name} is async: inside a running event loop, call it eagerly with "
+                "adelay/aenqueue"
+            )
 
     def run() -> Any:
         # Decoded as a worker decodes it: what would fail there fails the call here.
         a, kw = task._arguments(received)
         out = task.fn(*a, **kw)
         if inspect.isawaitable(out):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return asyncio.run(_coro(out))
-            close = getattr(out, "close", None)
-            if close is not None:
-                close()
-            raise InvalidArgumentError(
-                "an eager async task cannot run inside a running event loop: use adelay/aenqueue"
-            )
+            return asyncio.run(_coro(out))
         return out
 
-    return _settled(task, run)
+    return _settle(task, received, run)
 
 
 async def eager_acall(
@@ -287,15 +342,20 @@ async def eager_acall(
 ) -> EagerHandle[R]:
     """As ``eager_call``, awaiting an async task function in the running loop."""
     received = _sent(task, args, kwargs)
+    token = _CURRENT.set(received)
     try:
         a, kw = task._arguments(received)
         out = task.fn(*a, **kw)
         if inspect.isawaitable(out):
             out = await out
-    except Exception as e:
+    except BaseException as e:
+        if not isinstance(e, Exception):
+            raise
         err = e
-        return _settled(task, lambda: _raise(err))
-    return _settled(task, lambda: out)
+        return _settle(task, received, lambda: _raise(err))
+    finally:
+        _CURRENT.reset(token)
+    return _settle(task, received, lambda: out)
 
 
 def _raise(e: BaseException) -> Any:

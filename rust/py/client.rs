@@ -91,15 +91,18 @@ fn deliver_to(deliver: Py<PyAny>) -> Deliver<Py<PyAny>> {
     Box::new(move |batch: Vec<(Py<PyAny>, crate::error::Result<Reply>)>| {
         Python::attach(|py| {
             let items = PyList::empty(py);
-            let mut built: PyResult<()> = Ok(());
             for (ctx, reply) in batch {
-                let item: PyResult<(Py<PyAny>, bool, Py<PyAny>)> = match reply {
-                    Ok(r) => reply_value(py, r).map(|v| (ctx, true, v)),
-                    Err(e) => Ok((ctx, false, PyErr::from(e).into_value(py).into_any())),
+                // Each item settles on its own: a reply that cannot be converted fails its own
+                // future, not the batch's.
+                let (ok, value) = match reply.map_err(PyErr::from).and_then(|r| reply_value(py, r)) {
+                    Ok(v) => (true, v),
+                    Err(e) => (false, e.into_value(py).into_any()),
                 };
-                built = built.and_then(|()| items.append(item?));
+                if let Err(e) = items.append((ctx, ok, value)) {
+                    e.write_unraisable(py, None);
+                }
             }
-            if let Err(e) = built.and_then(|()| deliver.call1(py, (items,)).map(|_| ())) {
+            if let Err(e) = deliver.call1(py, (items,)) {
                 e.write_unraisable(py, None);
             }
         })
@@ -283,7 +286,16 @@ impl NativeClient {
         };
         waiter.unwatch(wid);
         match out? {
-            None => Ok(None),
+            // The waiter reads a task only once subscribed: a short timeout may end before that
+            // first read, so a task that had already ended is read here.
+            None => {
+                let info = py.detach(|| self.inner.task_info(queue, task_id, SystemTime::now()))?;
+                let ended = matches!(
+                    info.state,
+                    crate::info::TaskState::Completed | crate::info::TaskState::Archived
+                );
+                Ok(ended.then_some(PyTaskInfo { inner: info }))
+            }
             Some(end) => Ok(Some(PyTaskInfo { inner: end_result(queue, task_id, end)? })),
         }
     }

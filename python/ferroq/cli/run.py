@@ -229,7 +229,7 @@ def _worker(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"ferroq worker: {e}", file=sys.stderr)
         return 2
-    redis_url, namespace = args.redis, args.namespace
+    redis_url, namespace, tls_ca_file = args.redis, args.namespace, args.tls_ca_file
     queues = dict(args.queue) if args.queue else None
     if isinstance(handler, App):
         # An App brings its Redis, namespace and queues; the command line overrides them.
@@ -238,6 +238,7 @@ def _worker(args: argparse.Namespace) -> int:
         redis_url = redis_url or app.redis_url
         namespace = namespace or app.namespace
         queues = queues or app.queues
+        tls_ca_file = tls_ca_file or app.tls_ca_file
     if not callable(handler):
         print(f"ferroq worker: {args.app} is not an App, a ServeMux or a handler", file=sys.stderr)
         return 2
@@ -257,7 +258,7 @@ def _worker(args: argparse.Namespace) -> int:
         archive_max_size=args.archive_max_size,
         archive_max_age=args.archive_max_age,
         namespace=namespace,
-        tls_ca_file=args.tls_ca_file,
+        tls_ca_file=tls_ca_file,
     )
     logging.getLogger("ferroq").info(
         "worker %s serving %s with concurrency %d", server.server_id, server.config.queues,

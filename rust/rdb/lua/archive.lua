@@ -87,5 +87,5 @@ else
   redis.pcall("INCR", KEYS[7])
   redis.pcall("INCR", KEYS[8])
 end
-redis.call("PUBLISH", ARGV[11], "archived")
+redis.pcall("PUBLISH", ARGV[11], "archived")
 return 1

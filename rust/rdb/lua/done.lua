@@ -40,6 +40,6 @@ else
   redis.pcall("INCR", KEYS[5])
 end
 if ARGV[4] then
-  redis.call("PUBLISH", ARGV[4], "deleted")
+  redis.pcall("PUBLISH", ARGV[4], "deleted")
 end
 return 1

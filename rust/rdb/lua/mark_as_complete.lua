@@ -52,5 +52,5 @@ if tonumber(total) == tonumber(ARGV[5]) then
 else
   redis.pcall("INCR", KEYS[6])
 end
-redis.call("PUBLISH", ARGV[6], "completed")
+redis.pcall("PUBLISH", ARGV[6], "completed")
 return 1

@@ -184,3 +184,46 @@ def test_a_plain_task_handle_returns_the_bytes_written(
             return await ac.handle(info)
 
     assert run(main()) == b"zyx"
+
+
+def test_the_async_inspector_has_every_inspector_call_and_blocks_nothing(
+    redis_url: str, r: redis.Redis
+) -> None:
+    import inspect as pyinspect
+
+    sync_calls = {n for n, f in vars(ferroq.Inspector).items() if callable(f) and n[0] != "_"}
+    async_calls = {n for n, f in vars(ferroq.AsyncInspector).items() if callable(f) and n[0] != "_"}
+    assert sync_calls == async_calls
+    for name in async_calls:
+        assert pyinspect.iscoroutinefunction(getattr(ferroq.AsyncInspector, name)), name
+        want = pyinspect.signature(getattr(ferroq.Inspector, name)).parameters
+        assert pyinspect.signature(getattr(ferroq.AsyncInspector, name)).parameters == want, name
+
+    with ferroq.Client(redis_url) as c:
+        info = c.enqueue(Task("a:b", b"1"), queue="iq")
+
+    async def main() -> int:
+        async with ferroq.AsyncInspector(redis_url) as insp:
+            assert await insp.queues() == ["iq"]
+            assert (await insp.get_queue_info("iq")).pending == 1
+            assert [t.id for t in await insp.list_pending_tasks("iq")] == [info.id]
+            with pytest.raises(ferroq.TaskNotFoundError):
+                await insp.delete_task("iq", "nope")
+            with pytest.raises(ferroq.QueueNotFoundError):
+                await insp.get_queue_info("nope")
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            t = asyncio.create_task(ticker())
+            r.client_pause(500, all=False)
+            await insp.archive_all_pending_tasks("iq")  # a write: it waits out the pause
+            t.cancel()
+            return ticks
+
+    assert run(main()) >= 10, "the loop ran while the Inspector's write waited"  # type: ignore[operator]
+    assert r.zcard(qkey("iq", "archived")) == 1

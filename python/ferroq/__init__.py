@@ -57,6 +57,7 @@ from ferroq.errors import (
 )
 from ferroq.handle import TaskHandle
 from ferroq.inspector import (
+    AsyncInspector,
     DailyStats,
     GroupInfo,
     Inspector,
@@ -77,6 +78,7 @@ __all__ = [
     "App",
     "AsyncClient",
     "AsyncHandler",
+    "AsyncInspector",
     "AsyncTaskFunction",
     "BatchEnqueueError",
     "BoundTask",

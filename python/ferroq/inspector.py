@@ -18,8 +18,13 @@ archiving an archived one) ``InvalidArgumentError``; none of them changes anythi
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from ferroq import _options
 from ferroq._native import (
@@ -36,6 +41,7 @@ from ferroq._native import (
 )
 
 __all__ = [
+    "AsyncInspector",
     "DailyStats",
     "GroupInfo",
     "Inspector",
@@ -45,6 +51,8 @@ __all__ = [
     "ServerInfo",
     "WorkerInfo",
 ]
+
+_R = TypeVar("_R")
 
 #: asynq's default page size, as the core defines it.
 DEFAULT_PAGE_SIZE: int = NativeInspector.default_page_size
@@ -416,6 +424,276 @@ class Inspector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AsyncInspector:
+    """``Inspector`` for asyncio: every call awaited, none waiting on Redis in the event loop.
+
+    The calls run on the Inspector's own threads (two; the core releases the GIL while it waits
+    on Redis) and settle their futures in the loop, so an admin endpoint or a dashboard in an
+    asyncio app can inspect queues without stalling the loop. Arguments, results and errors are
+    ``Inspector``'s.
+
+    Args:
+        redis_url: As for ``Inspector``.
+        namespace: As for ``Inspector``.
+        tls_ca_file: As for ``Inspector``.
+        archive_max_size: As for ``Inspector``.
+        archive_max_age: As for ``Inspector``.
+
+    Example::
+
+        async with AsyncInspector("redis://127.0.0.1:6379") as insp:
+            info = await insp.get_queue_info("default")
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        namespace: str | None = None,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+        archive_max_size: int | None = None,
+        archive_max_age: float | timedelta | None = None,
+    ) -> None:
+        self._sync = Inspector(
+            redis_url, namespace=namespace, tls_ca_file=tls_ca_file,
+            archive_max_size=archive_max_size, archive_max_age=archive_max_age,
+        )  # fmt: skip
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferroq-inspector")
+
+    async def _run(self, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
+
+    async def queues(self) -> list[str]:
+        """``Inspector.queues``, awaited."""
+        return await self._run(self._sync.queues)
+
+    async def get_queue_info(self, queue: str, *, memory: bool = True) -> QueueInfo:
+        """``Inspector.get_queue_info``, awaited."""
+        return await self._run(self._sync.get_queue_info, queue, memory=memory)
+
+    async def get_queue_infos(
+        self, queues: list[str] | None = None, *, memory: bool = False
+    ) -> list[QueueInfo]:
+        """``Inspector.get_queue_infos``, awaited."""
+        return await self._run(self._sync.get_queue_infos, queues, memory=memory)
+
+    async def history(self, queue: str, days: int) -> list[DailyStats]:
+        """``Inspector.history``, awaited."""
+        return await self._run(self._sync.history, queue, days)
+
+    async def delete_queue(self, queue: str, force: bool = False) -> None:
+        """``Inspector.delete_queue``, awaited."""
+        return await self._run(self._sync.delete_queue, queue, force)
+
+    async def pause_queue(self, queue: str) -> None:
+        """``Inspector.pause_queue``, awaited."""
+        return await self._run(self._sync.pause_queue, queue)
+
+    async def unpause_queue(self, queue: str) -> None:
+        """``Inspector.unpause_queue``, awaited."""
+        return await self._run(self._sync.unpause_queue, queue)
+
+    async def groups(self, queue: str) -> list[GroupInfo]:
+        """``Inspector.groups``, awaited."""
+        return await self._run(self._sync.groups, queue)
+
+    async def get_task_info(self, queue: str, task_id: str) -> TaskInfo:
+        """``Inspector.get_task_info``, awaited."""
+        return await self._run(self._sync.get_task_info, queue, task_id)
+
+    async def list_tasks(
+        self,
+        queue: str,
+        state: TaskState | str,
+        *,
+        page: int | None = None,
+        page_size: int | None = None,
+        group: str | None = None,
+    ) -> list[TaskInfo]:
+        """``Inspector.list_tasks``, awaited."""
+        return await self._run(
+            self._sync.list_tasks, queue, state, page=page, page_size=page_size, group=group
+        )
+
+    async def list_pending_tasks(
+        self, queue: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_pending_tasks``, awaited."""
+        return await self._run(self._sync.list_pending_tasks, queue, page=page, page_size=page_size)
+
+    async def list_active_tasks(
+        self, queue: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_active_tasks``, awaited."""
+        return await self._run(self._sync.list_active_tasks, queue, page=page, page_size=page_size)
+
+    async def list_scheduled_tasks(
+        self, queue: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_scheduled_tasks``, awaited."""
+        return await self._run(
+            self._sync.list_scheduled_tasks, queue, page=page, page_size=page_size
+        )
+
+    async def list_retry_tasks(
+        self, queue: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_retry_tasks``, awaited."""
+        return await self._run(self._sync.list_retry_tasks, queue, page=page, page_size=page_size)
+
+    async def list_archived_tasks(
+        self, queue: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_archived_tasks``, awaited."""
+        return await self._run(
+            self._sync.list_archived_tasks, queue, page=page, page_size=page_size
+        )
+
+    async def list_completed_tasks(
+        self, queue: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_completed_tasks``, awaited."""
+        return await self._run(
+            self._sync.list_completed_tasks, queue, page=page, page_size=page_size
+        )
+
+    async def list_aggregating_tasks(
+        self, queue: str, group: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[TaskInfo]:
+        """``Inspector.list_aggregating_tasks``, awaited."""
+        return await self._run(
+            self._sync.list_aggregating_tasks, queue, group, page=page, page_size=page_size
+        )
+
+    async def run_task(self, queue: str, task_id: str) -> None:
+        """``Inspector.run_task``, awaited."""
+        return await self._run(self._sync.run_task, queue, task_id)
+
+    async def archive_task(self, queue: str, task_id: str) -> None:
+        """``Inspector.archive_task``, awaited."""
+        return await self._run(self._sync.archive_task, queue, task_id)
+
+    async def delete_task(self, queue: str, task_id: str) -> None:
+        """``Inspector.delete_task``, awaited."""
+        return await self._run(self._sync.delete_task, queue, task_id)
+
+    async def update_task_payload(self, queue: str, task_id: str, payload: bytes) -> TaskInfo:
+        """``Inspector.update_task_payload``, awaited."""
+        return await self._run(self._sync.update_task_payload, queue, task_id, payload)
+
+    async def cancel_processing(self, task_id: str) -> int:
+        """``Inspector.cancel_processing``, awaited."""
+        return await self._run(self._sync.cancel_processing, task_id)
+
+    async def run_all_scheduled_tasks(self, queue: str) -> int:
+        """``Inspector.run_all_scheduled_tasks``, awaited."""
+        return await self._run(self._sync.run_all_scheduled_tasks, queue)
+
+    async def run_all_retry_tasks(self, queue: str) -> int:
+        """``Inspector.run_all_retry_tasks``, awaited."""
+        return await self._run(self._sync.run_all_retry_tasks, queue)
+
+    async def run_all_archived_tasks(self, queue: str) -> int:
+        """``Inspector.run_all_archived_tasks``, awaited."""
+        return await self._run(self._sync.run_all_archived_tasks, queue)
+
+    async def run_all_aggregating_tasks(self, queue: str, group: str) -> int:
+        """``Inspector.run_all_aggregating_tasks``, awaited."""
+        return await self._run(self._sync.run_all_aggregating_tasks, queue, group)
+
+    async def archive_all_pending_tasks(self, queue: str) -> int:
+        """``Inspector.archive_all_pending_tasks``, awaited."""
+        return await self._run(self._sync.archive_all_pending_tasks, queue)
+
+    async def archive_all_scheduled_tasks(self, queue: str) -> int:
+        """``Inspector.archive_all_scheduled_tasks``, awaited."""
+        return await self._run(self._sync.archive_all_scheduled_tasks, queue)
+
+    async def archive_all_retry_tasks(self, queue: str) -> int:
+        """``Inspector.archive_all_retry_tasks``, awaited."""
+        return await self._run(self._sync.archive_all_retry_tasks, queue)
+
+    async def archive_all_aggregating_tasks(self, queue: str, group: str) -> int:
+        """``Inspector.archive_all_aggregating_tasks``, awaited."""
+        return await self._run(self._sync.archive_all_aggregating_tasks, queue, group)
+
+    async def delete_all_pending_tasks(self, queue: str) -> int:
+        """``Inspector.delete_all_pending_tasks``, awaited."""
+        return await self._run(self._sync.delete_all_pending_tasks, queue)
+
+    async def delete_all_scheduled_tasks(self, queue: str) -> int:
+        """``Inspector.delete_all_scheduled_tasks``, awaited."""
+        return await self._run(self._sync.delete_all_scheduled_tasks, queue)
+
+    async def delete_all_retry_tasks(self, queue: str) -> int:
+        """``Inspector.delete_all_retry_tasks``, awaited."""
+        return await self._run(self._sync.delete_all_retry_tasks, queue)
+
+    async def delete_all_archived_tasks(self, queue: str) -> int:
+        """``Inspector.delete_all_archived_tasks``, awaited."""
+        return await self._run(self._sync.delete_all_archived_tasks, queue)
+
+    async def delete_all_completed_tasks(self, queue: str) -> int:
+        """``Inspector.delete_all_completed_tasks``, awaited."""
+        return await self._run(self._sync.delete_all_completed_tasks, queue)
+
+    async def delete_all_aggregating_tasks(self, queue: str, group: str) -> int:
+        """``Inspector.delete_all_aggregating_tasks``, awaited."""
+        return await self._run(self._sync.delete_all_aggregating_tasks, queue, group)
+
+    async def run_all(self, queue: str, state: TaskState | str, *, group: str | None = None) -> int:
+        """``Inspector.run_all``, awaited."""
+        return await self._run(self._sync.run_all, queue, state, group=group)
+
+    async def archive_all(
+        self, queue: str, state: TaskState | str, *, group: str | None = None
+    ) -> int:
+        """``Inspector.archive_all``, awaited."""
+        return await self._run(self._sync.archive_all, queue, state, group=group)
+
+    async def delete_all(
+        self, queue: str, state: TaskState | str, *, group: str | None = None
+    ) -> int:
+        """``Inspector.delete_all``, awaited."""
+        return await self._run(self._sync.delete_all, queue, state, group=group)
+
+    async def servers(self) -> list[ServerInfo]:
+        """``Inspector.servers``, awaited."""
+        return await self._run(self._sync.servers)
+
+    async def scheduler_entries(self) -> list[SchedulerEntry]:
+        """``Inspector.scheduler_entries``, awaited."""
+        return await self._run(self._sync.scheduler_entries)
+
+    async def list_scheduler_enqueue_events(
+        self, entry_id: str, *, page: int | None = None, page_size: int | None = None
+    ) -> list[SchedulerEnqueueEvent]:
+        """``Inspector.list_scheduler_enqueue_events``, awaited."""
+        return await self._run(
+            self._sync.list_scheduler_enqueue_events, entry_id, page=page, page_size=page_size
+        )
+
+    async def redis_info(self) -> dict[str, str]:
+        """``Inspector.redis_info``, awaited."""
+        return await self._run(self._sync.redis_info)
+
+    async def ping(self) -> None:
+        """``Inspector.ping``, awaited."""
+        return await self._run(self._sync.ping)
+
+    async def close(self) -> None:
+        """Closes idle connections and stops the threads once their calls are done."""
+        self._sync.close()
+        self._threads.shutdown(wait=False)
+
+    async def __aenter__(self) -> AsyncInspector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 if Inspector.__doc__:

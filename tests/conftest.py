@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from asynqgo import GoAsynq, GoServer, build
-from ferroq import Client, Server
+from ferroq import App, Client, Server
 from ferroq._embedded import EmbeddedRedis, find_server_binary
 from util import FAST
 
@@ -79,6 +79,30 @@ def make_server(redis_url: str) -> Iterator[Callable[..., Server]]:
         return s
 
     yield make
+    for s in servers:
+        s.shutdown()
+
+
+@pytest.fixture
+def app(redis_url: str) -> Iterator[App]:
+    """An ``App`` on the test's Redis (task functions register on it per test)."""
+    a = App(redis_url)
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def serve(app: App) -> Iterator[Callable[..., Server]]:
+    """Starts workers for ``app`` (with the suite's short intervals); stops them at teardown."""
+    servers: list[Server] = []
+
+    def start(**kw: Any) -> Server:
+        s = app.server(**{**FAST, "concurrency": 4, **kw})
+        s.start(app.mux)
+        servers.append(s)
+        return s
+
+    yield start
     for s in servers:
         s.shutdown()
 

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,30 +32,7 @@ from ferroq import (
     Task,
     TaskNotFoundError,
 )
-from util import FAST, wait_until
-
-
-@pytest.fixture
-def app(redis_url: str) -> Iterator[App]:
-    a = App(redis_url)
-    yield a
-    a.close()
-
-
-@pytest.fixture
-def serve(app: App) -> Iterator[Callable[..., Server]]:
-    """Starts a worker for ``app`` (with the test suite's short intervals)."""
-    servers: list[Server] = []
-
-    def start(**kw: Any) -> Server:
-        s = app.server(**{**FAST, "concurrency": 4, **kw})
-        s.start(app.mux)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.shutdown()
+from util import wait_until
 
 
 def in_retry(h: ferroq.TaskHandle[Any]) -> ferroq.TaskInfo:
@@ -169,9 +146,9 @@ def test_a_failure_reraises_the_remote_exception_with_its_traceback(
     assert any("failed" in rec.message and h.id in rec.message for rec in caplog.records)
 
 
-def test_an_unknown_exception_type_is_a_plain_remote_error(
-    app: App, serve: Callable[..., Server], r: redis.Redis
-) -> None:
+def archived_value_error(app: App, serve: Callable[..., Server]) -> ferroq.TaskHandle[None]:
+    """A task that failed for good with ``ValueError("x")``, its handle."""
+
     @app.task(max_retry=0)
     def fail() -> None:
         raise ValueError("x")
@@ -180,6 +157,13 @@ def test_an_unknown_exception_type_is_a_plain_remote_error(
     h = fail.delay()
     with pytest.raises(ValueError):
         h.get(timeout=10)
+    return h
+
+
+def test_an_unknown_exception_type_is_a_plain_remote_error(
+    app: App, serve: Callable[..., Server], r: redis.Redis
+) -> None:
+    h = archived_value_error(app, serve)
     # A record naming a type this process does not have (nothing is imported to find it).
     detail = {"type": "nowhere.Boom", "message": "m", "traceback": "tb"}
     r.hset(task_key(h.id), "exception", json.dumps(detail))
@@ -389,8 +373,12 @@ def test_thousands_of_waiters_share_one_subscription(
     async def main() -> list[int]:
         handles = [echo.delay(i) for i in range(2000)]
         waits = [asyncio.ensure_future(h.wait(timeout=60)) for h in handles]
-        await asyncio.sleep(0.3)  # every waiter watches before any task runs
-        subscribers = [c for c in r.client_list() if int(c.get("sub", 0)) > 0]
+        # Every waiter watches before any task runs (the waiter subscribes as it gets to them).
+        for _ in range(1000):
+            subscribers = [c for c in r.client_list() if int(c.get("sub", 0)) > 0]
+            if subscribers and int(subscribers[0]["sub"]) == 2001:
+                break
+            await asyncio.sleep(0.01)
         assert len(subscribers) == 1, subscribers
         assert int(subscribers[0]["sub"]) == 2001, "one channel per task, and the wake channel"
         waiter.append(subscribers[0]["id"])
@@ -484,15 +472,7 @@ def test_a_remote_type_is_looked_up_statically(
     lazy.__getattr__ = module_getattr  # type: ignore[method-assign]
     sys.modules[lazy.__name__] = lazy
     try:
-
-        @app.task(max_retry=0)
-        def fail() -> None:
-            raise ValueError("x")
-
-        serve()
-        h = fail.delay()
-        with pytest.raises(ValueError):
-            h.get(timeout=10)
+        h = archived_value_error(app, serve)
         for name in ("Lazy", "_private", "os.system"):
             detail = {"type": f"{lazy.__name__}.{name}", "message": "m", "traceback": ""}
             r.hset(task_key(h.id), "exception", json.dumps(detail))

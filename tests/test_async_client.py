@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -12,7 +12,6 @@ import redis
 import ferroq
 from client_helpers import CLOSED_PORT_URL, qkey, stored
 from ferroq import App, AsyncClient, Server, Task
-from util import FAST
 
 
 def run(coro: object) -> object:
@@ -118,29 +117,7 @@ def test_an_unreachable_redis_is_a_typed_error() -> None:
     run(main())
 
 
-@pytest.fixture
-def app(redis_url: str) -> Iterator[App]:
-    a = App(redis_url)
-    yield a
-    a.close()
-
-
-@pytest.fixture
-def serve(app: App) -> Iterator[Callable[[], Server]]:
-    servers: list[Server] = []
-
-    def start() -> Server:
-        s = app.server(**FAST)
-        s.start(app.mux)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.shutdown()
-
-
-def test_task_functions_enqueued_from_asyncio(app: App, serve: Callable[[], Server]) -> None:
+def test_task_functions_enqueued_from_asyncio(app: App, serve: Callable[..., Server]) -> None:
     @app.task
     async def double(x: int) -> int:
         return 2 * x

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient", "Client"]
 
 
+def _native_client(
+    url: str | None, namespace: str | None, tls_ca_file: str | os.PathLike[str] | None
+) -> NativeClient:
+    return NativeClient(_options.redis_url(url), namespace, tls_ca=_options.read_ca(tls_ca_file))
+
+
 def _task(task: object) -> Task:
     if not isinstance(task, Task):
         raise TypeError(f"expected a Task, not {task.__class__.__name__}")
@@ -59,9 +65,7 @@ class Client:
         namespace: str | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._native = NativeClient(
-            _options.redis_url(redis_url), namespace, tls_ca=_options.read_ca(tls_ca_file)
-        )
+        self._native = _native_client(redis_url, namespace, tls_ca_file)
 
     def enqueue(
         self,
@@ -187,9 +191,7 @@ class AsyncClient:
         namespace: str | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._native = NativeClient(
-            _options.redis_url(redis_url), namespace, tls_ca=_options.read_ca(tls_ca_file)
-        )
+        self._native = _native_client(redis_url, namespace, tls_ca_file)
         self._native.start_io(deliver)
 
     async def enqueue(

@@ -289,7 +289,22 @@ impl Inner {
                 .filter_map(|ch| st.channels.get(ch).map(|w| (ch.clone(), w.queue.clone(), w.task.clone())))
                 .collect()
         };
-        for (ch, q, id) in targets {
+        // Many at once (a recheck, a reconnection): their states in one round trip first, and
+        // the full read only for those that ended.
+        let mut ended: Vec<bool> = vec![true; targets.len()];
+        if targets.len() > 1 {
+            let keys: Vec<(&str, &str)> =
+                targets.iter().map(|(_, q, id)| (q.as_str(), id.as_str())).collect();
+            match self.pool.with(|rdb| rdb.task_states(&keys)) {
+                Ok(states) => {
+                    for (e, st) in ended.iter_mut().zip(states) {
+                        *e = !matches!(st.as_deref(), Some(s) if s != "completed" && s != "archived");
+                    }
+                }
+                Err(e) => log::debug!("reading the states of watched tasks failed: {e}"),
+            }
+        }
+        for ((ch, q, id), _) in targets.into_iter().zip(ended).filter(|(_, e)| *e) {
             let read = self.pool.with(|rdb| rdb.task_info(&q, &id, SystemTime::now()));
             let end = match read {
                 Ok(info) if matches!(info.state, TaskState::Completed | TaskState::Archived) => {

@@ -482,3 +482,28 @@ def test_a_remote_type_is_looked_up_statically(
         assert calls == [], "a module's __getattr__ never runs for a name read from Redis"
     finally:
         del sys.modules[lazy.__name__]
+
+
+def test_an_end_that_announces_nothing_is_found_by_the_recheck(app: App, redis_url: str) -> None:
+    """An Inspector's delete publishes no notice: the waiter's recheck (every 5 s) finds it."""
+
+    @app.task
+    def never_served(i: int) -> int:
+        return i
+
+    handles = [never_served.delay(i) for i in range(3)]
+
+    async def main() -> list[object]:
+        waits = [asyncio.ensure_future(h.wait(timeout=30)) for h in handles]
+        await asyncio.sleep(0.2)
+        with ferroq.Inspector(redis_url) as insp:
+            insp.delete_task("default", handles[0].id)
+            insp.archive_task("default", handles[1].id)
+        _, pending = await asyncio.wait(waits[:2], timeout=20)
+        waits[2].cancel()
+        return [w.exception() for w in waits[:2]] + [len(pending)]
+
+    gone, archived, pending = asyncio.run(main())
+    assert isinstance(gone, TaskNotFoundError)
+    assert isinstance(archived, RemoteTaskError), "archived by hand: a failure with asynq's text"
+    assert pending == 0

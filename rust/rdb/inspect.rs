@@ -569,6 +569,23 @@ impl Rdb {
         Ok(names.into_iter().zip(sizes.iter()).map(|(group, s)| GroupInfo { group, size: num(s) }).collect())
     }
 
+    /// The `state` field of many tasks' hashes (`None` where the hash is gone), in one round
+    /// trip: what the result waiter rechecks.
+    pub fn task_states(&mut self, tasks: &[(&str, &str)]) -> Result<Vec<Option<String>>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = self.keys.clone();
+        let replies: Vec<Value> = self.run(|c| {
+            let mut pipe = redis::pipe();
+            for (q, id) in tasks {
+                pipe.hget(k.task(q, id), "state");
+            }
+            Ok(pipe.query(c)?)
+        })?;
+        Ok(replies.into_iter().map(string_of).collect())
+    }
+
     /// One task, in whatever state: [`Error::QueueNotFound`], [`Error::TaskNotFound`], or
     /// [`Error::Decode`] when its message cannot be read. One round trip.
     pub fn task_info(&mut self, q: &str, id: &str, now: SystemTime) -> Result<TaskInfo> {

@@ -167,6 +167,9 @@ pub(crate) struct Shared {
     failure_policy: parking_lot::RwLock<Option<Arc<dyn FailurePolicy>>>,
     /// Dropped last: the syncer and the heartbeat outlive the outcome writer.
     late_stop_tx: Mutex<Option<Sender<()>>>,
+    /// Connections for what handlers write while they run (results, progress): a task that
+    /// reports progress often must not open a connection each time.
+    handler_writes: crate::rdb::RdbPool,
     late_stop_rx: Receiver<()>,
 }
 
@@ -371,7 +374,9 @@ impl ServerCore {
         let (alarm_tx, alarm_rx) = bounded(1);
         let slots = Slots::new(cfg.concurrency);
         let started = clock.now();
+        let handler_writes = crate::rdb::RdbPool::new(conn.clone(), keys.clone(), 4);
         let shared = Shared {
+            handler_writes,
             cfg,
             id: Identity::current(),
             conn,
@@ -527,13 +532,13 @@ impl ServerCore {
     /// Stores a result for the running task `token`.
     pub fn write_result(&self, token: u64, data: &[u8]) -> Result<usize> {
         let (q, id) = self.running(token)?;
-        self.shared.rdb().write_result(&q, &id, data)
+        self.shared.handler_writes.with(|rdb| rdb.write_result(&q, &id, data))
     }
 
     /// Stores a running task's progress report (`Task.report_progress`).
     pub fn write_progress(&self, token: u64, data: &[u8]) -> Result<usize> {
         let (q, id) = self.running(token)?;
-        self.shared.rdb().write_progress(&q, &id, data)
+        self.shared.handler_writes.with(|rdb| rdb.write_progress(&q, &id, data))
     }
 
     /// Queue and ID of the task running under `token`.

@@ -75,7 +75,7 @@ bench-scrape: dev ## What a Prometheus scrape of 100 queues costs (with and with
 
 .PHONY: bench-codec
 bench-codec: dev ## Task-function codecs side by side: stdlib json, orjson, msgspec JSON and msgpack
-	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/codec.py --calls 50000 --rounds 5
 
 .PHONY: bench-asyncio
 bench-asyncio: dev ## Enqueueing from 50 coroutines: ferroq's AsyncClient beside arq, SAQ and taskiq (rate and loop lag)

@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 use crate::info::{TaskInfo, TaskState};
 use crate::rdb::{ConnConfig, Keys, Rdb, RdbPool};
 
+/// Watch ids, unique in the process: a waiter replaced by a client's close must not hand out an id
+/// a watch of the old one still holds (its unwatch would remove someone else's). 0 is never one.
+static NEXT_WATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// How often the tasks still watched are read again.
 pub const RECHECK: Duration = Duration::from_secs(5);
 /// How long the thread waits before reconnecting after its connection failed.
@@ -102,7 +106,6 @@ struct State {
     added: Vec<String>,
     /// Channels that may have no watch left (to unsubscribe).
     dropped: Vec<String>,
-    next_id: u64,
     started: bool,
     /// The thread blocks on its connection: a new watch must wake it.
     listening: bool,
@@ -188,8 +191,7 @@ impl Waiter {
                 sink.deliver(End::Closed);
                 return Ok(0);
             }
-            st.next_id += 1;
-            let wid = st.next_id;
+            let wid = NEXT_WATCH.fetch_add(1, Ordering::Relaxed);
             let w = st.channels.entry(ch.clone()).or_insert_with(|| Watched {
                 queue: q.to_string(),
                 task: id.to_string(),

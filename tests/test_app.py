@@ -484,7 +484,9 @@ def test_a_remote_type_is_looked_up_statically(
         del sys.modules[lazy.__name__]
 
 
-def test_an_end_that_announces_nothing_is_found_by_the_recheck(app: App, redis_url: str) -> None:
+def test_an_end_that_announces_nothing_is_found_by_the_recheck(
+    app: App, redis_url: str, r: redis.Redis
+) -> None:
     """An Inspector's delete publishes no notice: the waiter's recheck (every 5 s) finds it."""
 
     @app.task
@@ -495,7 +497,13 @@ def test_an_end_that_announces_nothing_is_found_by_the_recheck(app: App, redis_u
 
     async def main() -> list[object]:
         waits = [asyncio.ensure_future(h.wait(timeout=30)) for h in handles]
-        await asyncio.sleep(0.2)
+        # Deleted only once the waiter watches all three: the recheck, not the first read,
+        # must be what finds them.
+        for _ in range(1000):
+            if any(int(c["sub"]) == 4 for c in r.client_list()):
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
         with ferroq.Inspector(redis_url) as insp:
             insp.delete_task("default", handles[0].id)
             insp.archive_task("default", handles[1].id)
@@ -507,3 +515,33 @@ def test_an_end_that_announces_nothing_is_found_by_the_recheck(app: App, redis_u
     assert isinstance(gone, TaskNotFoundError)
     assert isinstance(archived, RemoteTaskError), "archived by hand: a failure with asynq's text"
     assert pending == 0
+
+
+class Outer:
+    class NestedError(Exception):
+        """A nested exception class: found by its module and qualified name."""
+
+
+def test_short_waits_and_nested_exception_types(app: App, serve: Callable[..., Server]) -> None:
+    @app.task
+    def ok() -> int:
+        return 1
+
+    @app.task(max_retry=0)
+    def nested() -> None:
+        raise Outer.NestedError("deep")
+
+    serve()
+    h = ok.delay()
+    assert h.get(timeout=10) == 1
+
+    async def short() -> int:
+        got: int = await h.wait(timeout=0.001)  # ended already: the last look finds it
+        return got
+
+    assert asyncio.run(short()) == 1
+    with pytest.raises(Outer.NestedError) as ei:
+        nested.delay().get(timeout=10)
+    err = ei.value
+    assert isinstance(err, RemoteTaskError) and err.type_name == f"{__name__}.Outer.NestedError"
+    assert str(err) == "deep"

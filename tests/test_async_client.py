@@ -92,7 +92,7 @@ def test_the_loop_runs_while_redis_is_paused(redis_url: str, r: redis.Redis) -> 
 
     waited, ticks = asyncio.run(main())
     assert waited >= 0.4, "the pause held the enqueue"
-    assert ticks >= 10, f"the loop ran only {ticks} ticks while the enqueue waited {waited:.2f}s"
+    assert ticks >= 5, f"the loop ran only {ticks} ticks while the enqueue waited {waited:.2f}s"
 
 
 def test_a_cancelled_call_leaves_the_client_working(redis_url: str) -> None:
@@ -202,5 +202,17 @@ def test_the_async_inspector_has_every_inspector_call_and_blocks_nothing(
             t.cancel()
             return ticks
 
-    assert run(main()) >= 10, "the loop ran while the Inspector's write waited"  # type: ignore[operator]
+    assert run(main()) >= 5, "the loop ran while the Inspector's write waited"  # type: ignore[operator]
     assert r.zcard(qkey("iq", "archived")) == 1
+
+
+def test_an_async_inspector_is_usable_after_close(redis_url: str) -> None:
+    async def main() -> list[str]:
+        insp = ferroq.AsyncInspector(redis_url)
+        await insp.ping()
+        await insp.close()
+        queues = await insp.queues()  # as an Inspector, it stays usable
+        await insp.close()
+        return queues
+
+    assert run(main()) == []

@@ -25,9 +25,11 @@ from ferroq._native import TaskInfo, TaskState
 from ferroq.codec import JSON, RAW, Codec, codec_for
 from ferroq.errors import (
     FerroqError,
+    QueueNotFoundError,
     RemoteTaskError,
     ResultTimeoutError,
     ResultUnavailableError,
+    TaskNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -170,12 +172,27 @@ class TaskHandle(Generic[R]):
         try:
             got = await asyncio.wait_for(fut, _timeout(timeout))
         except asyncio.TimeoutError:
-            raise ResultTimeoutError(f"task {self.id} did not end within {timeout} s") from None
+            got = await self._last_look(timeout)
         finally:
             self._native.unwatch(wid)
         if isinstance(got, FerroqError):
             raise got
         return self._outcome(got)
+
+    async def _last_look(self, timeout: float | timedelta | None) -> TaskInfo:
+        """After a wait ran out: the task if it had ended, else ``ResultTimeoutError``.
+
+        With a short timeout the waiter may not have read the task yet; ``get`` looks too.
+        """
+        try:
+            info = await self.ainfo()
+        except (TaskNotFoundError, QueueNotFoundError):
+            raise TaskNotFoundError(f"task {self.id} not found in queue {self.queue!r}") from None
+        except FerroqError:
+            info = None
+        if info is None or info.state not in (_COMPLETED, _ARCHIVED):
+            raise ResultTimeoutError(f"task {self.id} did not end within {timeout} s")
+        return info
 
     def __await__(self) -> Generator[Any, None, R]:
         return self.wait().__await__()
@@ -218,13 +235,24 @@ def _local_type(name: str) -> type[BaseException] | None:
 
     Nothing is imported: a type name read from Redis must not run code.
     """
-    module, _, qual = name.rpartition(".")
+    parts = name.split(".")
     # A bare name (asynq's error text carries no module) can only be a built-in.
-    mod = builtins if module in ("builtins", "") else sys.modules.get(module)
-    if mod is None or not qual:
+    if len(parts) == 1 or parts[0] == "builtins":
+        mod: object = builtins
+        qual = parts[1:] if parts[0] == "builtins" else parts
+    else:
+        # The longest prefix that is a loaded module: the rest is a (nested) qualified name.
+        for i in range(len(parts) - 1, 0, -1):
+            found = sys.modules.get(".".join(parts[:i]))
+            if found is not None:
+                mod, qual = found, parts[i:]
+                break
+        else:
+            return None
+    if not qual:
         return None
     obj: object = mod
-    for part in qual.split("."):
+    for part in qual:
         # Static lookups only, and no private names: a module's __getattr__ (lazy imports) or a
         # descriptor must not run for a name read from Redis.
         if not part.isidentifier() or part.startswith("_"):

@@ -460,10 +460,14 @@ class AsyncInspector:
             redis_url, namespace=namespace, tls_ca_file=tls_ca_file,
             archive_max_size=archive_max_size, archive_max_age=archive_max_age,
         )  # fmt: skip
-        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ferroq-inspector")
+        self._threads: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            2, thread_name_prefix="ferroq-inspector"
+        )
 
     async def _run(self, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
         loop = asyncio.get_running_loop()
+        if self._threads is None:  # closed, and used again (as an Inspector can be)
+            self._threads = ThreadPoolExecutor(2, thread_name_prefix="ferroq-inspector")
         return await loop.run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
 
     async def queues(self) -> list[str]:
@@ -685,9 +689,14 @@ class AsyncInspector:
         return await self._run(self._sync.ping)
 
     async def close(self) -> None:
-        """Closes idle connections and stops the threads once their calls are done."""
+        """Waits for the calls under way, then closes the threads and idle connections.
+
+        The AsyncInspector stays usable, as an ``Inspector`` does.
+        """
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
         self._sync.close()
-        self._threads.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncInspector:
         return self

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import inspect
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -177,8 +178,9 @@ class EagerHandle(TaskHandle[R]):
         value: Any,
         error: BaseException | None,
         progress: list[Any],
+        task_id: str,
     ) -> None:
-        super().__init__(cast(Any, None), task.queue, f"eager-{task.name}")
+        super().__init__(cast(Any, None), task.queue, task_id)
         self._value = value
         self._error = error
         self._progress = progress
@@ -193,9 +195,15 @@ class EagerHandle(TaskHandle[R]):
 
     @property
     def state(self) -> TaskState:
-        """``completed``, or ``archived`` when the call raised."""
-        failed = self._error is not None and not isinstance(self._error, _NOT_FAILURES)
-        return _ARCHIVED if failed else _COMPLETED
+        """``completed``, or ``archived`` when the call raised.
+
+        Raises:
+            TaskNotFoundError: The call was revoked, or keeps no result (its record would be
+                gone, as a worker leaves it).
+        """
+        if isinstance(self._error, _NOT_FAILURES):
+            raise TaskNotFoundError(f"{self.id} keeps no record (revoked, or no result kept)")
+        return _ARCHIVED if self._error is not None else _COMPLETED
 
     def ready(self) -> bool:
         """Always True."""
@@ -252,7 +260,7 @@ def _sent(task: _TaskBase[Any, Any], args: tuple[Any, ...], kwargs: dict[str, An
     """The call as it would be enqueued: an argument the codec cannot encode fails here."""
     msg = task._message(args, kwargs, None)
     received = Task(msg.type, msg._payload, headers=msg.headers)
-    received.id = f"eager-{task.name}"
+    received.id = f"eager-{uuid.uuid4()}"
     received._eager_progress = []
     return received
 
@@ -263,24 +271,23 @@ def _settle(task: _TaskBase[Any, R], received: Task, run: Callable[[], Any]) -> 
     The arguments are decoded, ``current_task()`` is the call's task.
     """
     progress = received._eager_progress if received._eager_progress is not None else []
+    tid = received.id or ""
     token = _CURRENT.set(received)
     try:
         out = run()
         if task.ignore_result:
-            err: BaseException = ResultUnavailableError(f"{received.id} keeps no result")
-            return EagerHandle(task, None, err, progress)
+            err: BaseException = ResultUnavailableError(f"{tid} keeps no result")
+            return EagerHandle(task, None, err, progress, tid)
         value = task.codec.decode(task.codec.encode(out))
         if task._result_type not in _PLAIN:
             value = msgspec.convert(value, task._result_type, strict=False)
     except RevokeTask as e:
-        return EagerHandle(
-            task, None, TaskNotFoundError(f"{received.id} was revoked: {e}"), progress
-        )
+        return EagerHandle(task, None, TaskNotFoundError(f"{tid} was revoked: {e}"), progress, tid)
     except Exception as e:
-        return EagerHandle(task, None, _as_remote(received.id or "", e), progress)
+        return EagerHandle(task, None, _as_remote(tid, e), progress, tid)
     finally:
         _CURRENT.reset(token)
-    return EagerHandle(task, value, None, progress)
+    return EagerHandle(task, value, None, progress, tid)
 
 
 @contextlib.contextmanager

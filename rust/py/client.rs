@@ -288,14 +288,21 @@ impl NativeClient {
         match out? {
             // The waiter reads a task only once subscribed: a short timeout may end before that
             // first read, so a task that had already ended is read here.
-            None => {
-                let info = py.detach(|| self.inner.task_info(queue, task_id, SystemTime::now()))?;
-                let ended = matches!(
-                    info.state,
-                    crate::info::TaskState::Completed | crate::info::TaskState::Archived
-                );
-                Ok(ended.then_some(PyTaskInfo { inner: info }))
-            }
+            None => match py.detach(|| self.inner.task_info(queue, task_id, SystemTime::now())) {
+                Ok(info) => {
+                    let ended = matches!(
+                        info.state,
+                        crate::info::TaskState::Completed | crate::info::TaskState::Archived
+                    );
+                    Ok(ended.then_some(PyTaskInfo { inner: info }))
+                }
+                // As the waiter reports it: no such task (whether or not its queue exists).
+                Err(Error::TaskNotFound { .. } | Error::QueueNotFound(_)) => {
+                    Err(Error::TaskNotFound { queue: queue.to_string(), id: task_id.to_string() }.into())
+                }
+                // The wait ran out; a failing last look does not change that.
+                Err(_) => Ok(None),
+            },
             Some(end) => Ok(Some(PyTaskInfo { inner: end_result(queue, task_id, end)? })),
         }
     }

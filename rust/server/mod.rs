@@ -374,7 +374,9 @@ impl ServerCore {
         let (alarm_tx, alarm_rx) = bounded(1);
         let slots = Slots::new(cfg.concurrency);
         let started = clock.now();
-        let handler_writes = crate::rdb::RdbPool::new(conn.clone(), keys.clone(), 4);
+        // Retrying: a pooled connection Redis closed (a restart, an idle timeout) is replaced
+        // on the next write instead of failing the handler; the writes are idempotent HSETs.
+        let handler_writes = crate::rdb::RdbPool::retrying(conn.clone(), keys.clone(), 4, None);
         let shared = Shared {
             handler_writes,
             cfg,

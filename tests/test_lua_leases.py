@@ -569,3 +569,32 @@ def test_write_result_writes_one_field_and_never_makes_a_stray_hash(r: redis.Red
     assert write(keys=[f"{Q}:t:a"], args=[b'{"done": 1}', "progress"]) == 11
     assert write(keys=[f"{Q}:t:a"], args=[b"ok", "result"]) == 2
     assert r.hmget(f"{Q}:t:a", "progress", "result") == [b'{"done": 1}', b"ok"]
+
+
+@pytest.mark.parametrize(
+    ("cap", "tied", "new", "kept"),
+    [
+        # At most cap - 1 = 2 kept: the two oldest go, and no more.
+        (3, False, "n", [b"o3", b"n"]),
+        # Older entries: the task just archived, the newest, is kept even by a cap of 1.
+        (1, False, "n", [b"n"]),
+        # A cap of 1 and the new task tied with the others (sorting first): nothing is kept.
+        (1, True, "a", []),
+    ],
+)
+def test_the_archive_trim_by_size_stops_at_the_cap(
+    r: redis.Redis, cap: int, tied: bool, new: str, kept: list[bytes]
+) -> None:
+    now = int(time.time())
+    for i, old in enumerate((b"o1", b"o2", b"o3"), 1):
+        r.zadd(f"{Q}:archived", {old: now if tied else now - 100 + i})
+        r.hset(f"{Q}:t:{old.decode()}", "msg", old)
+    running(r, new)
+    keys = [f"{Q}:t:{new}", f"{Q}:active", f"{Q}:lease", f"{Q}:archived", f"{Q}:processed:{DAY}",
+            f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]  # fmt: skip
+    args = [new, b"m", now, now - 86400, cap, now + 86400, MAX, f"{Q}:t:", MAX, "",
+            f"{Q}:done:{new}"]  # fmt: skip
+    assert script(r, "archive")(keys=keys, args=args) == 1
+    assert r.zrange(f"{Q}:archived", 0, -1) == kept
+    gone = {b"o1", b"o2", b"o3", new.encode()} - set(kept)
+    assert not any(r.exists(f"{Q}:t:{g.decode()}") for g in gone), "trimmed with their hashes"

@@ -17,6 +17,7 @@ the task's name, so a Go handler or client can serve or call the same task.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import logging
 import math
@@ -154,7 +155,7 @@ def _seconds(v: Duration) -> float:
     return v.total_seconds() if isinstance(v, timedelta) else float(v)
 
 
-class _TaskBase(Generic[P, R]):
+class _TaskBase(abc.ABC, Generic[P, R]):
     """What sync and async task functions share: the calls that enqueue, and the handler."""
 
     def __init__(
@@ -193,8 +194,8 @@ class _TaskBase(Generic[P, R]):
         )
         self._headers: dict[str, str] = {} if codec is JSON else {CONTENT_TYPE: codec.content_type}
         self._signature = inspect.signature(fn)
-        self._convert = _converters(fn, self._signature)
         hints = _hints(fn)
+        self._convert = _converters(hints, self._signature)
         self._result_type: Any = hints.get("return", Any)
         if inspect.iscoroutinefunction(fn):
             self._result_type = _awaited(self._result_type)
@@ -337,9 +338,9 @@ class _TaskBase(Generic[P, R]):
 
     # ---- running -------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def _run(self, task: Task) -> Awaitable[None] | None:
-        """The handler the App's mux routes this task's type to."""
-        raise NotImplementedError
+        """The handler the App's mux routes this task's type to (sync or async by subclass)."""
 
     def _arguments(self, task: Task) -> tuple[list[Any], dict[str, Any]]:
         """The call ``task`` carries, decoded and converted to the parameters' annotations."""
@@ -747,15 +748,12 @@ def _awaited(t: Any) -> Any:
     return t
 
 
-def _converters(
-    fn: Callable[..., Any], sig: inspect.Signature
-) -> list[tuple[int | None, str, Any]]:
+def _converters(hints: dict[str, Any], sig: inspect.Signature) -> list[tuple[int | None, str, Any]]:
     """The parameters whose values need converting from the codec's plain values.
 
     As (position, name, annotation): a datetime, a dataclass... need converting; plain types
     (int, str, list...) come out of the decoder as they are.
     """
-    hints = _hints(fn)
     out: list[tuple[int | None, str, Any]] = []
     for i, p in enumerate(sig.parameters.values()):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

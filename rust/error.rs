@@ -49,6 +49,9 @@ pub enum Error {
     /// A script returned a value outside its contract.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// Durable mode: the write is on the master, but too few replicas confirmed it in time.
+    #[error("{0}")]
+    NotReplicated(String),
     /// The server was shut down or never started.
     #[error("server is closed")]
     ServerClosed,
@@ -85,6 +88,7 @@ impl Error {
             Error::TaskNotFound { queue, id } => Error::TaskNotFound { queue: queue.clone(), id: id.clone() },
             Error::Protocol(s) => Error::Protocol(s.clone()),
             Error::ServerClosed => Error::ServerClosed,
+            Error::NotReplicated(s) => Error::NotReplicated(s.clone()),
             Error::Thread(s) => Error::Thread(s.clone()),
         }
     }

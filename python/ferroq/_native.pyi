@@ -32,6 +32,7 @@ __all__ = [
     "NativeInspector",
     "NativeQueueSelector",
     "NativeServer",
+    "NotReplicatedError",
     "Outcome",
     "QueueInfo",
     "QueueNotEmptyError",
@@ -73,6 +74,7 @@ DEFAULT_MAX_RETRY: Final[int]
 class FerroqError(Exception): ...
 class BrokerError(FerroqError): ...
 class BrokerConnectionError(BrokerError): ...
+class NotReplicatedError(BrokerError): ...
 class InvalidArgumentError(FerroqError): ...
 class CronSpecError(InvalidArgumentError): ...
 class MalformedMessageError(FerroqError): ...
@@ -400,7 +402,13 @@ def check_task(task_type: str, headers: Mapping[str, str] | None = None) -> dict
 @final
 class NativeClient:
     def __new__(
-        cls, url: str, namespace: str | None = None, max_idle: int = 8, tls_ca: bytes | None = None
+        cls,
+        url: str,
+        namespace: str | None = None,
+        max_idle: int = 8,
+        tls_ca: bytes | None = None,
+        wait_for_replicas: int | None = None,
+        replica_timeout: _Seconds | None = None,
     ) -> NativeClient: ...
     def enqueue(
         self,
@@ -485,6 +493,8 @@ class ServerConfig:
         lease_grace: _Seconds | None = None,
         archive_max_size: int | None = None,
         archive_max_age: _Seconds | None = None,
+        wait_for_replicas: int | None = None,
+        replica_timeout: _Seconds | None = None,
     ) -> ServerConfig: ...
     @property
     def concurrency(self) -> int: ...
@@ -518,6 +528,10 @@ class ServerConfig:
     def archive_max_size(self) -> int: ...
     @property
     def archive_max_age(self) -> float: ...
+    @property
+    def wait_for_replicas(self) -> int: ...
+    @property
+    def replica_timeout(self) -> float: ...
 
 @final
 class Lease:

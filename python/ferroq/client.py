@@ -14,6 +14,7 @@ from ferroq import _options
 from ferroq._aio import deliver
 from ferroq._aio import submit as _submit
 from ferroq._native import NativeClient, TaskOptions
+from ferroq._options import Duration
 from ferroq.codec import RAW
 from ferroq.errors import BatchEnqueueError, FerroqError
 from ferroq.handle import TaskHandle
@@ -29,9 +30,19 @@ __all__ = ["AsyncClient", "Client"]
 
 
 def _native_client(
-    url: str | None, namespace: str | None, tls_ca_file: str | os.PathLike[str] | None
+    url: str | None,
+    namespace: str | None,
+    tls_ca_file: str | os.PathLike[str] | None,
+    wait_for_replicas: int = 0,
+    replica_timeout: Duration = 1.0,
 ) -> NativeClient:
-    return NativeClient(_options.redis_url(url), namespace, tls_ca=_options.read_ca(tls_ca_file))
+    return NativeClient(
+        _options.redis_url(url),
+        namespace,
+        tls_ca=_options.read_ca(tls_ca_file),
+        wait_for_replicas=wait_for_replicas,
+        replica_timeout=replica_timeout,
+    )
 
 
 def _task(task: object) -> Task:
@@ -44,13 +55,21 @@ class Client:
     """Enqueues tasks; safe to share between threads (it pools its connections).
 
     Args:
-        redis_url: ``redis://[user:pass@]host:port/db``, ``rediss://`` for TLS or
-            ``unix:///path.sock``. Defaults to ``$REDIS_URL``, then ``redis://127.0.0.1:6379/0``.
+        redis_url: ``redis://[user:pass@]host:port/db``, ``rediss://`` for TLS,
+            ``unix:///path.sock``, ``redis+cluster://host:port[,host:port...]`` for a Redis
+            Cluster or ``redis+sentinel://host:port[,host:port...]/service_name[/db]`` for the
+            master Sentinel names (``rediss+`` for TLS). Defaults to ``$REDIS_URL``, then
+            ``redis://127.0.0.1:6379/0``.
         namespace: Key prefix; the default (asynq's, ``asynq``) shares queues with asynq.
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
+        wait_for_replicas: Durable mode: an enqueue returns only once this many replicas
+            confirm it (``WAIT``), so a failover cannot lose it; 0 (the default) is off.
+        replica_timeout: Seconds durable mode waits for the replicas (default 1) before it
+            raises ``NotReplicatedError`` (the task is then on the master only).
 
     Raises:
-        InvalidArgumentError: The URL cannot be parsed.
+        InvalidArgumentError: The URL cannot be parsed, or a durable-mode setting is out of
+            range (0 to 100 replicas, a timeout from 1 ms to 1 hour).
 
     Example::
 
@@ -64,8 +83,12 @@ class Client:
         *,
         namespace: str | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
+        wait_for_replicas: int = 0,
+        replica_timeout: Duration = 1.0,
     ) -> None:
-        self._native = _native_client(redis_url, namespace, tls_ca_file)
+        self._native = _native_client(
+            redis_url, namespace, tls_ca_file, wait_for_replicas, replica_timeout
+        )
 
     def enqueue(
         self,
@@ -177,6 +200,8 @@ class AsyncClient:
         redis_url: As for ``Client``.
         namespace: As for ``Client``.
         tls_ca_file: As for ``Client``.
+        wait_for_replicas: As for ``Client``.
+        replica_timeout: As for ``Client``.
 
     Example::
 
@@ -190,8 +215,12 @@ class AsyncClient:
         *,
         namespace: str | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
+        wait_for_replicas: int = 0,
+        replica_timeout: Duration = 1.0,
     ) -> None:
-        self._native = _native_client(redis_url, namespace, tls_ca_file)
+        self._native = _native_client(
+            redis_url, namespace, tls_ca_file, wait_for_replicas, replica_timeout
+        )
         self._native.start_io(deliver)
 
     async def enqueue(

@@ -6,7 +6,8 @@ in Rust and one raised in Python are the same class, and every ``__module__`` is
 
     FerroqError
     ├── BrokerError                 Redis failed or answered with an error
-    │   └── BrokerConnectionError   Redis could not be reached, or the connection dropped
+    │   ├── BrokerConnectionError   Redis could not be reached, or the connection dropped
+    │   └── NotReplicatedError      durable mode: too few replicas confirmed a write in time
     ├── InvalidArgumentError        a value the API does not accept
     │   └── CronSpecError           a cron spec that cannot be parsed (names field and column)
     ├── MalformedMessageError       bytes in Redis are not a valid task message
@@ -46,6 +47,7 @@ from ferroq._native import (
     HandlerNotFoundError,
     InvalidArgumentError,
     MalformedMessageError,
+    NotReplicatedError,
     QueueNotEmptyError,
     QueueNotFoundError,
     RevokeTask,
@@ -70,6 +72,7 @@ __all__ = [
     "InvalidArgumentError",
     "LeaseExpired",
     "MalformedMessageError",
+    "NotReplicatedError",
     "QueueNotEmptyError",
     "QueueNotFoundError",
     "RemoteTaskError",

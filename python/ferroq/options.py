@@ -82,6 +82,8 @@ class ServerSettings(TypedDict, total=False):
     lease_grace: Duration | None
     archive_max_size: int | None
     archive_max_age: Duration | None
+    wait_for_replicas: int | None
+    replica_timeout: Duration | None
 
 
 def layered(base: TaskOptions | None, over: Mapping[str, object]) -> TaskOptions | None:

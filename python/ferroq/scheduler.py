@@ -114,6 +114,9 @@ class Scheduler:
             scheduler ran (default: missed firings are skipped).
         namespace: Key prefix (default asynq's, ``asynq``).
         tls_ca_file: PEM CA for ``rediss://`` URLs.
+        wait_for_replicas: Durable mode: a firing counts as enqueued only once this many
+            replicas confirm it (see ``Client``); 0 (the default) is off.
+        replica_timeout: Seconds durable mode waits for the replicas (default 1).
 
     Example::
 
@@ -138,9 +141,15 @@ class Scheduler:
         catch_up: bool = False,
         namespace: str | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
+        wait_for_replicas: int = 0,
+        replica_timeout: Duration = 1.0,
     ) -> None:
         self._native = NativeClient(
-            _options.redis_url(redis_url), namespace, tls_ca=_options.read_ca(tls_ca_file)
+            _options.redis_url(redis_url),
+            namespace,
+            tls_ca=_options.read_ca(tls_ca_file),
+            wait_for_replicas=wait_for_replicas,
+            replica_timeout=replica_timeout,
         )
         self.tz = tz
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4()}"

@@ -84,6 +84,12 @@ class Server:
             another is archived (default {archive_max_size}; asynq hard-codes it).
         archive_max_age: Seconds an archived task is kept (default {archive_max_age} s, 90
             days; asynq hard-codes it).
+        wait_for_replicas: Durable mode: a lease and an outcome count as written only once
+            this many replicas confirm them (``WAIT``); default {wait_for_replicas} (off). An
+            unconfirmed lease leaves its tasks to the recoverer; an unconfirmed outcome is
+            written again by the syncer.
+        replica_timeout: Seconds durable mode waits for the replicas (default
+            {replica_timeout} s).
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
         config: A ``ServerConfig`` to use instead of the settings above.
 
@@ -237,6 +243,7 @@ def _document_defaults() -> None:
             "delayed_task_check_interval", "janitor_interval", "janitor_batch_size",
             "heartbeat_interval", "recoverer_interval", "syncer_interval", "cancel_grace",
             "lease_duration", "lease_grace", "archive_max_size", "archive_max_age",
+            "wait_for_replicas", "replica_timeout",
         )
     }  # fmt: skip
     values = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in values.items()}

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant, SystemTime};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::duration;
 use super::info::PyTaskInfo;
 use super::options::PyTaskOptions;
+use super::{duration, Seconds, StrictInt};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -137,9 +137,21 @@ fn options<'a>(o: Option<&'a Bound<'_, PyTaskOptions>>) -> &'a TaskOptions {
 #[pymethods]
 impl NativeClient {
     #[new]
-    #[pyo3(signature = (url, namespace = None, max_idle = 8, tls_ca = None))]
-    fn new(url: &str, namespace: Option<&str>, max_idle: usize, tls_ca: Option<Vec<u8>>) -> PyResult<Self> {
-        let cfg = ConnConfig::from_url_with_ca(url, tls_ca)?;
+    #[pyo3(signature = (url, namespace = None, max_idle = 8, tls_ca = None, wait_for_replicas = None, replica_timeout = None))]
+    fn new(
+        url: &str,
+        namespace: Option<&str>,
+        max_idle: usize,
+        tls_ca: Option<Vec<u8>>,
+        wait_for_replicas: Option<StrictInt<i64>>,
+        replica_timeout: Option<Seconds>,
+    ) -> PyResult<Self> {
+        let timeout = match replica_timeout {
+            Some(s) => duration("replica_timeout", s.0)?,
+            None => crate::rdb::REPLICA_TIMEOUT,
+        };
+        let durability = crate::rdb::Durability::new(wait_for_replicas.map_or(0, |n| n.0), timeout)?;
+        let cfg = ConnConfig::from_url_with_ca(url, tls_ca)?.with_durability(durability);
         let keys = Keys::new(namespace.unwrap_or(DEFAULT_NAMESPACE));
         Ok(Self { inner: Arc::new(Client::new(cfg, keys, max_idle)?), io: Mutex::new(None) })
     }

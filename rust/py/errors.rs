@@ -15,6 +15,12 @@ create_exception!(
     BrokerError,
     "Redis could not be reached (refused, timed out, TLS failure)."
 );
+create_exception!(
+    ferroq.errors,
+    NotReplicatedError,
+    BrokerError,
+    "Durable mode: the write is on the master, but fewer replicas than asked confirmed it in time."
+);
 create_exception!(ferroq.errors, InvalidArgumentError, FerroqError, "A value the API does not accept.");
 create_exception!(
     ferroq.errors,
@@ -80,6 +86,7 @@ impl From<Error> for PyErr {
             _ if e.is_connection_error() => BrokerConnectionError::new_err(text),
             Error::Connection(_) => BrokerConnectionError::new_err(text),
             Error::Redis(_) | Error::Broker(_) | Error::Protocol(_) => BrokerError::new_err(text),
+            Error::NotReplicated(_) => NotReplicatedError::new_err(text),
             Error::Thread(_) => FerroqError::new_err(text),
             Error::Decode(_) => MalformedMessageError::new_err(text),
             Error::InvalidArgument(_) => InvalidArgumentError::new_err(text),
@@ -99,6 +106,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FerroqError", py.get_type::<FerroqError>())?;
     m.add("BrokerError", py.get_type::<BrokerError>())?;
     m.add("BrokerConnectionError", py.get_type::<BrokerConnectionError>())?;
+    m.add("NotReplicatedError", py.get_type::<NotReplicatedError>())?;
     m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
     m.add("MalformedMessageError", py.get_type::<MalformedMessageError>())?;
     m.add("DuplicateTaskError", py.get_type::<DuplicateTaskError>())?;

@@ -59,7 +59,8 @@ impl PyServerConfig {
         delayed_task_check_interval = None, janitor_interval = None, janitor_batch_size = None,
         heartbeat_interval = None, recoverer_interval = None, syncer_interval = None,
         shutdown_timeout = None, cancel_grace = None, lease_duration = None, lease_grace = None,
-        archive_max_size = None, archive_max_age = None,
+        archive_max_size = None, archive_max_age = None, wait_for_replicas = None,
+        replica_timeout = None,
     ))]
     fn new(
         concurrency: Option<StrictInt<i64>>,
@@ -78,6 +79,8 @@ impl PyServerConfig {
         lease_grace: Option<Seconds>,
         archive_max_size: Option<StrictInt<i64>>,
         archive_max_age: Option<Seconds>,
+        wait_for_replicas: Option<StrictInt<i64>>,
+        replica_timeout: Option<Seconds>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let batch = match janitor_batch_size {
@@ -112,6 +115,15 @@ impl PyServerConfig {
             lease_grace: secs_or(lease_grace, "lease_grace", d.lease_grace)?,
             archive_max_size: archive_max_size.map_or(d.archive_max_size, |StrictInt(n)| n),
             archive_max_age: secs_or(archive_max_age, "archive_max_age", d.archive_max_age)?,
+            wait_for_replicas: match wait_for_replicas {
+                None => d.wait_for_replicas,
+                Some(StrictInt(n)) => u32::try_from(n).map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "wait_for_replicas must be between 0 (off) and 100, got {n}"
+                    ))
+                })?,
+            },
+            replica_timeout: secs_or(replica_timeout, "replica_timeout", d.replica_timeout)?,
         }
         .validated()?;
         Ok(Self { inner })
@@ -215,6 +227,18 @@ impl PyServerConfig {
     #[getter]
     fn archive_max_age(&self) -> f64 {
         self.inner.archive_max_age.as_secs_f64()
+    }
+
+    /// Replicas that must confirm each lease and outcome (durable mode; 0: off).
+    #[getter]
+    fn wait_for_replicas(&self) -> u32 {
+        self.inner.wait_for_replicas
+    }
+
+    /// Seconds durable mode waits for the replicas.
+    #[getter]
+    fn replica_timeout(&self) -> f64 {
+        self.inner.replica_timeout.as_secs_f64()
     }
 
     fn __repr__(&self) -> String {

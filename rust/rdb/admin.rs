@@ -477,14 +477,11 @@ impl Rdb {
         let mut cursor: u64 = 0;
         loop {
             // Keys as bytes: one that is not UTF-8 must not stop the deletion half-way.
+            // On a cluster, the SCAN goes to the node serving the queue's slot.
             let (next, found): (u64, Vec<Vec<u8>>) = self.run(|c| {
-                Ok(redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)?)
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+                Ok(c.query_at_slot_of(&scan, &k.queue_prefix(q))?)
             })?;
             let mut plain: Vec<Vec<u8>> = Vec::new();
             let mut hashes: Vec<Vec<u8>> = Vec::new();

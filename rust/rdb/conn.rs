@@ -1,21 +1,53 @@
-//! Connections from a URL (`redis://`, `rediss://`, `unix://`, with username, password and db),
-//! reconnected with capped exponential backoff. TCP and Unix sockets use [`SpinConnection`]; TLS
-//! and Pub/Sub use redis-rs's connection.
+//! Connections from a URL (`redis://`, `rediss://`, `unix://`, with username, password and db;
+//! `redis+cluster://` and `redis+sentinel://`, see [`target`](super::target)), reconnected with
+//! capped exponential backoff. TCP and Unix sockets to one server use [`SpinConnection`]; TLS and
+//! Pub/Sub use redis-rs's connection, a Redis Cluster redis-rs's cluster connection, and Sentinel
+//! redis-rs's master lookup (asked again at every reconnection, so a failover is followed).
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Connection, ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
+use super::cluster;
 use super::spin::SpinConnection;
+use super::target::{self, Target};
 use crate::error::{Error, Result};
 
-/// A command connection: ours where we can poll the socket, redis-rs's for TLS.
+/// A command connection: ours where we can poll the socket, redis-rs's for TLS and clusters.
 pub enum Link {
     /// TCP or Unix socket.
     Spin(SpinConnection),
     /// TLS.
     Std(Connection),
+    /// A Redis Cluster (pipelines are sent a command at a time by [`cluster`]).
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Link {
+    /// Runs `cmd` on the node that owns `key`'s slot (for commands that name no key of their own,
+    /// such as a `SCAN` of one queue's keys); on one server, just runs it.
+    pub fn query_at_slot_of<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        key: &str,
+    ) -> RedisResult<T> {
+        match self {
+            Link::Cluster(c) => {
+                let route = Route::new(cluster::key_slot(key.as_bytes()), SlotAddr::Master);
+                let v = c.route_command(
+                    cmd,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                )?;
+                redis::from_redis_value(v).map_err(Into::into)
+            }
+            other => cmd.query(other),
+        }
+    }
 }
 
 impl ConnectionLike for Link {
@@ -23,6 +55,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.req_packed_command(cmd),
             Link::Std(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -30,6 +63,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.req_packed_commands(cmd, offset, count),
             Link::Std(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => cluster::req_packed_commands(c, cmd, offset, count),
         }
     }
 
@@ -37,6 +71,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.get_db(),
             Link::Std(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
         }
     }
 
@@ -44,6 +79,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.check_connection(),
             Link::Std(c) => c.check_connection(),
+            Link::Cluster(c) => c.check_connection(),
         }
     }
 
@@ -51,6 +87,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.is_open(),
             Link::Std(c) => c.is_open(),
+            Link::Cluster(c) => c.is_open(),
         }
     }
 }
@@ -64,19 +101,57 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 static TLS_PROVIDER: Once = Once::new();
 
+/// Where connections go.
+#[derive(Clone)]
+enum Topology {
+    Single(redis::Client),
+    /// The cluster, and a client per seed node for Pub/Sub (which any node serves: a `PUBLISH`
+    /// reaches every node of a cluster).
+    Cluster {
+        client: ClusterClient,
+        seeds: Vec<redis::Client>,
+    },
+    Sentinel(Arc<SentinelTarget>),
+}
+
+/// A service monitored by Sentinel; the lookup keeps its connections to the sentinels.
+struct SentinelTarget {
+    sentinel: Mutex<Sentinel>,
+    service: String,
+    node: SentinelNodeConnectionInfo,
+}
+
+impl SentinelTarget {
+    /// A client for the master Sentinel names now (redis-rs checks it calls itself master).
+    fn master(&self) -> RedisResult<redis::Client> {
+        self.sentinel.lock().master_for(&self.service, Some(&self.node))
+    }
+}
+
 /// Validated connection settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ConnConfig {
-    client: redis::Client,
-    /// `host:port` or the socket path, for error messages.
+    topology: Topology,
+    /// `host:port`, the socket path, or the nodes of a cluster or sentinels of a service, for
+    /// error messages.
     addr: String,
     /// How long [`Conn::get`] keeps retrying before it reports the failure.
     pub reconnect_budget: Duration,
+    /// Durable mode for the writes made through these settings (see [`super::Durability`]).
+    pub durability: Option<super::Durability>,
+}
+
+impl std::fmt::Debug for ConnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnConfig").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl ConnConfig {
-    /// Parses a Redis URL. Accepts `redis://[user:pass@]host[:port][/db]`, `rediss://` for TLS
-    /// and `unix:///path/to.sock[?db=N]`.
+    /// Parses a Redis URL. Accepts `redis://[user:pass@]host[:port][/db]`, `rediss://` for TLS,
+    /// `unix:///path/to.sock[?db=N]`, `redis+cluster://[user:pass@]host:port[,host:port...]` and
+    /// `redis+sentinel://[user:pass@]host:port[,host:port...]/service_name[/db]` (`rediss+` for
+    /// TLS).
     pub fn from_url(url: &str) -> Result<Self> {
         Self::from_url_with_ca(url, None)
     }
@@ -84,9 +159,15 @@ impl ConnConfig {
     /// As [`ConnConfig::from_url`], trusting the PEM certificate(s) `ca_pem` instead of the
     /// system's roots for `rediss://` (a private CA, a self-signed server).
     pub fn from_url_with_ca(url: &str, ca_pem: Option<Vec<u8>>) -> Result<Self> {
-        let tls = url.starts_with("rediss://");
+        let target = target::parse(url)?;
+        let tls = url.starts_with("rediss");
         if ca_pem.is_some() && !tls {
             return Err(Error::InvalidArgument("a TLS CA certificate needs a rediss:// URL".into()));
+        }
+        if ca_pem.is_some() && matches!(target, Target::Sentinel { .. }) {
+            return Err(Error::InvalidArgument(
+                "a TLS CA file is not supported with Sentinel yet: trust the CA system-wide".into(),
+            ));
         }
         if let Some(pem) = &ca_pem {
             if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
@@ -99,19 +180,75 @@ impl ConnConfig {
                 let _ = rustls::crypto::ring::default_provider().install_default();
             });
         }
-        let info = url
-            .into_connection_info()
-            .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
-        let client = match ca_pem {
-            Some(pem) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates { client_tls: None, root_cert: Some(pem) },
-            ),
-            None => redis::Client::open(info),
-        }
-        .map_err(|e| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}")))?;
-        let addr = client.get_connection_info().addr().to_string();
-        Ok(Self { client, addr, reconnect_budget: Duration::from_secs(5) })
+        let invalid =
+            |e: redis::RedisError| Error::InvalidArgument(format!("invalid redis URL {url:?}: {e}"));
+        let open = |u: &str| -> Result<redis::Client> {
+            let info = u.into_connection_info().map_err(invalid)?;
+            match &ca_pem {
+                Some(pem) => redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+                ),
+                None => redis::Client::open(info),
+            }
+            .map_err(invalid)
+        };
+        let (topology, addr) = match target {
+            Target::Single(u) => {
+                let client = open(&u)?;
+                let addr = client.get_connection_info().addr().to_string();
+                (Topology::Single(client), addr)
+            }
+            Target::Cluster { nodes } => {
+                let seeds = nodes.iter().map(|n| open(n)).collect::<Result<Vec<_>>>()?;
+                let mut b = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(IO_TIMEOUT);
+                if let Some(pem) = &ca_pem {
+                    b = b.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
+                }
+                let client = b.build().map_err(invalid)?;
+                let addr = format!(
+                    "cluster {}",
+                    seeds
+                        .iter()
+                        .map(|s| s.get_connection_info().addr().to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                (Topology::Cluster { client, seeds }, addr)
+            }
+            Target::Sentinel { sentinels, service, node } => {
+                let settings = node.into_connection_info().map_err(invalid)?;
+                let mut info = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(settings.redis_settings().clone());
+                if tls {
+                    info = info.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let addr = format!("sentinel service {service:?} at {}", sentinels.join(","));
+                let sentinel = Sentinel::build(sentinels).map_err(invalid)?;
+                let t = SentinelTarget { sentinel: Mutex::new(sentinel), service, node: info };
+                (Topology::Sentinel(Arc::new(t)), addr)
+            }
+        };
+        Ok(Self { topology, addr, reconnect_budget: Duration::from_secs(5), durability: None })
+    }
+
+    /// As these settings, in durable mode (`None`: off).
+    pub fn with_durability(mut self, durability: Option<super::Durability>) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Whether this is a Redis Cluster: calls must then keep to one slot each.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.topology, Topology::Cluster { .. })
+    }
+
+    /// Whether the master is found through Sentinel (a connection that finds its server demoted
+    /// to a replica is dropped, and the next one asks the sentinels again).
+    pub fn follows_master(&self) -> bool {
+        matches!(self.topology, Topology::Sentinel(_))
     }
 
     /// `host:port` (or the socket path) of the server.
@@ -151,12 +288,15 @@ impl Conn {
     }
 
     fn connect(&self) -> Result<Link> {
-        self.with_backoff(|| {
-            let info = self.cfg.client.get_connection_info();
-            match SpinConnection::connect(info, CONNECT_TIMEOUT, IO_TIMEOUT)? {
-                Some(c) => Ok(Link::Spin(c)),
-                None => self.try_connect().map(Link::Std),
+        self.with_backoff(|| match &self.cfg.topology {
+            Topology::Single(client) => single(client),
+            Topology::Cluster { client, .. } => {
+                let c = client.get_connection()?;
+                c.set_read_timeout(Some(IO_TIMEOUT))?;
+                c.set_write_timeout(Some(IO_TIMEOUT))?;
+                Ok(Link::Cluster(Box::new(c)))
             }
+            Topology::Sentinel(t) => single(&t.master()?),
         })
     }
 
@@ -180,24 +320,43 @@ impl Conn {
         }
     }
 
+    /// A plain connection for Pub/Sub: to the server, the master, or the first seed node of a
+    /// cluster that answers.
     fn try_connect(&self) -> redis::RedisResult<Connection> {
-        let c = self.cfg.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        c.set_read_timeout(Some(IO_TIMEOUT))?;
-        c.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(c)
+        match &self.cfg.topology {
+            Topology::Single(client) => std_connection(client),
+            Topology::Sentinel(t) => std_connection(&t.master()?),
+            Topology::Cluster { seeds, .. } => {
+                let mut last = None;
+                for s in seeds {
+                    match std_connection(s) {
+                        Ok(c) => return Ok(c),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last
+                    .unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "no seed nodes"))))
+            }
+        }
     }
 
     /// Runs `f` on the connection; a transport failure drops the connection so the next call
     /// reconnects, and is reported as [`Error::Connection`] naming the server.
     pub fn run<T>(&mut self, f: impl FnOnce(&mut Link) -> Result<T>) -> Result<T> {
+        let follows_master = self.cfg.follows_master();
         let conn = self.get()?;
         let out = f(conn);
-        // A protocol error leaves the stream out of step with the replies: never reuse it.
-        let broken = !conn.is_open() || out.as_ref().is_err_and(|e| e.is_connection_error());
+        // A protocol error leaves the stream out of step with the replies: never reuse it. A
+        // server Sentinel demoted answers READONLY: the master is elsewhere now.
+        let demoted = follows_master && out.as_ref().is_err_and(is_readonly);
+        let broken = !conn.is_open() || demoted || out.as_ref().is_err_and(|e| e.is_connection_error());
         if broken {
             self.conn = None;
         }
         out.map_err(|e| match e {
+            Error::Redis(r) if demoted => {
+                Error::Connection(format!("redis at {} is no longer the master: {r}", self.cfg.addr))
+            }
             Error::Redis(r) if crate::error::is_transport(&r) => {
                 Error::Connection(format!("connection to redis at {} lost: {r}", self.cfg.addr))
             }
@@ -221,6 +380,25 @@ impl Conn {
     }
 }
 
+/// A command connection to one server: ours for TCP and Unix sockets, redis-rs's for TLS.
+fn single(client: &redis::Client) -> RedisResult<Link> {
+    match SpinConnection::connect(client.get_connection_info(), CONNECT_TIMEOUT, IO_TIMEOUT)? {
+        Some(c) => Ok(Link::Spin(c)),
+        None => std_connection(client).map(Link::Std),
+    }
+}
+
+fn std_connection(client: &redis::Client) -> RedisResult<Connection> {
+    let c = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    c.set_read_timeout(Some(IO_TIMEOUT))?;
+    c.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(c)
+}
+
+fn is_readonly(e: &Error) -> bool {
+    matches!(e, Error::Redis(r) if r.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +409,18 @@ mod tests {
         assert!(ConnConfig::from_url("redis://user:secret@127.0.0.1:6379/3").is_ok());
         assert!(ConnConfig::from_url("unix:///tmp/redis.sock").is_ok());
         assert!(ConnConfig::from_url("rediss://127.0.0.1:6380").is_ok());
+        let cluster = ConnConfig::from_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").expect("valid");
+        assert!(cluster.is_cluster() && !cluster.follows_master());
+        assert_eq!(cluster.addr(), "cluster 127.0.0.1:7000,127.0.0.1:7001");
+        let sentinel = ConnConfig::from_url("redis+sentinel://127.0.0.1:26379/mymaster/1").expect("valid");
+        assert!(sentinel.follows_master() && !sentinel.is_cluster());
+        assert!(matches!(
+            ConnConfig::from_url_with_ca(
+                "rediss+sentinel://127.0.0.1:26379/m",
+                Some(b"-----BEGIN CERTIFICATE-----".to_vec())
+            ),
+            Err(Error::InvalidArgument(_))
+        ));
         assert!(matches!(ConnConfig::from_url("http://x"), Err(Error::InvalidArgument(_))));
         assert!(matches!(ConnConfig::from_url("not a url"), Err(Error::InvalidArgument(_))));
         let pem = b"not a certificate".to_vec();

@@ -763,7 +763,12 @@ impl Rdb {
             if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            Ok(redis::cmd("MGET").arg(&keys).query(c)?)
+            // GETs, not one MGET: each server's key is in its own Redis Cluster slot.
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.get(k);
+            }
+            Ok(pipe.query(c)?)
         })?;
         let mut infos: Vec<ServerInfo> =
             blobs.into_iter().flatten().filter_map(|b| decode_server_info(&b).ok()).collect();

@@ -8,6 +8,7 @@
 //! script calls and [`pool`](self::pool) shares connections between threads.
 
 pub mod admin;
+pub mod cluster;
 pub mod conn;
 pub mod enqueue;
 pub mod inspect;
@@ -18,6 +19,7 @@ pub mod process;
 pub mod scheduler;
 pub mod scripts;
 pub mod spin;
+pub mod target;
 
 use std::time::Duration;
 
@@ -47,6 +49,36 @@ pub struct ArchiveLimits {
     pub max_size: i64,
     /// Archived tasks older than this are deleted.
     pub max_age: Duration,
+}
+
+/// Durable mode: a write counts as done only once `WAIT` says `replicas` replicas have it.
+/// Redis replicates asynchronously, so without it an acknowledged write can vanish when a master
+/// fails before its replicas received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    /// How many replicas must confirm each write (at least 1).
+    pub replicas: u32,
+    /// How long to wait for them before the write is reported unconfirmed.
+    pub timeout: Duration,
+}
+
+/// Replicas waited for when no timeout is given.
+pub const REPLICA_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Durability {
+    /// Durable mode for `replicas` replicas (0: off), checking the settings: at most 100
+    /// replicas, a timeout from 1 ms to 1 hour.
+    pub fn new(replicas: i64, timeout: Duration) -> Result<Option<Self>> {
+        if !(0..=100).contains(&replicas) {
+            return Err(Error::InvalidArgument(format!(
+                "wait_for_replicas must be between 0 (off) and 100, got {replicas}"
+            )));
+        }
+        if timeout < Duration::from_millis(1) || timeout > Duration::from_secs(3600) {
+            return Err(Error::invalid("replica_timeout must be between 1 ms and 1 hour"));
+        }
+        Ok((replicas > 0).then_some(Self { replicas: replicas as u32, timeout }))
+    }
 }
 
 /// The largest archive a queue may keep (each archived task is a hash in Redis's memory).
@@ -84,6 +116,11 @@ pub struct Rdb {
     conn: Conn,
     keys: Keys,
     retry_stale: bool,
+    /// A Redis Cluster: every script call and transaction keeps to one slot, so calls that
+    /// would span queues are made per queue.
+    cluster: bool,
+    /// Durable mode: enqueues, leases and outcomes wait for replicas (`WAIT`).
+    durability: Option<Durability>,
     /// How archives are trimmed when a task is archived; `None` (an Inspector given no limits)
     /// archives by hand without trimming: the servers trim with their own limits.
     archive: Option<ArchiveLimits>,
@@ -95,7 +132,14 @@ impl Rdb {
     /// are retried once on a fresh one. Every script is safe to run twice: a second run of an
     /// outcome finds the task gone (code 0, [`Error::NotFound`]) and changes nothing.
     pub fn new(cfg: &ConnConfig, keys: Keys) -> Self {
-        Self { conn: cfg.connect_lazy(), keys, retry_stale: true, archive: Some(ArchiveLimits::default()) }
+        Self {
+            conn: cfg.connect_lazy(),
+            keys,
+            retry_stale: true,
+            cluster: cfg.is_cluster(),
+            durability: cfg.durability,
+            archive: Some(ArchiveLimits::default()),
+        }
     }
 
     /// As [`Rdb::new`] without the retry: for enqueues, where a second run after an unseen first
@@ -151,6 +195,34 @@ impl Rdb {
     /// A dedicated connection for Pub/Sub.
     pub fn pubsub_connection(&self) -> Result<Connection> {
         self.conn.pubsub_connection()
+    }
+
+    /// In durable mode, waits until the replicas confirm this connection's writes to `queues`
+    /// (one `WAIT` on one server; one per queue's master on a cluster, each node confirming only
+    /// its own writes). [`Error::NotReplicated`] when too few did in time: the writes are on the
+    /// master, and may be lost if it fails now. Not retried on another connection: a `WAIT` on a
+    /// new connection would confirm nothing.
+    pub(crate) fn confirm(&mut self, queues: &[&str], what: &str) -> Result<()> {
+        let Some(d) = self.durability else { return Ok(()) };
+        let mut seen: Vec<&str> = Vec::new();
+        for q in queues {
+            if seen.contains(q) || (!self.cluster && !seen.is_empty()) {
+                continue;
+            }
+            seen.push(q);
+            let key = self.keys.queue_prefix(q);
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(d.replicas).arg(u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX));
+            let got: i64 = self.run_once(|c| Ok(c.query_at_slot_of(&wait, &key)?))?;
+            if got < i64::from(d.replicas) {
+                return Err(Error::NotReplicated(format!(
+                    "only {got} of {} replicas confirmed the {what} within {:?}: it is on the \
+                     master, and lost if the master fails before a replica has it",
+                    d.replicas, d.timeout
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -118,6 +118,19 @@ impl Rdb {
         if order.is_empty() {
             return Ok(DequeueReply::default());
         }
+        if self.cluster && order.len() > 1 {
+            // One script call per queue, in order: a call's keys must share one slot.
+            let mut broken = Vec::new();
+            for q in order {
+                let mut one = self.dequeue(std::slice::from_ref(q), max, lease_until)?;
+                broken.append(&mut one.broken);
+                if !one.tasks.is_empty() {
+                    one.broken = broken;
+                    return Ok(one);
+                }
+            }
+            return Ok(DequeueReply { broken, ..DequeueReply::default() });
+        }
         let mut inv = scripts::DEQUEUE.prepare_invoke();
         for q in order {
             inv.key(self.keys.pending(q))
@@ -132,7 +145,15 @@ impl Rdb {
         // Never retried: if the reply was lost after the script ran, a retry would lease a second
         // batch while the first waits in `active` for the recoverer.
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
-        parse_dequeue(reply, order)
+        let out = parse_dequeue(reply, order)?;
+        // Durable mode: an unconfirmed lease is an error; its tasks stay active in Redis, where
+        // the recoverer finds them when the lease ends (a failover that lost the lease made them
+        // pending again instead, and nothing ran them here).
+        if let Some(t) = out.tasks.first() {
+            let q = t.queue.clone();
+            self.confirm(&[q.as_str()], "lease")?;
+        }
+        Ok(out)
     }
 
     /// The script call that ends a leased task. `msg` is the message as dequeued.
@@ -283,7 +304,8 @@ impl Rdb {
     pub fn finish(&mut self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Result<()> {
         let (_, inv) = self.finish_invocation(msg, finish, now);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
-        outcome_code(reply, "finish")
+        outcome_code(reply, "finish")?;
+        self.confirm(&[msg.queue.as_str()], "outcome")
     }
 
     /// Recovers a task whose lease ended at or before `cutoff` (Unix seconds): as
@@ -333,7 +355,17 @@ impl Rdb {
         );
         let replies = self.run_pipeline(&invs)?;
         let code = |v: Value| outcome_code(v, "finish");
-        Ok(spread_replies(items.len(), &owners, replies, "finish", code, code))
+        let mut out = spread_replies(items.len(), &owners, replies, "finish", code, code);
+        // Durable mode: unconfirmed outcomes are failed writes, which the syncer writes again
+        // (a failover that lost one finds the task still active on the new master).
+        let written: Vec<&str> =
+            items.iter().zip(&out).filter(|(_, r)| r.is_ok()).map(|((m, _), _)| m.queue.as_str()).collect();
+        if let Err(e) = self.confirm(&written, "outcome") {
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(e.duplicate());
+            }
+        }
+        Ok(out)
     }
 
     /// Archives an active task whose message cannot be decoded, keeping its raw bytes and the

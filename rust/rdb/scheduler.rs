@@ -22,9 +22,12 @@ pub enum Fired {
 
 impl Rdb {
     /// Enqueues one firing of periodic entry `entry_id` at `fire_at` (Unix s) unless some replica
-    /// already did: the entry's last-fired key is watched, and the enqueue, the new last-fired
-    /// value and the history event are written in one MULTI. Of any number of replicas racing
-    /// for a firing, exactly one transaction commits.
+    /// already did: the entry's last-fired key (in the queue's slot) is watched, and the enqueue
+    /// and the new last-fired value are written in one MULTI. Of any number of replicas racing
+    /// for a firing, exactly one transaction commits. The history event (a key outside the
+    /// queue's slot) is written after the commit, by the replica that committed: the
+    /// transaction keeps to one Redis Cluster slot, and a crash between the two loses only the
+    /// event.
     pub fn periodic_enqueue(
         &mut self,
         req: &EnqueueRequest,
@@ -38,7 +41,7 @@ impl Rdb {
         let history_key = self.keys.scheduler_history(entry_id);
         let (script, inv) = self.enqueue_invocation(req, now);
         let now_s = unix_secs(now);
-        self.run(|c| {
+        let fired = self.run(|c| {
             // EVALSHA inside MULTI cannot fall back to EVAL: load first.
             script.load(c)?;
             redis::cmd("WATCH").arg(&last_key).query::<()>(c)?;
@@ -50,11 +53,6 @@ impl Rdb {
             let mut pipe = redis::pipe();
             pipe.atomic().invoke_script(&inv);
             pipe.cmd("SET").arg(&last_key).arg(fire_at).arg("EX").arg(last_ttl.max(1)).ignore();
-            if let Some(ev) = &history_event {
-                // As asynq's recordSchedulerEnqueueEvent: at most 1000 events per entry.
-                pipe.cmd("ZREMRANGEBYRANK").arg(&history_key).arg(0).arg(-1000).ignore();
-                pipe.cmd("ZADD").arg(&history_key).arg(now_s).arg(ev.as_slice()).ignore();
-            }
             let committed: Option<(i64,)> = pipe.query(c)?;
             Ok(match committed {
                 None => Fired::AlreadyFired,
@@ -63,7 +61,33 @@ impl Rdb {
                 // 0: a task with this ID exists; IDs are fresh UUIDs, so another replica's.
                 Some(_) => Fired::AlreadyFired,
             })
-        })
+        })?;
+        if fired == Fired::Enqueued {
+            self.confirm(&[req.msg.queue.as_str()], "periodic enqueue")?;
+        }
+        if let (Fired::Enqueued, Some(ev)) = (fired, &history_event) {
+            // As asynq's recordSchedulerEnqueueEvent: at most 1000 events per entry. Losing it
+            // (Redis gone since the commit) must not make the firing look failed.
+            let recorded = self.run(|c| {
+                redis::pipe()
+                    .cmd("ZREMRANGEBYRANK")
+                    .arg(&history_key)
+                    .arg(0)
+                    .arg(-1000)
+                    .ignore()
+                    .cmd("ZADD")
+                    .arg(&history_key)
+                    .arg(now_s)
+                    .arg(ev.as_slice())
+                    .ignore()
+                    .query::<()>(c)?;
+                Ok(())
+            });
+            if let Err(e) = recorded {
+                log::warn!("periodic entry {entry_id}: the enqueue event was not recorded: {e}");
+            }
+        }
+        Ok(fired)
     }
 
     /// The last firing (Unix s) of a periodic entry that any replica enqueued.

@@ -44,6 +44,11 @@ pub struct ServerConfig {
     pub archive_max_size: i64,
     /// Archived tasks older than this are deleted (asynq hard-codes 90 days).
     pub archive_max_age: Duration,
+    /// Durable mode: leases and outcomes count as written only once this many replicas
+    /// confirm them (`WAIT`); 0 is off.
+    pub wait_for_replicas: u32,
+    /// How long durable mode waits for the replicas.
+    pub replica_timeout: Duration,
 }
 
 /// The number of CPUs, asynq's default concurrency.
@@ -65,6 +70,11 @@ impl ServerConfig {
     /// The archive trimming these settings ask for.
     pub fn archive_limits(&self) -> crate::rdb::ArchiveLimits {
         crate::rdb::ArchiveLimits { max_size: self.archive_max_size, max_age: self.archive_max_age }
+    }
+
+    /// The durable mode these settings ask for (`None`: off).
+    pub fn durability(&self) -> Result<Option<crate::rdb::Durability>> {
+        crate::rdb::Durability::new(i64::from(self.wait_for_replicas), self.replica_timeout)
     }
 }
 
@@ -91,6 +101,8 @@ impl Default for ServerConfig {
             cancel_grace: Duration::from_secs(1),
             archive_max_size: crate::rdb::ARCHIVE_MAX_SIZE,
             archive_max_age: crate::rdb::ARCHIVE_MAX_AGE,
+            wait_for_replicas: 0,
+            replica_timeout: crate::rdb::REPLICA_TIMEOUT,
         }
     }
 }
@@ -133,6 +145,7 @@ impl ServerConfig {
             )));
         }
         self.archive_limits().validate()?;
+        self.durability()?;
         if self.janitor_batch_size == 0 {
             return Err(Error::invalid("janitor_batch_size must be at least 1"));
         }
@@ -229,6 +242,9 @@ mod tests {
             ServerConfig { archive_max_size: crate::rdb::MAX_ARCHIVE_SIZE + 1, ..d() },
             ServerConfig { archive_max_age: Duration::ZERO, ..d() },
             ServerConfig { archive_max_age: MAX_SETTING * 2, ..d() },
+            ServerConfig { wait_for_replicas: 101, ..d() },
+            ServerConfig { replica_timeout: Duration::ZERO, ..d() },
+            ServerConfig { replica_timeout: Duration::from_secs(3601), ..d() },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");

@@ -361,6 +361,7 @@ impl ServerCore {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         cfg.validate()?;
+        let conn = conn.with_durability(cfg.durability()?);
         let selector = QueueSelector::new(&cfg.queues, cfg.strict_priority);
         let (ready_tx, ready_rx) = bounded(cfg.concurrency);
         let (finish_tx, finish_rx) = unbounded();

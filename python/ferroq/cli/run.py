@@ -104,6 +104,7 @@ def register(
             "period of the recovery of dead servers' tasks",
         ),
         ("--archive-max-age", "archive_max_age", "how long archived tasks are kept"),
+        ("--replica-timeout", "replica_timeout", "how long --wait-for-replicas waits"),
     ):
         w.add_argument(
             flag, type=float, default=None,
@@ -120,6 +121,11 @@ def register(
     w.add_argument(
         "--archive-max-size", type=int, default=None,
         help=f"most archived tasks kept per queue (default {defaults.archive_max_size})",
+    )  # fmt: skip
+    w.add_argument(
+        "--wait-for-replicas", type=int, default=None, metavar="N",
+        help="durable mode: leases and outcomes wait until N replicas confirm them "
+        f"(default {defaults.wait_for_replicas}: off)",
     )  # fmt: skip
     w.add_argument(
         "--retry-delay", type=duration, default=None,
@@ -257,6 +263,8 @@ def _worker(args: argparse.Namespace) -> int:
         recoverer_interval=args.recoverer_interval,
         archive_max_size=args.archive_max_size,
         archive_max_age=args.archive_max_age,
+        wait_for_replicas=args.wait_for_replicas,
+        replica_timeout=args.replica_timeout,
         namespace=namespace,
         tls_ca_file=tls_ca_file,
     )

@@ -1,0 +1,297 @@
+"""ferroq on a real Redis Cluster: 3 masters and 3 replicas on loopback (``tests/topology.py``).
+
+The workload touches every Lua script the core has, over queues spread across the slots, and a
+test checks that each script ran here: a cluster refuses a script that touches a key outside its
+first key's slot, so this is the rule "one slot per call" enforced. Then the scheduler's
+exactly-once firing, and a master SIGKILLed mid-run, with and without durable mode, counting what
+was lost and how long processing paused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from ferroq import (
+    Client,
+    Inspector,
+    NotReplicatedError,
+    RevokeTask,
+    Scheduler,
+    ServeMux,
+    Server,
+    SkipRetry,
+    Task,
+)
+from ferroq.errors import BrokerError
+from ferroq.scheduler import FIRED_AT_HEADER
+from topology import Cluster, wait_until
+from util import FAST
+
+LUA = Path(__file__).resolve().parent.parent / "rust" / "rdb" / "lua"
+QUEUES = [f"c{i}" for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    missing = [b for b in ("redis-server", "redis-cli") if shutil.which(b) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} required in CI for the cluster tests")
+        pytest.skip(f"{missing} not on PATH")
+    c = Cluster().start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def url(cluster: Cluster) -> str:
+    wait_until(cluster.healthy, 30, "a healthy cluster")
+    cluster.flushall()
+    return cluster.url
+
+
+def test_queues_spread_over_every_master(cluster: Cluster) -> None:
+    masters = {cluster.master_of(f"asynq:{{{q}}}:pending").port for q in QUEUES}
+    assert len(masters) == 3
+
+
+def test_the_cluster_refuses_a_script_that_leaves_its_slot(cluster: Cluster, url: str) -> None:
+    # What makes the next test a check: a key outside KEYS[1]'s slot is an error here.
+    with cluster.client() as rc:
+        node = rc.get_node_from_key("{a}")
+        with redis.Redis(port=int(node.port)) as r, pytest.raises(redis.ResponseError):
+            r.eval("return redis.call('GET', '{b}x')", 1, "{a}k")
+
+
+def test_every_script_runs_on_a_cluster(cluster: Cluster, url: str) -> None:
+    client = Client(url)
+    inspector = Inspector(url)
+    for i, q in enumerate(QUEUES):
+        client.enqueue(Task("ok", b"%d" % i), queue=q)
+        client.enqueue(Task("ok", b"u%d" % i), queue=q, unique=60)
+        client.enqueue(Task("ok", b"kept%d" % i), queue=q, retention=1)
+        client.enqueue(Task("ok", b"later%d" % i), queue=q, process_in=0.5)
+        client.enqueue(Task("ok", b"ulater%d" % i), queue=q, process_in=0.5, unique=60)
+        client.enqueue(Task("ok", b"g%d" % i), queue=q, group="g")
+        client.enqueue(Task("ok", b"ug%d" % i), queue=q, group="g", unique=60)
+        client.enqueue(Task("fail", b"f%d" % i), queue=q, max_retry=1)
+        client.enqueue(Task("skip", b"s%d" % i), queue=q)
+        client.enqueue(Task("revoke", b"r%d" % i), queue=q, retention=60)
+        client.enqueue_many([Task("ok", b"b%d.%d" % (i, j)) for j in range(5)], queue=q)
+    # Inspector writes: a payload update, archive/run/delete in bulk.
+    info = client.enqueue(Task("ok", b"old"), queue="idle", process_in=3600)
+    inspector.update_task_payload("idle", info.id, b"new")
+    assert inspector.archive_all_scheduled_tasks("idle") == 1
+    assert inspector.run_all_archived_tasks("idle") == 1
+    client.enqueue(Task("ok", b"gone"), queue="idle", process_in=3600)
+    assert inspector.delete_all_scheduled_tasks("idle") == 1
+    client.enqueue(Task("ok", b"x"), queue="doomed")
+    with cluster.client() as rc:
+        # A task hash no container holds: delete_queue's SCAN finds it on the queue's node.
+        rc.hset("asynq:{doomed}:t:stray", "state", "pending")
+
+    done: list[bytes] = []
+    lock = threading.Lock()
+
+    def ok(task: Task) -> None:
+        with lock:
+            done.append(task.payload)
+        task.write_result(b"r")
+
+    def fail(task: Task) -> None:
+        raise RuntimeError("fails on purpose")
+
+    def skip(task: Task) -> None:
+        raise SkipRetry("archived on purpose")
+
+    def revoke(task: Task) -> None:
+        raise RevokeTask("dropped on purpose")
+
+    mux = ServeMux()
+    for name, h in (("ok", ok), ("fail", fail), ("skip", skip), ("revoke", revoke)):
+        mux.handle(name, h)
+    settings: dict[str, Any] = {**FAST, "shutdown_timeout": 0.5}
+    server = Server(
+        url,
+        queues={q: 1 for q in QUEUES},
+        concurrency=4,
+        retry_delay=lambda n, e, t: 0.2,
+        **settings,
+    )
+    server.start(mux)
+    scheduler = Scheduler(url, heartbeat_interval=0.5)
+    scheduler.register("* * * * * *", Task("ok", b"tick"), queue="c3")
+    scheduler.start()
+    try:
+        # Plain, unique, retained, scheduled (x2), batched.
+        want = len(QUEUES) * (5 + 5)
+        wait_until(lambda: len(done) >= want, 30, f"{want} tasks done")
+        wait_until(lambda: len(inspector.list_archived_tasks("c5")) == 2, 30, "retries archived")
+        assert inspector.servers() and inspector.scheduler_entries()
+        assert inspector.run_all_archived_tasks("c5") == 2
+        assert inspector.delete_all_archived_tasks("c6") == 2
+        assert inspector.archive_all_pending_tasks("c7") >= 0
+        assert inspector.run_all_aggregating_tasks("c8", "g") == 2
+        assert inspector.delete_all_aggregating_tasks("c9", "g") == 2
+        assert inspector.archive_all_aggregating_tasks("c10", "g") == 2
+        inspector.delete_queue("doomed", force=True)
+        with cluster.client() as rc:
+            assert not rc.exists("asynq:{doomed}:t:stray")
+        # A task still running at shutdown is requeued.
+        started = threading.Event()
+
+        def slow(task: Task) -> None:
+            started.set()
+            time.sleep(3)
+
+        mux.handle("slow", slow)
+        client.enqueue(Task("slow", b""), queue="c11")
+        wait_until(started.is_set, 10, "the slow task to start")
+        stats = {i.queue: i for i in inspector.get_queue_infos()}
+        assert set(QUEUES) <= set(stats)
+        time.sleep(1.5)  # a janitor pass over the retained tasks, a lease renewal
+    finally:
+        scheduler.shutdown()
+        server.shutdown()
+    assert inspector.get_queue_info("c11").pending == 1
+    client.close()
+    inspector.close()
+
+    sources = {p.stem: p.read_bytes() for p in LUA.glob("*.lua")}
+    masters = []
+    for n in cluster.live():
+        with redis.Redis(port=n.port) as r:
+            if r.info("replication")["role"] == "master":
+                masters.append(n.port)
+    not_run = []
+    for name, src in sorted(sources.items()):
+        sha = hashlib.sha1(src).hexdigest()
+        ran = False
+        for port in masters:
+            with redis.Redis(port=port) as r:
+                ran = ran or bool(r.script_exists(sha)[0])
+        if not ran:
+            not_run.append(name)
+    assert not not_run, f"scripts never run on the cluster: {not_run}"
+
+
+def test_scheduler_replicas_fire_once_on_a_cluster(cluster: Cluster, url: str) -> None:
+    replicas = [Scheduler(url, heartbeat_interval=0.5) for _ in range(3)]
+    for s in replicas:
+        s.register("* * * * * *", Task("tick", b""), queue="ticks")
+    for s in replicas:
+        s.start()
+    time.sleep(4.2)
+    for s in replicas:
+        s.shutdown()
+    with Inspector(url) as insp:
+        tasks = insp.list_pending_tasks("ticks", page_size=1000)
+    fired = [t.headers[FIRED_AT_HEADER] for t in tasks]
+    assert len(fired) >= 3
+    assert len(fired) == len(set(fired)), f"a firing was enqueued twice: {sorted(fired)}"
+
+
+class Run:
+    """A producer enqueuing to one queue and a server processing it, while a master dies."""
+
+    def __init__(self, url: str, durable: bool) -> None:
+        n = 1 if durable else 0
+        self.client = Client(url, wait_for_replicas=n, replica_timeout=0.5)
+        self.acked: list[str] = []
+        self.refused = 0
+        self.done: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        mux = ServeMux()
+        mux.handle("w", self.handle)
+        settings: dict[str, Any] = {
+            **FAST, "lease_duration": 2, "heartbeat_interval": 0.5, "lease_grace": 0.5,
+            "recoverer_interval": 0.5,
+        }  # fmt: skip
+        self.server = Server(
+            url, queues={"fo": 1}, concurrency=4, wait_for_replicas=n, replica_timeout=0.5,
+            **settings,
+        )  # fmt: skip
+        self.server.start(mux)
+        self.producer = threading.Thread(target=self.produce, daemon=True)
+        self.producer.start()
+
+    def handle(self, task: Task) -> None:
+        with self.lock:
+            self.done.setdefault(task.payload.decode(), time.monotonic())
+
+    def produce(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            key = f"t{i}"
+            i += 1
+            try:
+                self.client.enqueue(Task("w", key.encode()), queue="fo", task_id=key)
+            except (BrokerError, NotReplicatedError):
+                # Not acknowledged: the producer knows it may be lost (a real one retries).
+                self.refused += 1
+                time.sleep(0.01)
+                continue
+            with self.lock:
+                self.acked.append(key)
+            time.sleep(0.002)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.producer.join(10)
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["default", "durable"])
+def test_a_master_killed_mid_run(cluster: Cluster, url: str, durable: bool) -> None:
+    run = Run(url, durable)
+    victim = cluster.master_of("asynq:{fo}:pending")
+    try:
+        wait_until(lambda: len(run.done) >= 200, 30, "the run to get going")
+        killed_at = time.monotonic()
+        cluster.kill(victim)
+        wait_until(lambda: cluster.promoted(victim.port), 30, "a replica to take over")
+        promoted_at = time.monotonic()
+        # The killed node comes back as a replica of the new master (durable mode needs one).
+        victim.start()
+        wait_until(cluster.healthy, 30, "the old master to rejoin as a replica")
+        wait_until(lambda: any(t > promoted_at for t in run.done.values()), 30, "work to resume")
+        time.sleep(1.0)
+        run.finish()
+        acked = set(run.acked)
+        wait_until(lambda: acked <= set(run.done) or _settled(url, acked, run), 60, "a drain")
+    finally:
+        run.stop.set()
+        run.server.shutdown()
+        run.client.close()
+    lost = sorted(acked - set(run.done) - _present(url, acked))
+    after = [t for t in run.done.values() if t > killed_at]
+    pause = min(after) - killed_at
+    print(
+        f"\n[{'durable' if durable else 'default'}] acked {len(acked)}, refused {run.refused}, "
+        f"lost {len(lost)}, failover {promoted_at - killed_at:.2f}s, pause {pause:.2f}s"
+    )
+    if durable:
+        assert not lost, f"durable mode lost acknowledged enqueues: {lost[:10]}"
+    assert pause < 30
+
+
+def _present(url: str, ids: set[str]) -> set[str]:
+    """IDs whose task hash still exists (pending, retried... not lost)."""
+    with Cluster.observer(url) as rc:
+        return {i for i in ids if rc.exists(f"asynq:{{fo}}:t:{i}")}
+
+
+def _settled(url: str, acked: set[str], run: Run) -> bool:
+    """Nothing left to run: every acknowledged task is done or gone (lost)."""
+    with Cluster.observer(url) as rc:
+        return bool(rc.llen("asynq:{fo}:pending") == 0 and rc.zcard("asynq:{fo}:lease") == 0)

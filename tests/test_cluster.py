@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import redis
 
+from failover import run_through_failover
 from ferroq import (
     Client,
     Inspector,
-    NotReplicatedError,
     RevokeTask,
     Scheduler,
     ServeMux,
@@ -32,7 +32,6 @@ from ferroq import (
     SkipRetry,
     Task,
 )
-from ferroq.errors import BrokerError
 from ferroq.scheduler import FIRED_AT_HEADER
 from topology import Cluster, wait_until
 from util import FAST
@@ -201,97 +200,18 @@ def test_scheduler_replicas_fire_once_on_a_cluster(cluster: Cluster, url: str) -
     assert len(fired) == len(set(fired)), f"a firing was enqueued twice: {sorted(fired)}"
 
 
-class Run:
-    """A producer enqueuing to one queue and a server processing it, while a master dies."""
-
-    def __init__(self, url: str, durable: bool) -> None:
-        n = 1 if durable else 0
-        self.client = Client(url, wait_for_replicas=n, replica_timeout=0.5)
-        self.acked: list[str] = []
-        self.refused = 0
-        self.done: dict[str, float] = {}
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        mux = ServeMux()
-        mux.handle("w", self.handle)
-        settings: dict[str, Any] = {
-            **FAST, "lease_duration": 2, "heartbeat_interval": 0.5, "lease_grace": 0.5,
-            "recoverer_interval": 0.5,
-        }  # fmt: skip
-        self.server = Server(
-            url, queues={"fo": 1}, concurrency=4, wait_for_replicas=n, replica_timeout=0.5,
-            **settings,
-        )  # fmt: skip
-        self.server.start(mux)
-        self.producer = threading.Thread(target=self.produce, daemon=True)
-        self.producer.start()
-
-    def handle(self, task: Task) -> None:
-        with self.lock:
-            self.done.setdefault(task.payload.decode(), time.monotonic())
-
-    def produce(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            key = f"t{i}"
-            i += 1
-            try:
-                self.client.enqueue(Task("w", key.encode()), queue="fo", task_id=key)
-            except (BrokerError, NotReplicatedError):
-                # Not acknowledged: the producer knows it may be lost (a real one retries).
-                self.refused += 1
-                time.sleep(0.01)
-                continue
-            with self.lock:
-                self.acked.append(key)
-            time.sleep(0.002)
-
-    def finish(self) -> None:
-        self.stop.set()
-        self.producer.join(10)
-
-
 @pytest.mark.parametrize("durable", [False, True], ids=["default", "durable"])
 def test_a_master_killed_mid_run(cluster: Cluster, url: str, durable: bool) -> None:
-    run = Run(url, durable)
     victim = cluster.master_of("asynq:{fo}:pending")
-    try:
-        wait_until(lambda: len(run.done) >= 200, 30, "the run to get going")
-        killed_at = time.monotonic()
+
+    def fail_over() -> float:
         cluster.kill(victim)
         wait_until(lambda: cluster.promoted(victim.port), 30, "a replica to take over")
-        promoted_at = time.monotonic()
+        promoted = time.monotonic()
         # The killed node comes back as a replica of the new master (durable mode needs one).
         victim.start()
         wait_until(cluster.healthy, 30, "the old master to rejoin as a replica")
-        wait_until(lambda: any(t > promoted_at for t in run.done.values()), 30, "work to resume")
-        time.sleep(1.0)
-        run.finish()
-        acked = set(run.acked)
-        wait_until(lambda: acked <= set(run.done) or _settled(url, acked, run), 60, "a drain")
-    finally:
-        run.stop.set()
-        run.server.shutdown()
-        run.client.close()
-    lost = sorted(acked - set(run.done) - _present(url, acked))
-    after = [t for t in run.done.values() if t > killed_at]
-    pause = min(after) - killed_at
-    print(
-        f"\n[{'durable' if durable else 'default'}] acked {len(acked)}, refused {run.refused}, "
-        f"lost {len(lost)}, failover {promoted_at - killed_at:.2f}s, pause {pause:.2f}s"
-    )
-    if durable:
-        assert not lost, f"durable mode lost acknowledged enqueues: {lost[:10]}"
-    assert pause < 30
+        return promoted
 
-
-def _present(url: str, ids: set[str]) -> set[str]:
-    """IDs whose task hash still exists (pending, retried... not lost)."""
-    with Cluster.observer(url) as rc:
-        return {i for i in ids if rc.exists(f"asynq:{{fo}}:t:{i}")}
-
-
-def _settled(url: str, acked: set[str], run: Run) -> bool:
-    """Nothing left to run: every acknowledged task is done or gone (lost)."""
-    with Cluster.observer(url) as rc:
-        return bool(rc.llen("asynq:{fo}:pending") == 0 and rc.zcard("asynq:{fo}:lease") == 0)
+    report = run_through_failover(url, durable, fail_over, lambda: Cluster.observer(url))
+    report.check(durable)

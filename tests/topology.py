@@ -221,9 +221,8 @@ class SentinelGroup:
     def _agreed(self) -> bool:
         for port in self.sentinel_ports:
             with redis.Redis(port=port, socket_timeout=1) as s:
-                m = s.execute_command("SENTINEL", "MASTER", self.service)
-                info = dict(zip(m[::2], m[1::2], strict=False))
-                if int(info[b"num-slaves"]) < 1 or int(info[b"num-other-sentinels"]) < 2:
+                info = s.sentinel_master(self.service)
+                if int(info["num-slaves"]) < 1 or int(info["num-other-sentinels"]) < 2:
                     return False
         return True
 
@@ -236,7 +235,7 @@ class SentinelGroup:
         for port in self.sentinel_ports:
             try:
                 with redis.Redis(port=port, socket_timeout=1) as s:
-                    _, p = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+                    _, p = s.sentinel_get_master_addr_by_name(self.service)
                     return int(p)
             except (redis.RedisError, OSError):
                 continue

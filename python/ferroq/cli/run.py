@@ -111,6 +111,11 @@ def register(
             help=f"{what}, seconds (default {getattr(defaults, name):g})",
         )  # fmt: skip
     w.add_argument(
+        "--processes", "-p", type=_processes, default=1, metavar="N",
+        help="run N worker processes under a supervisor that forwards signals and restarts "
+        "the ones that die (default 1: this process is the worker)",
+    )  # fmt: skip
+    w.add_argument(
         "--reload", action="store_true",
         help="restart the worker when a .py file under --reload-dir changes (needs watchfiles)",
     )  # fmt: skip
@@ -184,6 +189,53 @@ def _port(text: str) -> int:
     return v
 
 
+def _processes(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if not 1 <= v <= 256:
+        raise argparse.ArgumentTypeError(f"expected 1 to 256 processes, got {v}")
+    return v
+
+
+def _without(words: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``words`` without the given flags and their values (``--flag V`` or ``--flag=V``)."""
+    out, skip = [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in flags:
+            skip = True
+        elif not any(w.startswith(f + "=") for f in flags if f.startswith("--")):
+            out.append(w)
+    return out
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Runs ``--processes`` workers under a supervisor (``ferroq.cli.supervise``).
+
+    The app is imported here first, so a wrong import path fails at once instead of as a
+    crash loop; each child gets this command line without ``--processes``, and worker ``i``
+    of a ``--metrics-port P`` serves its metrics on ``P + i``.
+    """
+    from ferroq.cli.supervise import Supervisor
+
+    try:
+        load_object(args.app)
+    except ValueError as e:
+        print(f"ferroq worker: {e}", file=sys.stderr)
+        return 2
+    words = _without(args.argv, ("--processes", "-p", "--metrics-port"))
+    extra: dict[int, list[str]] = {}
+    if args.metrics_port is not None:
+        if args.metrics_port + args.processes - 1 > 65535:
+            print("ferroq worker: --metrics-port leaves no port for every process", file=sys.stderr)
+            return 2
+        extra = {i: ["--metrics-port", str(args.metrics_port + i)] for i in range(args.processes)}
+    return Supervisor(args.processes, words, extra).run()
+
+
 def _reload(args: argparse.Namespace) -> int:
     """Runs the worker in a child process, restarted whenever watched Python code changes.
 
@@ -228,8 +280,13 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.reload and args.processes > 1:
+        print("ferroq worker: --reload runs one worker; leave out --processes", file=sys.stderr)
+        return 2
     if args.reload:
         return _reload(args)
+    if args.processes > 1:
+        return _supervise(args)
     try:
         handler = load_object(args.app)
     except ValueError as e:

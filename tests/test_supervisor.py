@@ -1,0 +1,109 @@
+"""``ferroq worker --processes N``: children as separate asynq servers, signals forwarded, dead
+children restarted, a crash loop ended with a non-zero exit; on a real Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ferroq import Client, Inspector, Task
+from util import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def supervisor(redis_url: str, app: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ferroq", "worker", app, "--redis", redis_url,
+         "--task-check-interval", "0.05", "--heartbeat-interval", "0.5", "--shutdown-timeout",
+         "2", *args],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def live(insp: Inspector) -> dict[int, str]:
+    """PID → status of the servers heartbeating now."""
+    return {s.pid: s.status for s in insp.servers()}
+
+
+def test_processes_are_servers_of_their_own_that_stop_with_the_supervisor(redis_url: str) -> None:
+    sup = supervisor(redis_url, "tests.apps:mux", "--processes", "2")
+    try:
+        with Inspector(redis_url) as insp, Client(redis_url) as client:
+            wait_until(lambda: len(live(insp)) == 2, 30)
+            servers = live(insp)
+            assert sup.pid not in servers
+            ids = [client.enqueue(Task("ok:sync"), retention=60).id for _ in range(40)]
+            wait_until(lambda: insp.get_queue_info("default").completed == len(ids), 30)
+            # SIGTSTP reaches every child: both stop fetching.
+            sup.send_signal(signal.SIGTSTP)
+            wait_until(lambda: set(live(insp).values()) == {"stopped"}, 10)
+            sup.send_signal(signal.SIGTERM)
+            assert sup.wait(30) == 0
+            wait_until(lambda: not live(insp), 10)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    assert sup.stderr is not None
+    log = sup.stderr.read()
+    assert "worker 0 started" in log and "worker 1 started" in log and "all workers stopped" in log
+
+
+def test_a_dead_child_is_restarted(redis_url: str) -> None:
+    sup = supervisor(redis_url, "tests.apps:mux", "--processes", "2")
+    try:
+        with Inspector(redis_url) as insp:
+            wait_until(lambda: len(live(insp)) == 2, 30)
+            first = set(live(insp))
+            victim = min(first)
+            subprocess.run(["kill", "-9", str(victim)], check=True)
+            # The killed server's record outlives it until its heartbeat expires: look past it.
+            wait_until(lambda: len(set(live(insp)) - {victim}) == 2, 30)
+            now = set(live(insp))
+            assert len((now - {victim}) & first) == 1
+        sup.send_signal(signal.SIGINT)
+        assert sup.wait(30) == 0
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    assert sup.stderr is not None
+    assert "restarting in" in sup.stderr.read()
+
+
+def test_children_dying_at_start_end_the_supervisor_with_an_error(redis_url: str) -> None:
+    started = time.monotonic()
+    sup = supervisor(redis_url, "tests.crash_at_start:mux", "--processes", "2")
+    try:
+        assert sup.wait(60) == 1
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    assert sup.stderr is not None
+    log = sup.stderr.read()
+    assert "giving up" in log and "exited with code 3" in log
+    # The backoff doubled between restarts (0.5 + 1 + 2 + 4 s before the fifth death).
+    assert time.monotonic() - started >= 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tests.nosuchmodule:mux", "--processes", "2"], "nosuchmodule"),
+        (["tests.apps:mux", "--processes", "0"], "expected 1 to 256 processes"),
+        (["tests.apps:mux", "--processes", "2", "--reload"], "--reload runs one worker"),
+    ],
+)
+def test_bad_supervisor_arguments_exit_2_at_once(
+    redis_url: str, args: list[str], message: str
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ferroq", "worker", *args, "--redis", redis_url],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert message in out.stderr

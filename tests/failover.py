@@ -16,8 +16,7 @@ from typing import Any
 
 import redis
 
-from ferroq import Client, NotReplicatedError, ServeMux, Server, Task
-from ferroq.errors import BrokerError
+from ferroq import Client, FerroqError, ServeMux, Server, Task
 from topology import wait_until
 from util import FAST
 
@@ -89,8 +88,9 @@ class _Run:
             i += 1
             try:
                 self.client.enqueue(Task("w", key.encode()), queue=QUEUE, task_id=key)
-            except (BrokerError, NotReplicatedError):
-                # Not acknowledged: the producer knows it may be lost (a real one retries).
+            except FerroqError:
+                # Not acknowledged (unreachable, unconfirmed, or an ID conflict after an unseen
+                # success): the producer knows it may be lost, a real one retries.
                 self.refused += 1
                 time.sleep(0.01)
                 continue

@@ -10,7 +10,9 @@ was lost and how long processing paused.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 import redis
 
+from asynqgo import GoAsynq
 from failover import run_through_failover
 from ferroq import (
     Client,
@@ -72,7 +75,10 @@ def test_the_cluster_refuses_a_script_that_leaves_its_slot(cluster: Cluster, url
             r.eval("return redis.call('GET', '{b}x')", 1, "{a}k")
 
 
-def test_every_script_runs_on_a_cluster(cluster: Cluster, url: str) -> None:
+def test_every_script_runs_on_a_cluster(
+    cluster: Cluster, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
     client = Client(url)
     inspector = Inspector(url)
     for i, q in enumerate(QUEUES):
@@ -182,6 +188,12 @@ def test_every_script_runs_on_a_cluster(cluster: Cluster, url: str) -> None:
         if not ran:
             not_run.append(name)
     assert not not_run, f"scripts never run on the cluster: {not_run}"
+    # A script (or call) outside its slot fails where it runs: in a component, logged.
+    slot_errors = re.compile(
+        r"CROSSSLOT|same slot|non local|MOVED|ASK |could not write|\w failed: "
+    )
+    bad = [r.getMessage() for r in caplog.records if slot_errors.search(r.getMessage())]
+    assert not bad, bad
 
 
 def test_scheduler_replicas_fire_once_on_a_cluster(cluster: Cluster, url: str) -> None:
@@ -215,3 +227,31 @@ def test_a_master_killed_mid_run(cluster: Cluster, url: str, durable: bool) -> N
 
     report = run_through_failover(url, durable, fail_over, lambda: Cluster.observer(url))
     report.check(durable)
+
+
+def test_go_asynq_clients_and_servers_share_the_cluster(
+    cluster: Cluster, url: str, asynqctl: Path
+) -> None:
+    go = GoAsynq(asynqctl, url)
+    queues = ["g0", "g1", "g2", "g3"]
+    # Go's RedisClusterClientOpt enqueues; a ferroq server runs the tasks.
+    go_ids = {go.enqueue("ok:go", b"%d" % i, queue=q)["id"] for i, q in enumerate(queues)}
+    seen: list[str] = []
+    fast: dict[str, Any] = dict(FAST)
+    server = Server(url, queues=dict.fromkeys(queues, 1), concurrency=2, **fast)
+    server.start(lambda task: seen.append(task.id))
+    try:
+        wait_until(lambda: set(seen) == go_ids, 20, "ferroq to run Go's tasks")
+    finally:
+        server.shutdown()
+    # A ferroq client enqueues; a Go server runs the tasks.
+    with Client(url) as client:
+        ids = {client.enqueue(Task("ok:fq", b"x"), queue=q).id for q in queues}
+    go_server = go.serve(",".join(f"{q}=1" for q in queues))
+    try:
+        wait_until(lambda: {t["id"] for t in go_server.handled} == ids, 20, "Go to run ours")
+    finally:
+        go_server.stop()
+    with cluster.client() as rc:
+        for q in queues:
+            assert rc.get(f"asynq:{{{q}}}:processed") == b"2"

@@ -75,6 +75,16 @@ def test_a_dead_child_is_restarted(redis_url: str) -> None:
     assert "restarting in" in sup.stderr.read()
 
 
+def test_children_stop_when_the_supervisor_is_killed(redis_url: str) -> None:
+    sup = supervisor(redis_url, "tests.apps:mux", "--processes", "2")
+    with Inspector(redis_url) as insp:
+        wait_until(lambda: len(live(insp)) == 2, 30)
+        sup.kill()  # SIGKILL: nothing is forwarded
+        sup.wait()
+        # Each child sees its parent gone and shuts down gracefully (its record cleared).
+        wait_until(lambda: not live(insp), 30)
+
+
 def test_children_dying_at_start_end_the_supervisor_with_an_error(redis_url: str) -> None:
     started = time.monotonic()
     sup = supervisor(redis_url, "tests.crash_at_start:mux", "--processes", "2")

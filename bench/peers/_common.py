@@ -17,6 +17,10 @@ and one of three scenarios (``--scenario``), the ones asynq's own ``benchmark_te
   ``default`` and ``low``, which the worker serves with the weights :data:`WEIGHTS` (or the
   nearest the peer offers; its config says which).
 
+and one more, not asynq's: ``cpu``, as ``simple`` but each task first runs :func:`burn`, about
+0.5 ms of pure-Python work (the CPU-bound handler of the multi-process comparison, where one
+process is bound by its GIL).
+
 Each task carries its index ``k`` (``0 <= k < tasks``) as its only argument; the task body is
 :func:`task`. :func:`plan` says, per index, which queue and which delay the producer must use.
 
@@ -41,7 +45,12 @@ from typing import Any
 RESULT_PREFIX = "BENCH-RESULT "
 
 
-SCENARIOS = ("simple", "mixed", "weighted")
+SCENARIOS = ("simple", "mixed", "weighted", "cpu")
+# What bench/peers/run.py runs unless told otherwise: asynq's three.
+DEFAULT_SCENARIOS = ("simple", "mixed", "weighted")
+# Loop iterations of burn(): ~0.5 ms in CPython 3.11 on the 2-vCPU VM of bench/RESULTS.md. A
+# fixed count, not a calibrated time, so every peer's interpreter does the same work.
+BURN_ITERATIONS = 6_000
 DELAY = 1.0  # seconds: the schedule delay and the retry delay of the mixed scenario (as asynq's)
 WEIGHTS = {"high": 6, "default": 3, "low": 1}  # asynq's BenchmarkEndToEndMultipleQueues
 
@@ -154,9 +163,19 @@ class PlannedFailure(Exception):
     """Raised by the first attempt of 1 % of the tasks in the mixed scenario."""
 
 
+def burn() -> int:
+    """About 0.5 ms of pure-Python work (the ``cpu`` scenario's task body), holding the GIL."""
+    x = 0
+    for i in range(BURN_ITERATIONS):
+        x += i * i
+    return x
+
+
 def task(k: int) -> None:
-    """Task body for every peer: fail if planned, else count the task; nothing else."""
+    """Task body for every peer: fail if planned, burn CPU in the cpu scenario, count the task."""
     assert COUNTER is not None, "worker role did not install the counter"
+    if COUNTER.scenario == "cpu":
+        burn()
     if COUNTER.should_fail(k):
         raise PlannedFailure(f"task {k}: planned failure of the first attempt")
     COUNTER.hit()

@@ -49,7 +49,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import RESULT_PREFIX, SCENARIOS  # the peers' end of the same protocol
+from _common import DEFAULT_SCENARIOS, RESULT_PREFIX, SCENARIOS  # the peers' end
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -86,6 +86,14 @@ PEERS: tuple[Peer, ...] = (
         "peer_celery.py",
         work_args=("--pool", "solo", "--concurrency", "1", "--prefetch", "4"),
         note="solo pool; threads (2-8), prefork (1-2 children), prefetch 1-100: no faster",
+    ),
+    Peer(
+        "celery-prefork2",
+        "celery",
+        ("celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.1.0", HIREDIS),
+        "peer_celery.py",
+        work_args=("--pool", "prefork", "--concurrency", "2", "--prefetch", "4"),
+        note="outside the one-process rule: prefork pool with 2 children (1+2 processes)",
     ),
     Peer(
         "rq",
@@ -180,6 +188,15 @@ PEERS: tuple[Peer, ...] = (
         "peer_ferroq.py",
         work_args=("--handler", "async"),
         note="the same with an async def handler",
+    ),
+    Peer(
+        "ferroq-2proc",
+        "",
+        (),
+        "peer_ferroq.py",
+        work_args=("--processes", "2"),
+        note="outside the one-process rule: `ferroq worker --processes 2` (two spawned"
+        " interpreters, each concurrency 64; their start-up is timed)",
     ),
     Peer(
         "ferroq-c10",
@@ -535,6 +552,8 @@ SCENARIO_TITLES = {
     " (asynq's BenchmarkEndToEnd)",
     "weighted": "weighted: a third each on queues high/default/low, weights 6/3/1"
     " (asynq's BenchmarkEndToEndMultipleQueues)",
+    "cpu": "cpu: as simple, each task first runs ~0.5 ms of pure-Python work"
+    " (`_common.burn`, CPU-bound: one process is bound by its GIL)",
 }
 
 
@@ -636,8 +655,9 @@ def main() -> None:
     )
     p.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: "
+        f"{', '.join(DEFAULT_SCENARIOS)})",
     )
     p.add_argument("--timeout", type=float, default=300, help="seconds per producer/worker run")
     p.add_argument("--skip-ferroq", action="store_true", help="do not run bench/throughput.py")

@@ -85,9 +85,10 @@ class Server:
         archive_max_age: Seconds an archived task is kept (default {archive_max_age} s, 90
             days; asynq hard-codes it).
         wait_for_replicas: Durable mode: a lease and an outcome count as written only once
-            this many replicas confirm them (``WAIT``); default {wait_for_replicas} (off). An
-            unconfirmed lease leaves its tasks to the recoverer; an unconfirmed outcome is
-            written again by the syncer.
+            this many replicas confirm them (``WAIT``); default {wait_for_replicas} (off). The
+            tasks of an unconfirmed lease still run (logged: they are leased on the master); an
+            unconfirmed outcome goes to the syncer, which writes it again if a failover lost
+            it (the task still active) and otherwise leaves it as written.
         replica_timeout: Seconds durable mode waits for the replicas (default
             {replica_timeout} s).
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.

@@ -83,6 +83,8 @@ fn split(buf: &[u8]) -> Option<Vec<Packed>> {
                 }
             }
             b"WAIT" | b"PING" | b"SCRIPT" | b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH" | b"ECHO" => None,
+            // `MEMORY USAGE key`
+            b"MEMORY" => args.get(2).copied(),
             _ => args.get(1).copied(),
         };
         let wait = match (name.as_slice(), args.get(1), args.get(2)) {
@@ -192,13 +194,15 @@ mod tests {
             &["EVALSHA", "abc", "2", "asynq:{a}:x", "asynq:{a}:y", "1"],
             &["GET", "k"],
             &["WAIT", "1", "10"],
+            &["MEMORY", "USAGE", "{m}k"],
         ]);
         let cmds = split(&buf).expect("a pipeline");
-        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds.len(), 4);
+        assert_eq!(cmds[3].slot, Some(key_slot(b"m")));
         assert_eq!(cmds[0].slot, Some(key_slot(b"a")));
         assert_eq!(cmds[1].slot, Some(key_slot(b"k")));
         assert_eq!((cmds[2].slot, cmds[2].wait.clone()), (None, Some((b"1".to_vec(), b"10".to_vec()))));
-        assert_eq!(cmds[2].span.end, buf.len());
+        assert_eq!(cmds[3].span.end, buf.len());
         let zero_keys = packed(&[&["EVALSHA", "abc", "0", "arg"]]);
         assert_eq!(split(&zero_keys).expect("a pipeline")[0].slot, None);
         assert_eq!(split(b"*1\r\n$4\r\nPING"), None);

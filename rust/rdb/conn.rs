@@ -1,16 +1,15 @@
 //! Connections from a URL (`redis://`, `rediss://`, `unix://`, with username, password and db;
 //! `redis+cluster://` and `redis+sentinel://`, see [`target`](super::target)), reconnected with
 //! capped exponential backoff. TCP and Unix sockets to one server use [`SpinConnection`]; TLS and
-//! Pub/Sub use redis-rs's connection, a Redis Cluster redis-rs's cluster connection, and Sentinel
-//! redis-rs's master lookup (asked again at every reconnection, so a failover is followed).
+//! Pub/Sub use redis-rs's connection, and a Redis Cluster redis-rs's cluster connection. Through
+//! Sentinel, every connection first asks the sentinels where the master is and checks the server
+//! it reaches calls itself master, so a failover is followed at the next reconnection.
 
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Connection, ConnectionLike, IntoConnectionInfo, RedisResult, Value};
 
 use super::cluster;
@@ -43,6 +42,19 @@ impl Link {
                     cmd,
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
                 )?;
+                redis::from_redis_value(v).map_err(Into::into)
+            }
+            other => cmd.query(other),
+        }
+    }
+
+    /// Runs a command that names no key on one node: any node of a cluster (where redis-rs
+    /// would send `PING` or `INFO` to every node, failing while any is down), the server
+    /// otherwise.
+    pub fn query_one_node<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match self {
+            Link::Cluster(c) => {
+                let v = c.route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))?;
                 redis::from_redis_value(v).map_err(Into::into)
             }
             other => cmd.query(other),
@@ -114,17 +126,62 @@ enum Topology {
     Sentinel(Arc<SentinelTarget>),
 }
 
-/// A service monitored by Sentinel; the lookup keeps its connections to the sentinels.
+/// A service monitored by Sentinel, asked for its master at every connection (each lookup
+/// with its own short-lived connection and timeouts, so one unreachable sentinel delays a
+/// reconnection by at most its timeout, and lookups never wait on one another).
 struct SentinelTarget {
-    sentinel: Mutex<Sentinel>,
+    sentinels: Vec<redis::Client>,
     service: String,
-    node: SentinelNodeConnectionInfo,
+    /// Builds a client for a master at `host:port` (the URL's credentials, db, TLS and CA).
+    node: Box<MasterClient>,
 }
 
+/// Makes a client for the master at `host:port`.
+type MasterClient = dyn Fn(&str, u16) -> RedisResult<redis::Client> + Send + Sync;
+
+/// How long a sentinel may take to answer where the master is.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl SentinelTarget {
-    /// A client for the master Sentinel names now (redis-rs checks it calls itself master).
+    /// A client for the master the first answering sentinel names now.
     fn master(&self) -> RedisResult<redis::Client> {
-        self.sentinel.lock().master_for(&self.service, Some(&self.node))
+        let mut last = None;
+        for s in &self.sentinels {
+            let asked = s.get_connection_with_timeout(SENTINEL_TIMEOUT).and_then(|mut c| {
+                c.set_read_timeout(Some(SENTINEL_TIMEOUT))?;
+                c.set_write_timeout(Some(SENTINEL_TIMEOUT))?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.service)
+                    .query::<Option<(String, u16)>>(&mut c)
+            });
+            match asked {
+                Ok(Some((host, port))) => return (self.node)(&host, port),
+                Ok(None) => {
+                    last = Some(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "sentinel knows no such service",
+                        self.service.clone(),
+                    )))
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "no sentinels"))))
+    }
+}
+
+/// Whether a fresh connection's server calls itself master (`ROLE`): a sentinel may still name
+/// a master that was just demoted.
+fn is_master(link: &mut Link) -> RedisResult<()> {
+    let role: Vec<Value> = redis::cmd("ROLE").query(link)?;
+    match role.first() {
+        Some(Value::BulkString(r)) if r.as_slice() == b"master" => Ok(()),
+        Some(Value::SimpleString(r)) if r == "master" => Ok(()),
+        _ => Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "the server Sentinel named is not a master",
+        ))),
     }
 }
 
@@ -164,11 +221,6 @@ impl ConnConfig {
         if ca_pem.is_some() && !tls {
             return Err(Error::InvalidArgument("a TLS CA certificate needs a rediss:// URL".into()));
         }
-        if ca_pem.is_some() && matches!(target, Target::Sentinel { .. }) {
-            return Err(Error::InvalidArgument(
-                "a TLS CA file is not supported with Sentinel yet: trust the CA system-wide".into(),
-            ));
-        }
         if let Some(pem) = &ca_pem {
             if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
                 return Err(Error::InvalidArgument("the TLS CA file holds no PEM certificate".into()));
@@ -201,9 +253,15 @@ impl ConnConfig {
             }
             Target::Cluster { nodes } => {
                 let seeds = nodes.iter().map(|n| open(n)).collect::<Result<Vec<_>>>()?;
+                // No retries inside redis-rs: it would send a command again after a dropped
+                // connection (a second lease, a false ID conflict, a transaction without its
+                // WATCH). A redirect or a topology error instead drops this connection (see
+                // `Conn::run`), and the next one reads the new slot map; callers retry what is
+                // safe to retry, as on one server.
                 let mut b = ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(IO_TIMEOUT);
+                    .response_timeout(IO_TIMEOUT)
+                    .retries(0);
                 if let Some(pem) = &ca_pem {
                     b = b.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
                 }
@@ -218,16 +276,24 @@ impl ConnConfig {
                 );
                 (Topology::Cluster { client, seeds }, addr)
             }
-            Target::Sentinel { sentinels, service, node } => {
-                let settings = node.into_connection_info().map_err(invalid)?;
-                let mut info = SentinelNodeConnectionInfo::default()
-                    .set_redis_connection_info(settings.redis_settings().clone());
-                if tls {
-                    info = info.set_tls_mode(redis::TlsMode::Secure);
-                }
+            Target::Sentinel { sentinels, service, node: (before, after) } => {
+                let clients = sentinels.iter().map(|u| open(u)).collect::<Result<Vec<_>>>()?;
+                // Checked now: a master URL built from these parts must parse.
+                open(&format!("{before}127.0.0.1:6379{after}"))?;
+                let ca = ca_pem.clone();
+                let node = move |host: &str, port: u16| {
+                    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+                    let info = format!("{before}{host}:{port}{after}").into_connection_info()?;
+                    match &ca {
+                        Some(pem) => redis::Client::build_with_tls(
+                            info,
+                            redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+                        ),
+                        None => redis::Client::open(info),
+                    }
+                };
                 let addr = format!("sentinel service {service:?} at {}", sentinels.join(","));
-                let sentinel = Sentinel::build(sentinels).map_err(invalid)?;
-                let t = SentinelTarget { sentinel: Mutex::new(sentinel), service, node: info };
+                let t = SentinelTarget { sentinels: clients, service, node: Box::new(node) };
                 (Topology::Sentinel(Arc::new(t)), addr)
             }
         };
@@ -258,7 +324,7 @@ impl ConnConfig {
 
     /// A new lazily-connected connection.
     pub fn connect_lazy(&self) -> Conn {
-        Conn { cfg: self.clone(), conn: None }
+        Conn { cfg: self.clone(), conn: None, generation: 0 }
     }
 }
 
@@ -266,6 +332,9 @@ impl ConnConfig {
 pub struct Conn {
     cfg: ConnConfig,
     conn: Option<Link>,
+    /// Counts the connections made: a `WAIT` confirms only its own connection's writes, so
+    /// durable mode checks that the write and its `WAIT` shared one.
+    generation: u64,
 }
 
 impl Conn {
@@ -280,6 +349,7 @@ impl Conn {
     pub fn get(&mut self) -> Result<&mut Link> {
         if self.conn.is_none() {
             self.conn = Some(self.connect()?);
+            self.generation += 1;
         }
         match self.conn.as_mut() {
             Some(c) => Ok(c),
@@ -296,7 +366,11 @@ impl Conn {
                 c.set_write_timeout(Some(IO_TIMEOUT))?;
                 Ok(Link::Cluster(Box::new(c)))
             }
-            Topology::Sentinel(t) => single(&t.master()?),
+            Topology::Sentinel(t) => {
+                let mut link = single(&t.master()?)?;
+                is_master(&mut link)?;
+                Ok(link)
+            }
         })
     }
 
@@ -349,13 +423,19 @@ impl Conn {
         // A protocol error leaves the stream out of step with the replies: never reuse it. A
         // server Sentinel demoted answers READONLY: the master is elsewhere now.
         let demoted = follows_master && out.as_ref().is_err_and(is_readonly);
-        let broken = !conn.is_open() || demoted || out.as_ref().is_err_and(|e| e.is_connection_error());
+        // A stale slot map (the slot moved, its master failed over): the command did not run.
+        let moved = matches!(conn, Link::Cluster(_)) && out.as_ref().is_err_and(is_topology_change);
+        let broken =
+            !conn.is_open() || demoted || moved || out.as_ref().is_err_and(|e| e.is_connection_error());
         if broken {
             self.conn = None;
         }
         out.map_err(|e| match e {
             Error::Redis(r) if demoted => {
                 Error::Connection(format!("redis at {} is no longer the master: {r}", self.cfg.addr))
+            }
+            Error::Redis(r) if moved => {
+                Error::Connection(format!("redis {} changed its topology: {r}", self.cfg.addr))
             }
             Error::Redis(r) if crate::error::is_transport(&r) => {
                 Error::Connection(format!("connection to redis at {} lost: {r}", self.cfg.addr))
@@ -367,6 +447,12 @@ impl Conn {
     /// A dedicated connection for Pub/Sub (it cannot be shared with commands).
     pub fn pubsub_connection(&self) -> Result<Connection> {
         self.with_backoff(|| self.try_connect())
+    }
+
+    /// Which connection is (or was last) in use: a new one has a higher number. `None` when
+    /// there is none now (the next call connects afresh).
+    pub fn generation(&self) -> Option<u64> {
+        self.conn.as_ref().map(|_| self.generation)
     }
 
     /// Whether a connection is open (it may still have died since its last use).
@@ -395,6 +481,16 @@ fn std_connection(client: &redis::Client) -> RedisResult<Connection> {
     Ok(c)
 }
 
+/// A cluster's answer that a command went to the wrong node or the slot has no master now; such
+/// a command did not run.
+fn is_topology_change(e: &Error) -> bool {
+    use redis::ServerErrorKind as K;
+    matches!(e, Error::Redis(r) if matches!(
+        r.kind(),
+        redis::ErrorKind::Server(K::Moved | K::Ask | K::TryAgain | K::ClusterDown | K::MasterDown)
+    ))
+}
+
 fn is_readonly(e: &Error) -> bool {
     matches!(e, Error::Redis(r) if r.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
 }
@@ -414,13 +510,7 @@ mod tests {
         assert_eq!(cluster.addr(), "cluster 127.0.0.1:7000,127.0.0.1:7001");
         let sentinel = ConnConfig::from_url("redis+sentinel://127.0.0.1:26379/mymaster/1").expect("valid");
         assert!(sentinel.follows_master() && !sentinel.is_cluster());
-        assert!(matches!(
-            ConnConfig::from_url_with_ca(
-                "rediss+sentinel://127.0.0.1:26379/m",
-                Some(b"-----BEGIN CERTIFICATE-----".to_vec())
-            ),
-            Err(Error::InvalidArgument(_))
-        ));
+        assert!(ConnConfig::from_url("rediss+sentinel://127.0.0.1:26379/m").is_ok());
         assert!(matches!(ConnConfig::from_url("http://x"), Err(Error::InvalidArgument(_))));
         assert!(matches!(ConnConfig::from_url("not a url"), Err(Error::InvalidArgument(_))));
         let pem = b"not a certificate".to_vec();

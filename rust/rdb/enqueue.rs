@@ -104,8 +104,9 @@ impl Rdb {
     pub fn enqueue(&mut self, req: &EnqueueRequest, now: SystemTime) -> Result<()> {
         let (_, inv) = self.enqueue_invocation(req, now);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        let written_on = self.generation();
         enqueue_reply(reply)?;
-        self.confirm(&[req.msg.queue.as_str()], "enqueue")
+        self.confirm(written_on, &[req.msg.queue.as_str()], "enqueue")
     }
 
     /// Writes many new tasks in one pipeline (not atomic: each succeeds or fails on its own).
@@ -135,10 +136,11 @@ impl Rdb {
             },
         );
         let replies = self.run_pipeline(&invs)?;
+        let written_on = self.generation();
         let mut out = spread_replies(reqs.len(), &owners, replies, "enqueue", enqueue_reply, enqueue_reply);
         let written: Vec<&str> =
             reqs.iter().zip(&out).filter(|(_, r)| r.is_ok()).map(|(r, _)| r.msg.queue.as_str()).collect();
-        if let Err(e) = self.confirm(&written, "enqueue") {
+        if let Err(e) = self.confirm(written_on, &written, "enqueue") {
             for r in out.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(e.duplicate());
             }

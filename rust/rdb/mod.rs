@@ -64,18 +64,21 @@ pub struct Durability {
 
 /// Replicas waited for when no timeout is given.
 pub const REPLICA_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest wait for replicas a write may ask for.
+pub const MAX_REPLICA_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Durability {
     /// Durable mode for `replicas` replicas (0: off), checking the settings: at most 100
-    /// replicas, a timeout from 1 ms to 1 hour.
+    /// replicas, a timeout from 1 ms to [`MAX_REPLICA_TIMEOUT`].
     pub fn new(replicas: i64, timeout: Duration) -> Result<Option<Self>> {
         if !(0..=100).contains(&replicas) {
             return Err(Error::InvalidArgument(format!(
                 "wait_for_replicas must be between 0 (off) and 100, got {replicas}"
             )));
         }
-        if timeout < Duration::from_millis(1) || timeout > Duration::from_secs(3600) {
-            return Err(Error::invalid("replica_timeout must be between 1 ms and 1 hour"));
+        // Below the connections' 30 s reply timeout, with room for the command itself.
+        if timeout < Duration::from_millis(1) || timeout > MAX_REPLICA_TIMEOUT {
+            return Err(Error::invalid("replica_timeout must be between 1 ms and 10 s"));
         }
         Ok((replicas > 0).then_some(Self { replicas: replicas as u32, timeout }))
     }
@@ -184,7 +187,7 @@ impl Rdb {
     /// keeps waiting.
     pub fn ping(&mut self) -> Result<()> {
         let addr = self.conn.config().addr().to_string();
-        self.run(|c| Ok(redis::cmd("PING").query::<String>(c).map(|_| ())?)).map_err(|e| match e {
+        self.run(|c| Ok(c.query_one_node::<String>(&redis::cmd("PING")).map(|_| ())?)).map_err(|e| match e {
             Error::Redis(r) if is_not_ready(&r) => {
                 Error::Connection(format!("redis at {addr} is not ready: {r}"))
             }
@@ -197,13 +200,26 @@ impl Rdb {
         self.conn.pubsub_connection()
     }
 
+    /// The connection in use now (see [`Conn::generation`]): taken right after a write, it is
+    /// what [`Rdb::confirm`] checks its `WAIT` goes over.
+    pub(crate) fn generation(&self) -> Option<u64> {
+        self.conn.generation()
+    }
+
     /// In durable mode, waits until the replicas confirm this connection's writes to `queues`
     /// (one `WAIT` on one server; one per queue's master on a cluster, each node confirming only
     /// its own writes). [`Error::NotReplicated`] when too few did in time: the writes are on the
-    /// master, and may be lost if it fails now. Not retried on another connection: a `WAIT` on a
-    /// new connection would confirm nothing.
-    pub(crate) fn confirm(&mut self, queues: &[&str], what: &str) -> Result<()> {
+    /// master, and may be lost if it fails now. `written_on` is the connection the writes were
+    /// made on ([`Rdb::generation`] right after them): a `WAIT` on another would confirm
+    /// nothing, so a connection replaced in between is [`Error::NotReplicated`] too.
+    pub(crate) fn confirm(&mut self, written_on: Option<u64>, queues: &[&str], what: &str) -> Result<()> {
         let Some(d) = self.durability else { return Ok(()) };
+        let unconfirmed = |why: String| {
+            Error::NotReplicated(format!(
+                "the {what} is on the master, but {why}: it is lost if the master fails before a \
+                 replica has it"
+            ))
+        };
         let mut seen: Vec<&str> = Vec::new();
         for q in queues {
             if seen.contains(q) || (!self.cluster && !seen.is_empty()) {
@@ -213,11 +229,13 @@ impl Rdb {
             let key = self.keys.queue_prefix(q);
             let mut wait = redis::cmd("WAIT");
             wait.arg(d.replicas).arg(u64::try_from(d.timeout.as_millis()).unwrap_or(u64::MAX));
+            if written_on.is_none() || self.conn.generation() != written_on {
+                return Err(unconfirmed("the connection it was written on was lost".into()));
+            }
             let got: i64 = self.run_once(|c| Ok(c.query_at_slot_of(&wait, &key)?))?;
             if got < i64::from(d.replicas) {
-                return Err(Error::NotReplicated(format!(
-                    "only {got} of {} replicas confirmed the {what} within {:?}: it is on the \
-                     master, and lost if the master fails before a replica has it",
+                return Err(unconfirmed(format!(
+                    "only {got} of {} replicas confirmed it within {:?}",
                     d.replicas, d.timeout
                 )));
             }

@@ -145,13 +145,17 @@ impl Rdb {
         // Never retried: if the reply was lost after the script ran, a retry would lease a second
         // batch while the first waits in `active` for the recoverer.
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
+        let written_on = self.generation();
         let out = parse_dequeue(reply, order)?;
-        // Durable mode: an unconfirmed lease is an error; its tasks stay active in Redis, where
-        // the recoverer finds them when the lease ends (a failover that lost the lease made them
-        // pending again instead, and nothing ran them here).
+        // Durable mode: the lease is waited for, but an unconfirmed one still runs its tasks
+        // (logged): they are leased on the master, and dropping them here would only leave
+        // them to the recoverer, costing each a retry. Should the master fail before a replica
+        // has the lease, the tasks are pending again there and run once more (at least once).
         if let Some(t) = out.tasks.first() {
             let q = t.queue.clone();
-            self.confirm(&[q.as_str()], "lease")?;
+            if let Err(e) = self.confirm(written_on, &[q.as_str()], "lease") {
+                log::warn!("running {} leased task(s) of queue {q} unconfirmed: {e}", out.tasks.len());
+            }
         }
         Ok(out)
     }
@@ -304,8 +308,9 @@ impl Rdb {
     pub fn finish(&mut self, msg: &TaskMessage, finish: &Finish, now: SystemTime) -> Result<()> {
         let (_, inv) = self.finish_invocation(msg, finish, now);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        let written_on = self.generation();
         outcome_code(reply, "finish")?;
-        self.confirm(&[msg.queue.as_str()], "outcome")
+        self.confirm(written_on, &[msg.queue.as_str()], "outcome")
     }
 
     /// Recovers a task whose lease ended at or before `cutoff` (Unix seconds): as
@@ -354,13 +359,14 @@ impl Rdb {
             },
         );
         let replies = self.run_pipeline(&invs)?;
+        let written_on = self.generation();
         let code = |v: Value| outcome_code(v, "finish");
         let mut out = spread_replies(items.len(), &owners, replies, "finish", code, code);
         // Durable mode: unconfirmed outcomes are failed writes, which the syncer writes again
         // (a failover that lost one finds the task still active on the new master).
         let written: Vec<&str> =
             items.iter().zip(&out).filter(|(_, r)| r.is_ok()).map(|((m, _), _)| m.queue.as_str()).collect();
-        if let Err(e) = self.confirm(&written, "outcome") {
+        if let Err(e) = self.confirm(written_on, &written, "outcome") {
             for r in out.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(e.duplicate());
             }

@@ -63,7 +63,8 @@ impl Rdb {
             })
         })?;
         if fired == Fired::Enqueued {
-            self.confirm(&[req.msg.queue.as_str()], "periodic enqueue")?;
+            let written_on = self.generation();
+            self.confirm(written_on, &[req.msg.queue.as_str()], "periodic enqueue")?;
         }
         if let (Fired::Enqueued, Some(ev)) = (fired, &history_event) {
             // As asynq's recordSchedulerEnqueueEvent: at most 1000 events per entry. Losing it

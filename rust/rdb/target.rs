@@ -21,9 +21,9 @@ pub enum Target {
         sentinels: Vec<String>,
         /// The service (master) name the sentinels monitor.
         service: String,
-        /// `redis[s]://[auth@]host:port/db`: the data nodes' settings (credentials, db, TLS), with
-        /// the first sentinel's address standing in for the master's, which Sentinel reports.
-        node: String,
+        /// The data nodes' URL around their address, which Sentinel reports:
+        /// `("redis[s]://[auth@]", "/db")`.
+        node: (String, String),
     },
 }
 
@@ -109,7 +109,7 @@ pub fn parse(url: &str) -> Result<Target> {
     Ok(Target::Sentinel {
         sentinels: hosts.iter().map(|h| format!("{data_scheme}://{h}")).collect(),
         service: service.to_string(),
-        node: format!("{data_scheme}://{auth}{}/{db}", hosts[0]),
+        node: (format!("{data_scheme}://{auth}"), format!("/{db}")),
     })
 }
 
@@ -146,11 +146,11 @@ mod tests {
             Target::Sentinel {
                 sentinels: vec!["redis://127.0.0.1:26379".into(), "redis://127.0.0.1:26380".into()],
                 service: "mymaster".into(),
-                node: "redis://:pw@127.0.0.1:26379/3".into(),
+                node: ("redis://:pw@".into(), "/3".into()),
             }
         );
         let t = parse("rediss+sentinel://h:26379/svc").expect("valid");
-        assert!(matches!(t, Target::Sentinel { ref node, .. } if node == "rediss://h:26379/0"));
+        assert!(matches!(t, Target::Sentinel { ref node, .. } if node.0 == "rediss://" && node.1 == "/0"));
     }
 
     #[test]

@@ -219,8 +219,11 @@ def _supervise(args: argparse.Namespace) -> int:
     crash loop; each child gets this command line without ``--processes``, and worker ``i``
     of a ``--metrics-port P`` serves its metrics on ``P + i``.
     """
-    from ferroq.cli.supervise import Supervisor
+    from ferroq.cli.supervise import ENV_INDEX, Supervisor
 
+    if os.environ.get(ENV_INDEX):
+        print("ferroq worker: a supervised worker cannot supervise workers", file=sys.stderr)
+        return 2
     try:
         load_object(args.app)
     except ValueError as e:
@@ -233,7 +236,12 @@ def _supervise(args: argparse.Namespace) -> int:
             print("ferroq worker: --metrics-port leaves no port for every process", file=sys.stderr)
             return 2
         extra = {i: ["--metrics-port", str(args.metrics_port + i)] for i in range(args.processes)}
-    return Supervisor(args.processes, words, extra).run()
+    grace = (
+        args.shutdown_timeout
+        if args.shutdown_timeout is not None
+        else (ServerConfig().shutdown_timeout)
+    )
+    return Supervisor(args.processes, words, extra, shutdown_timeout=grace).run()
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -341,6 +349,9 @@ def _worker(args: argparse.Namespace) -> int:
         logging.getLogger("ferroq").info(
             "worker metrics on http://%s:%d/metrics", args.metrics_addr, args.metrics_port
         )
+    from ferroq.cli.supervise import exit_with_supervisor
+
+    exit_with_supervisor()
     server.run(cast(Handler, handler))
     return 0
 

@@ -6,7 +6,8 @@ through ``subprocess``: spawned, never forked from a process whose threads hold 
 each child is an ordinary worker with its own asynq server ID and heartbeat. It forwards
 SIGTERM, SIGINT (graceful shutdown) and SIGTSTP (stop fetching new tasks) to every child,
 restarts a child that dies with a doubling backoff (logged), and gives up, exiting 1, when
-children keep dying right after they start.
+children keep dying right after they start. A child whose supervisor is gone (SIGKILLed: no
+signal could be forwarded) shuts down gracefully on its own (:func:`exit_with_supervisor`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
 # This many quick deaths in a row of one child, and the supervisor gives up.
 CRASH_LOOP = 5
-# How long children get to finish after the supervisor was asked to stop (beyond their own
-# shutdown timeout, which they apply themselves).
-STOP_GRACE = 60.0
+# How long children get, beyond their own shutdown timeout, to exit once asked to stop.
+STOP_MARGIN = 30.0
 
 ENV_INDEX = "FERROQ_WORKER_INDEX"
+# Set in each child: a child whose parent is no longer this PID (the supervisor was SIGKILLed,
+# so no signal was forwarded) shuts down gracefully instead of running on as an orphan.
+ENV_SUPERVISOR = "FERROQ_SUPERVISOR_PID"
 
 
 @dataclass
@@ -45,6 +48,8 @@ class _Child:
     quick_deaths: int = 0
     backoff: float = BACKOFF_MIN
     restart_at: float | None = None
+    # Whether this process was sent SIGTSTP.
+    paused: bool = False
 
 
 class Supervisor:
@@ -55,6 +60,8 @@ class Supervisor:
         child_args: The ``ferroq`` command line each child runs (``worker ...``, without
             ``--processes``).
         child_extra: Per child index, arguments added to its command line (its metrics port).
+        shutdown_timeout: The children's shutdown timeout: a child still running
+            ``STOP_MARGIN`` seconds after it is asked to stop is killed.
     """
 
     def __init__(
@@ -62,19 +69,27 @@ class Supervisor:
         n: int,
         child_args: list[str],
         child_extra: dict[int, list[str]] | None = None,
+        shutdown_timeout: float = 8.0,
     ) -> None:
         self.children = [_Child(i) for i in range(n)]
+        self.stop_grace = shutdown_timeout + STOP_MARGIN
+        self._stop_signal = signal.SIGTERM
         self.child_args = child_args
         self.child_extra = child_extra or {}
         self._stopping = False
         self._gave_up = False
+        self._paused = False
 
     def _spawn(self, c: _Child) -> None:
-        env = {**os.environ, ENV_INDEX: str(c.index)}
-        cmd = [sys.executable, "-m", "ferroq", *self.child_args, *self.child_extra.get(c.index, [])]
+        env = {**os.environ, ENV_INDEX: str(c.index), ENV_SUPERVISOR: str(os.getpid())}
+        # `--processes 1` last: it wins over any spelling of the flag left in the arguments, so
+        # a child is a worker, never a supervisor of its own.
+        extra = self.child_extra.get(c.index, [])
+        cmd = [sys.executable, "-m", "ferroq", *self.child_args, *extra, "--processes", "1"]
         c.proc = subprocess.Popen(cmd, env=env)
         c.started = time.monotonic()
         c.restart_at = None
+        c.paused = False
         log.info("worker %d started (pid %d)", c.index, c.proc.pid)
 
     def _forward(self, signum: int) -> None:
@@ -90,11 +105,26 @@ class Supervisor:
                 "received %s, stopping %d workers", signal.Signals(signum).name, len(self.children)
             )
         self._stopping = True
+        self._stop_signal = signal.Signals(signum)
         self._forward(signum)
 
     def _on_tstp(self, signum: int, frame: FrameType | None) -> None:
+        # Sent by the main loop to each child once it handles SIGTSTP (before that, the
+        # signal's default action would stop the process), children started later included.
         log.info("received SIGTSTP, workers stop fetching new tasks")
-        self._forward(signum)
+        self._paused = True
+
+    def _pause_ready(self) -> None:
+        for c in self.children:
+            live = c.proc is not None and not c.paused and c.proc.poll() is None
+            if (
+                live
+                and c.proc
+                and _handles(c.proc.pid, signal.SIGTSTP, time.monotonic() - c.started)
+            ):
+                with contextlib.suppress(ProcessLookupError):
+                    c.proc.send_signal(signal.SIGTSTP)
+                c.paused = True
 
     def _reap(self, c: _Child, now: float) -> None:
         """Handles a child that exited on its own: schedules its restart, or gives up."""
@@ -132,7 +162,12 @@ class Supervisor:
             previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, self._on_tstp)
         try:
             for c in self.children:
+                if self._stopping:
+                    break
                 self._spawn(c)
+            # A stop that came while children were being started reaches every one of them.
+            if self._stopping:
+                self._forward(self._stop_signal)
             while not self._stopping and not self._gave_up:
                 now = time.monotonic()
                 for c in self.children:
@@ -140,6 +175,8 @@ class Supervisor:
                         self._reap(c, now)
                     elif c.proc is None and c.restart_at is not None and now >= c.restart_at:
                         self._spawn(c)
+                if self._paused:
+                    self._pause_ready()
                 time.sleep(0.1)
             if self._gave_up:
                 self._stopping = True
@@ -150,7 +187,7 @@ class Supervisor:
                 signal.signal(s, h)
 
     def _wait_all(self) -> int:
-        deadline = time.monotonic() + STOP_GRACE
+        deadline = time.monotonic() + self.stop_grace
         clean = not self._gave_up
         for c in self.children:
             if c.proc is None:
@@ -158,7 +195,7 @@ class Supervisor:
             try:
                 rc = c.proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.error("worker %d did not stop in %gs: killing it", c.index, STOP_GRACE)
+                log.error("worker %d did not stop in %gs: killing it", c.index, self.stop_grace)
                 c.proc.kill()
                 rc = c.proc.wait()
             if rc not in (0, -signal.SIGTERM, -signal.SIGINT):
@@ -166,3 +203,42 @@ class Supervisor:
                 clean = False
         log.info("all workers stopped")
         return 0 if clean else 1
+
+
+def _handles(pid: int, sig: int, age: float) -> bool:
+    """Whether process ``pid`` has a handler for ``sig``.
+
+    Read from its caught-signal mask on Linux (``SigCgt`` in ``/proc/<pid>/status``), else
+    guessed from its age (a worker installs its handlers within a second of starting).
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return age >= 2.0
+
+
+def exit_with_supervisor() -> None:
+    """Shuts a supervised worker down (SIGTERM to itself) once its supervisor is gone.
+
+    Polled each second by a daemon thread, comparing the parent PID with the supervisor's; a
+    no-op in a worker started by anything else.
+    """
+    pid = os.environ.get(ENV_SUPERVISOR)
+    if not pid or not pid.isdigit():
+        return
+
+    def watch(parent: int) -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("the supervisor (pid %d) is gone: shutting down", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    import threading
+
+    threading.Thread(
+        target=watch, args=(int(pid),), daemon=True, name="ferroq-supervisor-watch"
+    ).start()

@@ -64,7 +64,12 @@ func emit(v any) {
 	}
 }
 
+// redisOpt reads a redis:// URL, or ferroq's redis+cluster://host:port[,host:port...] as a
+// RedisClusterClientOpt (asynq's URI parser knows no cluster form).
 func redisOpt(uri string) asynq.RedisConnOpt {
+	if rest, ok := strings.CutPrefix(uri, "redis+cluster://"); ok {
+		return asynq.RedisClusterClientOpt{Addrs: strings.Split(strings.TrimSuffix(rest, "/"), ",")}
+	}
 	opt, err := asynq.ParseRedisURI(uri)
 	if err != nil {
 		fail(fmt.Errorf("bad redis URL: %w", err))

@@ -73,6 +73,14 @@ bench-compare: dev ## Before/after table: commit REV (built beside, cached) agai
 bench-scrape: dev ## What a Prometheus scrape of 100 queues costs (with and without memory sampling)
 	cd bench && ../$(BIN)/python scrape.py --queues 100
 
+.PHONY: bench-processes
+bench-processes: dev ## Every core (~6 min): `ferroq worker --processes 2` beside one process, Dramatiq 2 processes and Celery prefork 2, CPU-bound and no-op tasks
+	$(BIN)/python bench/peers/run.py --only ferroq,ferroq-2proc,dramatiq-2proc,celery-prefork2 --scenarios cpu,simple --tasks 20000 --runs 3 --skip-ferroq --output bench/processes.md
+
+.PHONY: bench-scaleout
+bench-scaleout: dev ## Scale-out costs (~3 min): durable mode and a 3+3 Redis Cluster against one Redis
+	$(BIN)/python bench/scaleout.py --tasks 20000 --runs 3
+
 .PHONY: bench-codec
 bench-codec: dev ## Task-function codecs side by side: stdlib json, orjson, msgspec JSON and msgpack
 	$(BIN)/python bench/codec.py --calls 50000 --rounds 5

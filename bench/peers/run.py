@@ -221,6 +221,9 @@ class Row:
     enqueue: list[float] = field(default_factory=list)
     process: list[float] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
+    # Tasks per second after the first one finished: the rate without the worker's start-up
+    # (which a spawned multi-process worker pays once per process).
+    steady: list[float] = field(default_factory=list)
     failed: str = ""
     unsupported: str = ""  # the peer has no such feature (why)
 
@@ -447,6 +450,8 @@ def measure_once(row: Row, produce: list[str], work: list[str], port: int, timeo
         row.enqueue.append(number(p, "rate"))
         row.process.append(number(w, "rate"))
         row.first_ms.append(number(w, "first_ms"))
+        n = number(w, "tasks")
+        row.steady.append(n / max(n / row.process[-1] - row.first_ms[-1] / 1000, 1e-9))
     except Failure as e:
         row.failed = str(e)
         log(f"{name:24s} failed: {e}")
@@ -526,22 +531,23 @@ def table(rows: list[Row]) -> str:
     reference = next((r for r in rows if r.peer.name == FERROQ and r.process), None)
     head = (
         "| peer | version | config | enqueue tasks/s | process tasks/s | ferroq is |"
-        " process min-max | first task ms |\n"
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+        " process min-max | first task ms | after the first, tasks/s |\n"
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
     lines = []
     for r in rows:
         if r.unsupported:
-            lines.append(f"| {r.peer.name} | {r.version} | n/a: {r.unsupported} | | | | | |")
+            lines.append(f"| {r.peer.name} | {r.version} | n/a: {r.unsupported} | | | | | | |")
             continue
         if r.failed:
-            lines.append(f"| {r.peer.name} | {r.version} | failed: {r.failed} | | | | | |")
+            lines.append(f"| {r.peer.name} | {r.version} | failed: {r.failed} | | | | | | |")
             continue
         spread = f"{min(r.process):,.0f}-{max(r.process):,.0f}" if len(r.process) > 1 else ""
         first = f"{statistics.median(r.first_ms):,.0f}" if r.first_ms else ""
         lines.append(
             f"| {r.peer.name} | {r.version} | {r.config} | {fmt_rate(r.enqueue)} |"
             f" {fmt_rate(r.process)} | {ratio(r, reference)} | {spread} | {first} |"
+            f" {fmt_rate(r.steady)} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -603,7 +609,8 @@ def report(
         " at a time). process: worker start call → last task finished, on the pre-enqueued"
         " backlog; timed inside the peer's processes. first task: worker start → first task"
         " finished (start-up cost included in the process rate). ferroq is: ferroq's process"
-        " rate divided by the peer's.",
+        " rate divided by the peer's. after the first: the tasks over the time from the first"
+        " task's end to the last's (the rate once started).",
         "",
     ]
     for scenario in dict.fromkeys(r.scenario for r in rows):

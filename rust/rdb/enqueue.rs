@@ -138,11 +138,13 @@ impl Rdb {
         let replies = self.run_pipeline(&invs)?;
         let written_on = self.generation();
         let mut out = spread_replies(reqs.len(), &owners, replies, "enqueue", enqueue_reply, enqueue_reply);
-        let written: Vec<&str> =
-            reqs.iter().zip(&out).filter(|(_, r)| r.is_ok()).map(|(r, _)| r.msg.queue.as_str()).collect();
-        if let Err(e) = self.confirm(written_on, &written, "enqueue") {
-            for r in out.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(e.duplicate());
+        if self.durability.is_some() {
+            let written: Vec<&str> =
+                reqs.iter().zip(&out).filter(|(_, r)| r.is_ok()).map(|(r, _)| r.msg.queue.as_str()).collect();
+            if let Err(e) = self.confirm(written_on, &written, "enqueue") {
+                for r in out.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(e.duplicate());
+                }
             }
         }
         Ok(out)

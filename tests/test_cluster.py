@@ -10,10 +10,13 @@ was lost and how long processing paused.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -255,3 +258,24 @@ def test_go_asynq_clients_and_servers_share_the_cluster(
     with cluster.client() as rc:
         for q in queues:
             assert rc.get(f"asynq:{{{q}}}:processed") == b"2"
+
+
+def test_the_cli_works_on_a_cluster(url: str) -> None:
+    with Client(url) as client:
+        for q in ("cli-a", "cli-b", "cli-c"):
+            client.enqueue(Task("ok", b""), queue=q)
+
+    def ferroq(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "ferroq", *args, "--redis", url]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    listed = ferroq("queue", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert {"cli-a", "cli-b", "cli-c"} <= set(json.loads(listed.stdout))
+    stats = ferroq("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    paused = ferroq("queue", "pause", "cli-b")
+    assert paused.returncode == 0, paused.stderr
+    with Inspector(url) as insp:
+        assert insp.get_queue_info("cli-b").paused
+        assert insp.get_queue_info("cli-a").pending == 1

@@ -3,10 +3,14 @@ children restarted, a crash loop ended with a non-zero exit; on a real Redis."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +21,37 @@ from util import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def supervisor(redis_url: str, app: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ferroq", "worker", app, "--redis", redis_url,
-         "--task-check-interval", "0.05", "--heartbeat-interval", "0.5", "--shutdown-timeout",
-         "2", *args],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+class Supervised(subprocess.Popen[bytes]):
+    """A ``ferroq worker --processes`` process whose log goes to a file (a pipe nobody reads
+    would fill and block it)."""
+
+    log_file: Path
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def supervisor(redis_url: str, app: str, *args: str) -> Supervised:
+    log = Path(tempfile.mkdtemp(prefix="ferroq-sup-")) / "supervisor.log"
+    with log.open("wb") as out:
+        p = Supervised(
+            [sys.executable, "-m", "ferroq", "worker", app, "--redis", redis_url,
+             "--task-check-interval", "0.05", "--heartbeat-interval", "0.5", "--shutdown-timeout",
+             "2", *args],
+            cwd=ROOT, stderr=out,
+        )  # fmt: skip
+    p.log_file = log
+    return p
+
+
+@pytest.fixture(autouse=True)
+def no_orphans(redis_url: str) -> Iterator[None]:
+    """Kills any worker a failed test left heartbeating."""
+    yield
+    with Inspector(redis_url) as insp:
+        for pid in live(insp):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def live(insp: Inspector) -> dict[int, str]:
@@ -49,8 +77,7 @@ def test_processes_are_servers_of_their_own_that_stop_with_the_supervisor(redis_
     finally:
         if sup.poll() is None:
             sup.kill()
-    assert sup.stderr is not None
-    log = sup.stderr.read()
+    log = sup.log()
     assert "worker 0 started" in log and "worker 1 started" in log and "all workers stopped" in log
 
 
@@ -71,8 +98,7 @@ def test_a_dead_child_is_restarted(redis_url: str) -> None:
     finally:
         if sup.poll() is None:
             sup.kill()
-    assert sup.stderr is not None
-    assert "restarting in" in sup.stderr.read()
+    assert "restarting in" in sup.log()
 
 
 def test_children_stop_when_the_supervisor_is_killed(redis_url: str) -> None:
@@ -93,8 +119,7 @@ def test_children_dying_at_start_end_the_supervisor_with_an_error(redis_url: str
     finally:
         if sup.poll() is None:
             sup.kill()
-    assert sup.stderr is not None
-    log = sup.stderr.read()
+    log = sup.log()
     assert "giving up" in log and "exited with code 3" in log
     # The backoff doubled between restarts (0.5 + 1 + 2 + 4 s before the fifth death).
     assert time.monotonic() - started >= 7

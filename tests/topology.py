@@ -34,19 +34,27 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float 
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+_TAKEN: set[int] = set()
+
+
 def cluster_port() -> int:
-    """A free port ``p`` whose cluster bus port ``p + 10000`` is free too (so ``p`` ≤ 55535)."""
+    """A free port ``p`` whose cluster bus port ``p + 10000`` is free too, both below Linux's
+    ephemeral range (32768 and up), where client sockets would take them; never one given out
+    before in this process."""
     import random
     import socket
 
-    for _ in range(200):
-        port = random.randint(20000, 50000)
+    for _ in range(500):
+        port = random.randint(20000, 22767)
+        if port in _TAKEN:
+            continue
         try:
             with socket.socket() as a, socket.socket() as b:
                 a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 10000))
         except OSError:
             continue
+        _TAKEN.add(port)
         return port
     raise RuntimeError("no free port pair for a cluster node")
 
@@ -91,7 +99,15 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self) -> Cluster:
-        """Starts the nodes and joins them; returns when every slot is served."""
+        """Starts the nodes and joins them; returns when every slot is served (stops them all
+        if that fails)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Cluster:
         for n in self.nodes:
             n.start()
         cmd = [
@@ -189,7 +205,15 @@ class SentinelGroup:
         return f"redis+sentinel://{hosts}/{self.service}"
 
     def start(self) -> SentinelGroup:
-        """Starts the master, the replica and the sentinels; returns when all agree."""
+        """Starts the master, the replica and the sentinels; returns when all agree (stops
+        them all if that fails)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelGroup:
         self.master.start()
         self.replica.args = ["--replicaof", "127.0.0.1", str(self.master.port)]
         self.replica.start()

@@ -69,7 +69,7 @@ class Client:
 
     Raises:
         InvalidArgumentError: The URL cannot be parsed, or a durable-mode setting is out of
-            range (0 to 100 replicas, a timeout from 1 ms to 1 hour).
+            range (0 to 100 replicas, a timeout from 1 ms to 10 s).
 
     Example::
 

@@ -88,7 +88,8 @@ class Server:
             this many replicas confirm them (``WAIT``); default {wait_for_replicas} (off). The
             tasks of an unconfirmed lease still run (logged: they are leased on the master); an
             unconfirmed outcome goes to the syncer, which writes it again if a failover lost
-            it (the task still active) and otherwise leaves it as written.
+            it (the task still active); otherwise it stays unconfirmed (a later failover runs
+            the task again).
         replica_timeout: Seconds durable mode waits for the replicas (default
             {replica_timeout} s).
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.

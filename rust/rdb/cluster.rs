@@ -97,6 +97,14 @@ fn split(buf: &[u8]) -> Option<Vec<Packed>> {
     Some(out)
 }
 
+/// Whether a reply says the command went to the wrong node or its slot has no master now (the
+/// command did not run, and the slot map is stale).
+pub fn is_topology_reply(v: &Value) -> bool {
+    use redis::ServerErrorKind as K;
+    matches!(v, Value::ServerError(e)
+        if matches!(e.kind(), Some(K::Moved | K::Ask | K::TryAgain | K::ClusterDown | K::MasterDown)))
+}
+
 /// A reply as a pipeline holds it: an error reply (NOSCRIPT, WRONGTYPE) stays one command's
 /// value; a transport failure is the whole call's.
 fn as_reply(r: RedisResult<Value>) -> RedisResult<Value> {
@@ -208,6 +216,14 @@ mod tests {
         assert_eq!(split(b"*1\r\n$4\r\nPING"), None);
         assert_eq!(split(b"+OK\r\n"), None);
         assert_eq!(split(b"*1\r\n$9\r\nPING\r\n"), None);
+    }
+
+    #[test]
+    fn redirects_in_a_pipeline_mark_the_slot_map_stale() {
+        let moved = redis::parse_redis_value(b"-MOVED 3999 127.0.0.1:6381\r\n").expect("a reply");
+        let other = redis::parse_redis_value(b"-WRONGTYPE x\r\n").expect("a reply");
+        assert!(is_topology_reply(&moved));
+        assert!(!is_topology_reply(&other) && !is_topology_reply(&Value::Int(1)));
     }
 
     #[test]

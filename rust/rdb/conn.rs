@@ -24,7 +24,15 @@ pub enum Link {
     /// TLS.
     Std(Connection),
     /// A Redis Cluster (pipelines are sent a command at a time by [`cluster`]).
-    Cluster(Box<ClusterConnection>),
+    Cluster(Box<ClusterLink>),
+}
+
+/// A cluster connection, and whether a reply said its slot map is stale (a redirect or a
+/// topology error answered one command of a pipeline: the call succeeded, but with retries off
+/// redis-rs does not refresh the map itself, so the connection is dropped after the call).
+pub struct ClusterLink {
+    conn: ClusterConnection,
+    stale: bool,
 }
 
 impl Link {
@@ -38,7 +46,7 @@ impl Link {
         match self {
             Link::Cluster(c) => {
                 let route = Route::new(cluster::key_slot(key.as_bytes()), SlotAddr::Master);
-                let v = c.route_command(
+                let v = c.conn.route_command(
                     cmd,
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
                 )?;
@@ -54,7 +62,9 @@ impl Link {
     pub fn query_one_node<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> RedisResult<T> {
         match self {
             Link::Cluster(c) => {
-                let v = c.route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random))?;
+                let v = c
+                    .conn
+                    .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary))?;
                 redis::from_redis_value(v).map_err(Into::into)
             }
             other => cmd.query(other),
@@ -67,7 +77,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.req_packed_command(cmd),
             Link::Std(c) => c.req_packed_command(cmd),
-            Link::Cluster(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.conn.req_packed_command(cmd),
         }
     }
 
@@ -75,7 +85,11 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.req_packed_commands(cmd, offset, count),
             Link::Std(c) => c.req_packed_commands(cmd, offset, count),
-            Link::Cluster(c) => cluster::req_packed_commands(c, cmd, offset, count),
+            Link::Cluster(c) => {
+                let replies = cluster::req_packed_commands(&mut c.conn, cmd, offset, count)?;
+                c.stale |= replies.iter().any(cluster::is_topology_reply);
+                Ok(replies)
+            }
         }
     }
 
@@ -83,7 +97,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.get_db(),
             Link::Std(c) => c.get_db(),
-            Link::Cluster(c) => c.get_db(),
+            Link::Cluster(c) => c.conn.get_db(),
         }
     }
 
@@ -91,7 +105,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.check_connection(),
             Link::Std(c) => c.check_connection(),
-            Link::Cluster(c) => c.check_connection(),
+            Link::Cluster(c) => !c.stale && c.conn.check_connection(),
         }
     }
 
@@ -99,7 +113,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.is_open(),
             Link::Std(c) => c.is_open(),
-            Link::Cluster(c) => c.is_open(),
+            Link::Cluster(c) => !c.stale && c.conn.is_open(),
         }
     }
 }
@@ -364,7 +378,7 @@ impl Conn {
                 let c = client.get_connection()?;
                 c.set_read_timeout(Some(IO_TIMEOUT))?;
                 c.set_write_timeout(Some(IO_TIMEOUT))?;
-                Ok(Link::Cluster(Box::new(c)))
+                Ok(Link::Cluster(Box::new(ClusterLink { conn: c, stale: false })))
             }
             Topology::Sentinel(t) => {
                 let mut link = single(&t.master()?)?;

@@ -136,7 +136,7 @@ impl Rdb {
             },
         );
         let replies = self.run_pipeline(&invs)?;
-        let written_on = self.generation();
+        let written_on = self.pipeline_on;
         let mut out = spread_replies(reqs.len(), &owners, replies, "enqueue", enqueue_reply, enqueue_reply);
         if self.durability.is_some() {
             let written: Vec<&str> =

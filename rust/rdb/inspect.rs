@@ -261,7 +261,7 @@ impl Rdb {
     /// What `ferroq stats` shows of the server: its version, uptime, clients and memory, from
     /// `INFO` (Valkey's `valkey_version` too).
     pub fn server_summary(&mut self) -> Result<Vec<(String, String)>> {
-        // On a cluster: one node's (any master's) view.
+        // On a cluster: one master's view (any master).
         let text: String = self.run(|c| Ok(c.query_one_node(&redis::cmd("INFO"))?))?;
         let info: std::collections::HashMap<&str, &str> =
             text.lines().filter_map(|l| l.trim_end().split_once(':')).collect();

@@ -124,6 +124,9 @@ pub struct Rdb {
     cluster: bool,
     /// Durable mode: enqueues, leases and outcomes wait for replicas (`WAIT`).
     durability: Option<Durability>,
+    /// The connection every call of the last [`Rdb::run_pipeline`] ran on (`None`: more than
+    /// one), for [`Rdb::confirm`].
+    pipeline_on: Option<u64>,
     /// How archives are trimmed when a task is archived; `None` (an Inspector given no limits)
     /// archives by hand without trimming: the servers trim with their own limits.
     archive: Option<ArchiveLimits>,
@@ -141,6 +144,7 @@ impl Rdb {
             retry_stale: true,
             cluster: cfg.is_cluster(),
             durability: cfg.durability,
+            pipeline_on: None,
             archive: Some(ArchiveLimits::default()),
         }
     }

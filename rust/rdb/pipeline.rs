@@ -100,6 +100,7 @@ impl Rdb {
         }
         let all: Vec<usize> = (0..invs.len()).collect();
         let mut replies = self.pipeline_of(invs, &all, false)?;
+        let first_on = self.generation();
         // NOSCRIPT means that call did not run (a new server, SCRIPT FLUSH): load the scripts
         // and run exactly those calls again. Loading up front would send every script's source
         // with every pipeline.
@@ -110,6 +111,9 @@ impl Rdb {
                 replies[i] = reply;
             }
         }
+        // The writes were on one connection only if the re-run did not reconnect: durable mode
+        // cannot confirm them otherwise.
+        self.pipeline_on = if self.generation() == first_on { first_on } else { None };
         Ok(replies.into_iter().map(|r| r.map_err(Error::from)).collect())
     }
 

@@ -359,7 +359,7 @@ impl Rdb {
             },
         );
         let replies = self.run_pipeline(&invs)?;
-        let written_on = self.generation();
+        let written_on = self.pipeline_on;
         let code = |v: Value| outcome_code(v, "finish");
         let mut out = spread_replies(items.len(), &owners, replies, "finish", code, code);
         // Durable mode: unconfirmed outcomes are failed writes, which the syncer writes again

@@ -244,7 +244,7 @@ mod tests {
             ServerConfig { archive_max_age: MAX_SETTING * 2, ..d() },
             ServerConfig { wait_for_replicas: 101, ..d() },
             ServerConfig { replica_timeout: Duration::ZERO, ..d() },
-            ServerConfig { replica_timeout: Duration::from_secs(3601), ..d() },
+            ServerConfig { replica_timeout: Duration::from_millis(10_001), ..d() },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(Error::InvalidArgument(_))), "{c:?}");

@@ -133,8 +133,10 @@ class Supervisor:
         lived = now - c.started
         c.proc = None
         if lived >= HEALTHY_AFTER:
+            # A death after a healthy run starts the backoff over and is no crash loop.
             c.quick_deaths, c.backoff = 0, BACKOFF_MIN
-        c.quick_deaths += 1
+        else:
+            c.quick_deaths += 1
         if c.quick_deaths >= CRASH_LOOP:
             log.error(
                 "worker %d died %d times in a row within %gs of starting (last exit code %s): "
@@ -173,14 +175,21 @@ class Supervisor:
                 for c in self.children:
                     if c.proc is not None and c.proc.poll() is not None:
                         self._reap(c, now)
-                    elif c.proc is None and c.restart_at is not None and now >= c.restart_at:
+                    elif (
+                        c.proc is None
+                        and c.restart_at is not None
+                        and now >= c.restart_at
+                        and not self._stopping
+                    ):
                         self._spawn(c)
                 if self._paused:
                     self._pause_ready()
                 time.sleep(0.1)
             if self._gave_up:
                 self._stopping = True
-                self._forward(signal.SIGTERM)
+                self._stop_signal = signal.SIGTERM
+            # Again: a child (re)started while the stop signal was being forwarded has not had it.
+            self._forward(self._stop_signal)
             return self._wait_all()
         finally:
             for s, h in previous.items():

@@ -55,8 +55,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 CACHE = Path(os.environ.get("FERROQ_BENCH_CACHE", Path.home() / ".cache" / "ferroq-bench"))
 HIREDIS = "hiredis==3.5.0"  # C reply parser, picked up by redis-py when present: the fast path
-# One tuple for both Dramatiq rows: they share a venv, which is rebuilt when its pins change.
+# One tuple for both rows of a peer: they share a venv, which is rebuilt when its pins change.
 DRAMATIQ = ("dramatiq[redis]==2.2.1", "redis==8.1.0", HIREDIS)
+CELERY = ("celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.1.0", HIREDIS)
 SMOKE_PEERS = ("ferroq", "huey", "rq", "asynq")  # small installs, quick runs
 
 
@@ -82,7 +83,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "celery",
         "celery",
-        ("celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.1.0", HIREDIS),
+        CELERY,
         "peer_celery.py",
         work_args=("--pool", "solo", "--concurrency", "1", "--prefetch", "4"),
         note="solo pool; threads (2-8), prefork (1-2 children), prefetch 1-100: no faster",
@@ -90,7 +91,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "celery-prefork2",
         "celery",
-        ("celery[redis]==5.7.0", "kombu==5.7.0", "redis==8.1.0", HIREDIS),
+        CELERY,
         "peer_celery.py",
         work_args=("--pool", "prefork", "--concurrency", "2", "--prefetch", "4"),
         note="outside the one-process rule: prefork pool with 2 children (1+2 processes)",

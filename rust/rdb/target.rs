@@ -27,13 +27,6 @@ pub enum Target {
     },
 }
 
-impl Target {
-    /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self, Target::Cluster { .. })
-    }
-}
-
 fn invalid(url: &str, why: &str) -> Error {
     Error::InvalidArgument(format!("invalid redis URL {url:?}: {why}"))
 }
@@ -133,7 +126,7 @@ mod tests {
                 nodes: vec!["redis://u:p@127.0.0.1:7000".into(), "redis://u:p@127.0.0.1:7001".into()]
             }
         );
-        assert!(t.is_cluster());
+        assert!(matches!(t, Target::Cluster { .. }));
         let t = parse("rediss+cluster://[::1]:7000/0").expect("valid");
         assert_eq!(t, Target::Cluster { nodes: vec!["rediss://[::1]:7000".into()] });
     }

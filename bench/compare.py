@@ -13,8 +13,10 @@ It starts one private Redis (``ferroq._embedded.EmbeddedRedis`` from the interpr
 this script, else ``redis-server`` from PATH), then for every round and scenario runs
 ``<python> bench/throughput.py --only SCENARIO --json --tasks N`` under the two interpreters
 alternately (before then after, after then before in the next round, to cancel drift), and
-prints the machine, the commit of each side and a Markdown table of medians and ranges. The
-table also goes to ``--out`` when given. Progress goes to stderr.
+prints the machine, the commit of each side and a Markdown table of medians and ranges. Around
+each run it also reads Redis's own CPU time (``INFO cpu``), reported per task for the sync run
+(its enqueue_many phase included): a script change shows there even when the machine's noise
+hides it in the throughput. The table also goes to ``--out`` when given. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ ROWS = [
     ("enqueue_many (1000 per call)", "enqueue_many", "value", "tasks/s", "{:,.0f}"),
     ("process, no-op sync handler (concurrency 64)", "sync", "value", "tasks/s", "{:,.0f}"),
     ("process, no-op async handler (concurrency 64)", "async", "value", "tasks/s", "{:,.0f}"),
+    ("Redis CPU per task, sync run (enqueue_many + process)", "sync", "redis_us", "µs", "{:.2f}"),
     ("round trip, idle server, p50", "round_trip", "p50", "ms", "{:.3f}"),
     ("round trip, idle server, p99", "round_trip", "p99", "ms", "{:.3f}"),
     ("idle server CPU", "idle_cpu", "value", "% of a core", "{:.2f}"),
@@ -83,6 +86,31 @@ def run(
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stderr.strip()}")
     return proc.stdout.rstrip()
+
+
+def redis_cpu(url: str) -> float:
+    """Seconds of CPU the Redis at ``url`` (``redis://host:port/...``) has used, user + system."""
+    host, _, port = url.split("//", 1)[1].split("/", 1)[0].rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as c:
+        c.sendall(b"INFO cpu\r\n")
+        data = b""
+        while len(data) < bulk_length(data):
+            chunk = c.recv(65536)
+            if not chunk:
+                raise RuntimeError(f"{url} closed the connection during INFO")
+            data += chunk
+    fields = dict(line.split(":", 1) for line in data.decode().splitlines() if ":" in line)
+    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+
+
+def bulk_length(data: bytes) -> int:
+    """The whole length of the RESP bulk string ``data`` begins, once its header has arrived."""
+    head, sep, _ = data.partition(b"\r\n")
+    if not sep:
+        return len(data) + 1  # read on
+    if not head.startswith(b"$"):
+        raise RuntimeError(f"INFO answered {head!r}")
+    return len(head) + 2 + int(head[1:]) + 2
 
 
 def ping(port: int) -> bool:
@@ -174,10 +202,15 @@ def describe(side: Side) -> str:
 def measure(side: Side, scenario: str, url: str, tasks: int) -> dict[str, object]:
     """One ``throughput.py --only scenario --json`` run under ``side``'s interpreter."""
     cmd = [side.python, str(THROUGHPUT), "--only", scenario, "--json", "--tasks", str(tasks)]
+    cpu = redis_cpu(url)
     out = run(cmd, env=child_env(url), timeout=RUN_TIMEOUT)
     result: dict[str, object] = json.loads(out.splitlines()[-1])
     if result.get("scenario") != scenario:
         raise RuntimeError(f"{shlex.join(cmd)} printed {out!r}")
+    if result.get("unit") == "tasks/s":
+        # Redis's own CPU over the whole run (its enqueue phase included) per task: what a change
+        # to a script costs or saves, without the noise of the throughput a busy machine allows.
+        result["redis_us"] = (redis_cpu(url) - cpu) * 1e6 / tasks
     return result
 
 
@@ -204,7 +237,7 @@ def table(before: Side, after: Side) -> list[str]:
             if a and b and statistics.median(b)
             else "n/a"
         )
-        better = "higher" if unit == "tasks/s" else "lower"
+        better = "higher" if unit == "tasks/s" else "lower"  # µs, ms, % of a core
         lines.append(
             f"| {label}, {unit} ({better} is better) | {cell(b, fmt)} | {cell(a, fmt)} | {ratio} |"
         )
@@ -266,7 +299,7 @@ def main() -> None:
                 for side in order:
                     t0 = time.monotonic()
                     result = measure(side, scenario, url, args.tasks)
-                    for key in ("value", "p50", "p99"):
+                    for key in ("value", "p50", "p99", "redis_us"):
                         v = result.get(key)
                         if isinstance(v, (int, float)):
                             side.samples.setdefault((scenario, key), []).append(float(v))

@@ -50,7 +50,8 @@ def outcome_calls(
             keys=[*base, hash_key, counters[0], counters[2], lock], args=[task_id, exp, MAX]
         ),
         "done_batch": lambda: script(r, "done_batch")(
-            keys=[*base, counters[0], counters[2]], args=[f"{Q}:t:", exp, task_id, lock]
+            keys=[*base, counters[0], counters[2], hash_key, *([lock] if lock else [])],
+            args=[exp, task_id, 1 if lock else 0],
         ),
         "mark_as_complete": lambda: script(r, "mark_as_complete")(
             keys=[*base, f"{Q}:completed", hash_key, counters[0], counters[2], lock],

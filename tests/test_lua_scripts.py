@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 LUA = Path(__file__).resolve().parent.parent / "rust" / "rdb" / "lua"
@@ -20,10 +21,12 @@ KEYS = [
 def done_batch(r: redis.Redis, *pairs: tuple[str, str]) -> list[int]:
     script = r.register_script((LUA / "done_batch.lua").read_text())
     expiry = int(time.time()) + 90 * 86400
-    args: list[str | int] = ["asynq:{q}:t:", expiry]
+    args: list[str | int] = [expiry]
+    locks = [lock for _, lock in pairs if lock]
     for task_id, lock in pairs:
-        args += [task_id, lock]
-    return list(script(keys=KEYS, args=args))
+        args += [task_id, locks.index(lock) + 1 if lock else 0]
+    keys = [*KEYS, *(f"asynq:{{q}}:t:{task_id}" for task_id, _ in pairs), *locks]
+    return list(script(keys=keys, args=args))
 
 
 def leased(r: redis.Redis, *ids: str) -> None:
@@ -73,6 +76,23 @@ def test_done_batch_daily_counter_keeps_its_first_expiry(r: redis.Redis) -> None
     assert done_batch(r, ("a", "")) == [1]
     assert r.get(KEYS[2]) == b"6"
     assert 0 < r.ttl(KEYS[2]) <= 100
+
+
+def test_batch_scripts_refuse_keys_that_do_not_match_their_tasks(r: redis.Redis) -> None:
+    # The task hashes are named in KEYS, one per task: a caller that got the count wrong is
+    # refused before anything is written, rather than writing the wrong hash.
+    leased(r, "a", "b")
+    done = r.register_script((LUA / "done_batch.lua").read_text())
+    with pytest.raises(redis.ResponseError, match="done_batch: 5 keys for 2 tasks"):
+        done(keys=[*KEYS, "asynq:{q}:t:a"], args=[0, "a", 0, "b", 0])
+    assert r.llen("asynq:{q}:active") == 2
+    enqueue = r.register_script((LUA / "enqueue_batch.lua").read_text())
+    with pytest.raises(redis.ResponseError, match="enqueue_batch: 2 task keys for 1 tasks"):
+        enqueue(
+            keys=["asynq:{q}:pending", "asynq:{q}:t:x", "asynq:{q}:t:y"],
+            args=[0, "asynq:{q}:wake", "x", b"msg"],
+        )
+    assert not r.exists("asynq:{q}:pending", "asynq:{q}:t:x")
 
 
 def test_outcome_scripts_answer_not_found_with_a_code_not_an_error(r: redis.Redis) -> None:

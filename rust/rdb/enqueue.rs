@@ -125,11 +125,9 @@ impl Rdb {
             |i| self.enqueue_invocation(&reqs[i], now),
             |q, part| {
                 let (s, mut inv) = call(&scripts::ENQUEUE_BATCH);
-                inv.key(keys.pending(q))
-                    .arg(keys.task_prefix(q))
-                    .arg(unix_nanos(now))
-                    .arg(keys.wake_channel(q));
+                inv.key(keys.pending(q)).arg(unix_nanos(now)).arg(keys.wake_channel(q));
                 for &i in part {
+                    inv.key(keys.task(q, &reqs[i].msg.id));
                     inv.arg(&reqs[i].msg.id).arg(encode_task(&reqs[i].msg));
                 }
                 (s, inv)

@@ -351,9 +351,23 @@ impl Rdb {
                 let k = &self.keys;
                 let (s, mut inv) = call(&scripts::DONE_BATCH);
                 inv.key(k.active(q)).key(k.lease(q)).key(k.processed(q, &date)).key(k.processed_total(q));
-                inv.arg(k.task_prefix(q)).arg(stats_exp);
+                inv.arg(stats_exp);
+                let mut locks = 0;
                 for &i in part {
-                    inv.arg(&items[i].0.id).arg(&items[i].0.unique_key);
+                    let m = items[i].0;
+                    inv.key(k.task(q, &m.id)).arg(&m.id);
+                    if m.unique_key.is_empty() {
+                        inv.arg(0);
+                    } else {
+                        locks += 1;
+                        inv.arg(locks);
+                    }
+                }
+                for &i in part {
+                    let lock = &items[i].0.unique_key;
+                    if !lock.is_empty() {
+                        inv.key(lock);
+                    }
                 }
                 (s, inv)
             },

@@ -4,10 +4,11 @@
 -- KEYS[2] lease               <ns>:{q}:lease
 -- KEYS[3] processed today     <ns>:{q}:processed:<YYYY-MM-DD>
 -- KEYS[4] processed total     <ns>:{q}:processed
--- ARGV[1] task hash prefix    <ns>:{q}:t:
--- ARGV[2] daily counter expiry, Unix seconds (now + 90 days)
--- ARGV[3], ARGV[4], ...: pairs of task id and its unique lock key ("" when it has none); the
---         hashes and locks are in the queue's hash slot, like the keys above
+-- KEYS[5..4+n] task hash      <ns>:{q}:t:<id>, one per task, in the order of the pairs below
+-- KEYS[5+n..] unique locks    <ns>:{q}:unique:..., for the tasks that hold one
+-- ARGV[1] daily counter expiry, Unix seconds (now + 90 days)
+-- ARGV[2], ARGV[3], ...: pairs of task id and the index of its lock among the lock keys
+--         (1-based; 0 when it has none)
 -- Returns one code per task, in order: 1 done, 0 not found (another server already moved it:
 -- nothing of it is written).
 -- LREM counts from the tail (-1) and stops at the first match: an id is in active once, and
@@ -15,6 +16,10 @@
 -- instead of scanning the whole list as done.lua's LREM 0 does.
 -- Keys of the wrong type fail the call before anything is written (Redis does not roll back a
 -- script that stops half-way); a lock of the wrong type is skipped.
+local n = (#ARGV - 1) / 2
+if n ~= math.floor(n) or #KEYS < 4 + n then
+  return redis.error_reply("done_batch: " .. #KEYS .. " keys for " .. n .. " tasks")
+end
 for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
   local t = redis.call("TYPE", k[1])["ok"]
   if t ~= k[2] and t ~= "none" then
@@ -22,32 +27,33 @@ for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
   end
 end
 local codes = {}
-local n = 0
-for i = 3, #ARGV, 2 do
-  local id, lock = ARGV[i], ARGV[i + 1]
+local finished = 0
+for t = 1, n do
+  local id, lock = ARGV[2 * t], tonumber(ARGV[2 * t + 1])
   local code = 0
   -- In active is this server's, as in done.lua: a lease entry that alone vanished does not make
   -- the task anyone else's. A task whose hash alone is gone ran and succeeded all the same.
   if redis.call("LREM", KEYS[1], -1, id) ~= 0 then
     redis.call("ZREM", KEYS[2], id)
-    redis.call("DEL", ARGV[1] .. id)
+    redis.call("DEL", KEYS[4 + t])
     code = 1
-    n = n + 1
-    if lock ~= "" and redis.pcall("GET", lock) == id then
-      redis.call("DEL", lock)
+    finished = finished + 1
+    local key = lock and lock > 0 and KEYS[4 + n + lock]
+    if key and redis.pcall("GET", key) == id then
+      redis.call("DEL", key)
     end
   end
   codes[#codes + 1] = code
 end
 -- The counters are best effort (pcall): a broken counter key must not undo finished tasks.
-if n > 0 then
-  if redis.pcall("INCRBY", KEYS[3], n) == n then
-    redis.pcall("EXPIREAT", KEYS[3], ARGV[2])
+if finished > 0 then
+  if redis.pcall("INCRBY", KEYS[3], finished) == finished then
+    redis.pcall("EXPIREAT", KEYS[3], ARGV[1])
   end
   -- At the int64 limit the total wraps, as done.lua's does (to this batch's count, not 1).
-  local total = redis.pcall("INCRBY", KEYS[4], n)
+  local total = redis.pcall("INCRBY", KEYS[4], finished)
   if type(total) == "table" and total.err then
-    redis.call("SET", KEYS[4], n)
+    redis.call("SET", KEYS[4], finished)
   end
 end
 return codes

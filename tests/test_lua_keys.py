@@ -1,0 +1,198 @@
+"""Every Lua script names the keys it touches in KEYS, watched on a real Redis with MONITOR.
+
+``every_script.exercise_every_script`` runs each of the core's scripts; MONITOR shows each
+``EVALSHA`` with its KEYS and ARGV, then the commands the script ran. ``COMMAND GETKEYS`` says
+which arguments of each inner command are keys, and each must be one of the call's KEYS. A Redis
+Cluster only refuses a key outside the call's slot (``test_cluster.py``); proxies such as
+Aliyun's also refuse a key that KEYS does not name (hibiken/asynq #1086), and so does this test.
+
+The one exception is a key whose name the script learns while it runs: the hash of a task whose
+id it has just read from a list or a set (a dequeue pops ids; the forwarder, the recoverer and
+the trims range over scores). Such a key cannot be named before the call without a second round
+trip and a race with every other server. It must still be built from a prefix the call passes in
+ARGV and carry the ``{queue}`` hash tag of keys the call names, so it stays in their slot; the
+scripts allowed to do this are listed in ``DISCOVERED`` with what they read, and docs/scaling.md
+names them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import redis
+
+from every_script import LUA, exercise_every_script
+
+# Scripts that touch task hashes (or, for the forwarder, group sets) named by ids they read.
+DISCOVERED = {
+    "dequeue": "ids popped from pending",
+    "forward": "ids due in scheduled/retry, and each task's group",
+    "list_lease_expired": "ids whose lease expired",
+    "archive": "archived ids trimmed by age and count",
+    "archive_tasks": "archived ids trimmed by age and count",
+    "delete_expired_completed": "completed ids past their retention",
+    "remove_queue": "ids of every container of the queue",
+}
+
+LINE = re.compile(rb"^\S+ \[\d+ ([^\]]+)\] (.*)$")
+ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+ESCAPES = {
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"a": b"\a",
+    b"b": b"\b",
+    b'"': b'"',
+    b"\\": b"\\",
+}
+
+
+def unescape(quoted: bytes) -> bytes:
+    """Undoes the escaping MONITOR applies to each argument (sdscatrepr)."""
+    out = bytearray()
+    i = 0
+    while i < len(quoted):
+        c = quoted[i : i + 1]
+        if c == b"\\":
+            nxt = quoted[i + 1 : i + 2]
+            if nxt == b"x":
+                out += bytes([int(quoted[i + 2 : i + 4], 16)])
+                i += 4
+                continue
+            out += ESCAPES.get(nxt, nxt)
+            i += 2
+            continue
+        out += c
+        i += 1
+    return bytes(out)
+
+
+def tag(key: bytes) -> bytes:
+    """The part of a key Redis Cluster hashes: the first non-empty ``{...}``, else the key."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+@dataclass
+class Call:
+    """One script call seen by MONITOR, with the commands it ran."""
+
+    sha: str
+    keys: list[bytes]
+    argv: list[bytes]
+    inner: list[list[bytes]] = field(default_factory=list)
+
+
+class Monitor:
+    """Collects every script call on one Redis, from a thread reading MONITOR on its own socket."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.calls: list[Call] = []
+        self._stop = threading.Event()
+        kw = r.connection_pool.connection_kwargs
+        self._sock = socket.create_connection((kw.get("host", "127.0.0.1"), kw["port"]))
+        self._sock.sendall(b"MONITOR\r\n")
+        self._buffer = b""
+        assert self._line() == b"+OK"
+        self._sock.settimeout(0.5)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _line(self) -> bytes:
+        # Every argument is escaped on a MONITOR line: a CRLF ends a line and nothing else.
+        while b"\r\n" not in self._buffer:
+            chunk = self._sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("MONITOR connection closed")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        return line
+
+    def _read(self) -> None:
+        current: Call | None = None
+        while not self._stop.is_set():
+            try:
+                line = self._line()
+            except TimeoutError:
+                continue
+            m = LINE.match(line[1:])
+            if m is None:
+                continue
+            args = [unescape(a) for a in ARG.findall(m.group(2))]
+            if not args:
+                continue
+            if m.group(1) == b"lua":
+                if current is not None:
+                    current.inner.append(args)
+                continue
+            current = None
+            name = args[0].upper()
+            if name in (b"EVALSHA", b"EVAL") and len(args) >= 3:
+                n = int(args[2])
+                sha = args[1].decode() if name == b"EVALSHA" else hashlib.sha1(args[1]).hexdigest()
+                current = Call(sha, args[3 : 3 + n], args[3 + n :])
+                self.calls.append(current)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def keys_of(r: redis.Redis, command: list[bytes]) -> list[bytes]:
+    """The arguments of ``command`` that are keys, as Redis itself says."""
+    try:
+        return [k if isinstance(k, bytes) else k.encode() for k in r.command_getkeys(*command)]
+    except redis.ResponseError:  # a command without keys (PUBLISH, TIME...)
+        return []
+
+
+def test_every_script_names_the_keys_it_touches(redis_url: str, r: redis.Redis) -> None:
+    monitor = Monitor(r)
+    try:
+        exercise_every_script(redis_url, r)
+    finally:
+        monitor.stop()
+    names = {hashlib.sha1(p.read_bytes()).hexdigest(): p.stem for p in LUA.glob("*.lua")}
+    seen = {names[c.sha] for c in monitor.calls if c.sha in names}
+    assert seen == set(names.values()), (
+        f"scripts the workload never ran: {set(names.values()) - seen}"
+    )
+    assert set(DISCOVERED) <= seen
+    undeclared: dict[str, set[bytes]] = {}
+    discovered: dict[str, int] = {}
+    cache: dict[tuple[bytes, ...], list[bytes]] = {}
+    for call in monitor.calls:
+        name = names.get(call.sha, call.sha)
+        declared = set(call.keys)
+        tags = {tag(k) for k in call.keys}
+        prefixes = [a for a in call.argv if a.endswith(b":") and b"{" in a]
+        for command in call.inner:
+            key = tuple(command)
+            if key not in cache:
+                cache[key] = keys_of(r, command)
+            for k in cache[key]:
+                if k in declared:
+                    continue
+                learned = (
+                    name in DISCOVERED
+                    and any(k.startswith(p) and len(k) > len(p) for p in prefixes)
+                    and tag(k) in tags
+                )
+                if learned:
+                    discovered[name] = discovered.get(name, 0) + 1
+                else:
+                    undeclared.setdefault(name, set()).add(k)
+    assert not undeclared, f"keys a script touched without naming them in KEYS: {undeclared}"
+    # The check above is only as good as the inner commands it saw.
+    assert sum(len(c.inner) for c in monitor.calls) > 1000
+    assert "dequeue" in discovered, discovered
+    print(f"keys learned while running, per script: {discovered}")

@@ -35,6 +35,7 @@ from ferroq import (
     Server,
     Task,
 )
+from ferroq._embedded import EmbeddedRedis
 from ferroq.scheduler import FIRED_AT_HEADER
 from topology import Cluster, wait_until
 from util import FAST
@@ -117,6 +118,63 @@ def test_scheduler_replicas_fire_once_on_a_cluster(cluster: Cluster, url: str) -
     fired = [t.headers[FIRED_AT_HEADER] for t in tasks]
     assert len(fired) >= 3
     assert len(fired) == len(set(fired)), f"a firing was enqueued twice: {sorted(fired)}"
+
+
+def test_a_queue_whose_node_is_down_does_not_stop_the_others(
+    cluster: Cluster, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    # One queue per master; the victim is a master that does not hold asynq:queues, which every
+    # enqueue adds to. Killing its replica first leaves its slots unserved: no takeover ends
+    # the outage, so every round meets the dead node.
+    by_master = {cluster.master_of(f"asynq:{{{q}}}:pending").port: q for q in QUEUES}
+    keep = cluster.master_of("asynq:queues").port
+    victim_port = next(port for port in by_master if port != keep)
+    victim = next(n for n in cluster.nodes if n.port == victim_port)
+    replica = next(
+        n for n in cluster.live() if n.port != victim_port and replica_of(n) == victim_port
+    )
+    victim_q = by_master[victim_port]
+    others = [q for port, q in by_master.items() if port != victim_port]
+    seen: list[tuple[str, str]] = []
+    fast: dict[str, Any] = dict(FAST)
+    server = Server(url, queues=dict.fromkeys(by_master.values(), 1), concurrency=4, **fast)
+    server.start(lambda task: seen.append((task.type, task.queue)))
+    scheduler = Scheduler(url, heartbeat_interval=0.5)
+    scheduler.register("* * * * * *", Task("tick", b""), queue=others[0])
+    try:
+        cluster.kill(replica)
+        cluster.kill(victim)
+        # Started with the node down: its scripts are loaded on the queue's node only.
+        scheduler.start()
+        with Client(url) as client:
+            for q in others:
+                for _ in range(20):
+                    client.enqueue(Task("ok", b""), queue=q)
+        wait_until(
+            lambda: (
+                sum(t == "ok" for t, _ in seen) == 20 * len(others) and ("tick", others[0]) in seen
+            ),
+            30,
+            "the other queues' tasks and a scheduled tick to run",
+        )
+    finally:
+        scheduler.shutdown()
+        server.shutdown()
+        victim.start()
+        replica.start()
+        wait_until(cluster.healthy, 60, "the cluster to heal")
+    assert {q for _, q in seen} == set(others)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"queue {victim_q} is unreachable" in m for m in messages), messages
+    assert not [m for m in messages if "dequeue failed" in m], "a dead node failed whole rounds"
+
+
+def replica_of(node: EmbeddedRedis) -> int | None:
+    """The port of the master ``node`` replicates, or None for a master."""
+    with redis.Redis(port=node.port, socket_timeout=1) as r:
+        info = r.info("replication")
+    return int(info["master_port"]) if info.get("role") == "slave" else None
 
 
 @pytest.mark.parametrize("durable", [False, True], ids=["default", "durable"])

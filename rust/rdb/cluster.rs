@@ -54,6 +54,54 @@ fn read_len(buf: &[u8], at: usize, marker: u8) -> Option<(usize, usize)> {
     Some((n, end + 2))
 }
 
+/// Reads the command (a RESP array of bulk strings) at `at`: its arguments and the position after
+/// it.
+fn read_command(buf: &[u8], at: usize) -> Option<(Vec<&[u8]>, usize)> {
+    let (argc, mut pos) = read_len(buf, at, b'*')?;
+    let mut args: Vec<&[u8]> = Vec::with_capacity(argc.min(8));
+    for _ in 0..argc {
+        let (len, body) = read_len(buf, pos, b'$')?;
+        let end = body.checked_add(len)?;
+        args.push(buf.get(body..end)?);
+        if buf.get(end..end + 2)? != b"\r\n" {
+            return None;
+        }
+        pos = end + 2;
+    }
+    Some((args, pos))
+}
+
+/// The `EVAL` of one of ferroq's scripts that a packed `EVALSHA` calls: same keys and
+/// arguments, so it goes to the same node. `None` for any other command.
+fn as_eval(packed: &[u8]) -> Option<Vec<u8>> {
+    let (args, end) = read_command(packed, 0)?;
+    if end != packed.len() || !args.first()?.eq_ignore_ascii_case(b"EVALSHA") {
+        return None;
+    }
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(super::scripts::source_of(args.get(1)?)?);
+    for a in &args[2..] {
+        eval.arg(*a);
+    }
+    Some(eval.get_packed_command())
+}
+
+/// Sends one packed command over a cluster connection. A script the command's node does not
+/// have (NOSCRIPT: a new node, a promoted replica, `SCRIPT FLUSH`) is run again with `EVAL`,
+/// which loads it on that node only: redis-rs's fallback, `SCRIPT LOAD`, goes to every master,
+/// and fails while any one of them is down.
+pub fn send(conn: &mut ClusterConnection, packed: &[u8]) -> RedisResult<Value> {
+    match conn.req_packed_command(packed) {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            match as_eval(packed) {
+                Some(eval) => conn.req_packed_command(&eval),
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Splits a packed pipeline (RESP arrays of bulk strings, as redis-rs encodes commands) into its
 /// commands; `None` when it is not one (it is then sent unsplit).
 fn split(buf: &[u8]) -> Option<Vec<Packed>> {
@@ -61,17 +109,7 @@ fn split(buf: &[u8]) -> Option<Vec<Packed>> {
     let mut at = 0;
     while at < buf.len() {
         let start = at;
-        let (argc, mut pos) = read_len(buf, at, b'*')?;
-        let mut args: Vec<&[u8]> = Vec::with_capacity(argc.min(8));
-        for _ in 0..argc {
-            let (len, body) = read_len(buf, pos, b'$')?;
-            let end = body.checked_add(len)?;
-            args.push(buf.get(body..end)?);
-            if buf.get(end..end + 2)? != b"\r\n" {
-                return None;
-            }
-            pos = end + 2;
-        }
+        let (args, pos) = read_command(buf, at)?;
         let name = args.first()?.to_ascii_uppercase();
         let key = match name.as_slice() {
             b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" | b"FCALL" | b"FCALL_RO" => {
@@ -131,7 +169,7 @@ pub fn req_packed_commands(
     let mut written: Vec<u16> = Vec::new();
     for c in &cmds {
         let Some((replicas, timeout)) = &c.wait else {
-            out.push(as_reply(conn.req_packed_command(&packed[c.span.clone()]))?);
+            out.push(as_reply(send(conn, &packed[c.span.clone()]))?);
             if let Some(slot) = c.slot.filter(|s| !written.contains(s)) {
                 written.push(slot);
             }
@@ -182,6 +220,25 @@ mod tests {
             pipe.add_command(cmd);
         }
         pipe.get_packed_pipeline()
+    }
+
+    #[test]
+    fn an_evalsha_of_a_ferroq_script_becomes_its_eval() {
+        let script = &*super::super::scripts::ENQUEUE;
+        let mut inv = script.prepare_invoke();
+        inv.key("{q}k").arg("a1");
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(script.get_hash()).arg(1).arg("{q}k").arg("a1");
+        let eval = as_eval(&evalsha.get_packed_command()).expect("an EVAL");
+        let (args, _) = read_command(&eval, 0).expect("a command");
+        let src = super::super::scripts::source_of(script.get_hash().as_bytes()).expect("ours");
+        assert_eq!(args, vec![&b"EVAL"[..], src.as_bytes(), b"1", b"{q}k", b"a1"]);
+        // Not ours, not an EVALSHA, or two commands: left alone.
+        let foreign = packed(&[&["EVALSHA", "0000000000000000000000000000000000000000", "0"]]);
+        assert_eq!(as_eval(&foreign), None);
+        assert_eq!(as_eval(&packed(&[&["GET", "k"]])), None);
+        let two = [evalsha.get_packed_command(), evalsha.get_packed_command()].concat();
+        assert_eq!(as_eval(&two), None);
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Spin(c) => c.req_packed_command(cmd),
             Link::Std(c) => c.req_packed_command(cmd),
-            Link::Cluster(c) => c.conn.req_packed_command(cmd),
+            Link::Cluster(c) => cluster::send(&mut c.conn, cmd),
         }
     }
 

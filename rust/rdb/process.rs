@@ -32,6 +32,9 @@ pub struct DequeueReply {
     pub tasks: Vec<Dequeued>,
     /// Broken queues: name and the error Redis gave.
     pub broken: Vec<(String, String)>,
+    /// On a cluster, queues whose node could not be reached this round, with the error; the
+    /// other queues were still tried.
+    pub unreachable: Vec<(String, String)>,
 }
 
 /// What one lease renewal found.
@@ -119,17 +122,34 @@ impl Rdb {
             return Ok(DequeueReply::default());
         }
         if self.cluster && order.len() > 1 {
-            // One script call per queue, in order: a call's keys must share one slot.
-            let mut broken = Vec::new();
+            // One script call per queue, in order: a call's keys must share one slot. A queue
+            // whose node is down (or cut off from this worker) must not stop the queues on the
+            // other nodes: its error is reported with the queue, and the next queue is tried.
+            // Only when no queue could be reached is the round an error.
+            let mut out = DequeueReply::default();
+            let mut first_error = None;
+            let mut reached = false;
             for q in order {
-                let mut one = self.dequeue(std::slice::from_ref(q), max, lease_until)?;
-                broken.append(&mut one.broken);
-                if !one.tasks.is_empty() {
-                    one.broken = broken;
-                    return Ok(one);
+                match self.dequeue(std::slice::from_ref(q), max, lease_until) {
+                    Ok(mut one) => {
+                        reached = true;
+                        out.broken.append(&mut one.broken);
+                        if !one.tasks.is_empty() {
+                            out.tasks = one.tasks;
+                            return Ok(out);
+                        }
+                    }
+                    Err(e) if e.is_connection_error() => {
+                        out.unreachable.push((q.to_string(), e.to_string()));
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            return Ok(DequeueReply { broken, ..DequeueReply::default() });
+            return match first_error {
+                Some(e) if !reached => Err(e),
+                _ => Ok(out),
+            };
         }
         let mut inv = scripts::DEQUEUE.prepare_invoke();
         for q in order {
@@ -580,7 +600,7 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
                 .collect()
         }
     };
-    Ok(DequeueReply { tasks, broken })
+    Ok(DequeueReply { tasks, broken, unreachable: Vec::new() })
 }
 
 #[cfg(test)]

@@ -42,12 +42,19 @@ impl Rdb {
         let (script, inv) = self.enqueue_invocation(req, now);
         let now_s = unix_secs(now);
         let fired = self.run(|c| {
-            // EVALSHA inside MULTI cannot fall back to EVAL: load first.
-            script.load(c)?;
+            // EVALSHA inside MULTI cannot fall back to EVAL: load first. On a cluster, on the
+            // node of the transaction's slot only (redis-rs would send both `SCRIPT LOAD` and
+            // `UNWATCH` to every node, failing while any is down).
+            match scripts::load_cmd(script) {
+                Some(load) => c.query_at_slot_of::<()>(&load, &last_key)?,
+                None => {
+                    script.load(c)?;
+                }
+            }
             redis::cmd("WATCH").arg(&last_key).query::<()>(c)?;
             let last: Option<i64> = redis::cmd("GET").arg(&last_key).query(c)?;
             if last.is_some_and(|l| l >= fire_at) {
-                redis::cmd("UNWATCH").query::<()>(c)?;
+                c.query_at_slot_of::<()>(&redis::cmd("UNWATCH"), &last_key)?;
                 return Ok(Fired::AlreadyFired);
             }
             let mut pipe = redis::pipe();

@@ -12,7 +12,29 @@ macro_rules! scripts {
             pub static $name: LazyLock<Script> =
                 LazyLock::new(|| Script::new(include_str!(concat!("lua/", $file))));
         )*
+
+        /// Every script's SHA1 (lowercase hex, as `EVALSHA` sends it) and source.
+        static SOURCES: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
+            vec![$(($name.get_hash().to_string(), include_str!(concat!("lua/", $file)))),*]
+        });
     };
+}
+
+/// The source of the script whose SHA1 is `sha` (hex, any case), if it is one of ferroq's.
+///
+/// redis-rs does not expose a script's source. A cluster needs it: redis-rs sends `SCRIPT LOAD`
+/// to every master (so one master down fails every load), where `EVAL` goes to the node of the
+/// call's key and caches the script there.
+pub fn source_of(sha: &[u8]) -> Option<&'static str> {
+    SOURCES.iter().find(|(hash, _)| hash.as_bytes().eq_ignore_ascii_case(sha)).map(|(_, src)| *src)
+}
+
+/// `SCRIPT LOAD` of `script`, to send to one node (`Link::query_at_slot_of`).
+pub fn load_cmd(script: &Script) -> Option<redis::Cmd> {
+    let src = source_of(script.get_hash().as_bytes())?;
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("LOAD").arg(src);
+    Some(cmd)
 }
 
 scripts! {
@@ -44,4 +66,23 @@ scripts! {
     UPDATE_PAYLOAD => "update_payload.lua",
     REMOVE_QUEUE => "remove_queue.lua",
     DELETE_STRAY => "delete_stray.lua",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_is_found_by_its_hash() {
+        for script in [&*DEQUEUE, &*DONE_BATCH, &*ENQUEUE, &*DELETE_STRAY] {
+            let src = source_of(script.get_hash().as_bytes()).expect("a ferroq script");
+            assert_eq!(Script::new(src).get_hash(), script.get_hash());
+            let upper = script.get_hash().to_ascii_uppercase();
+            assert_eq!(source_of(upper.as_bytes()), Some(src), "hex in any case");
+        }
+        assert_eq!(SOURCES.len(), 28);
+        assert_eq!(source_of(b"0000000000000000000000000000000000000000"), None);
+        assert!(load_cmd(&ENQUEUE).is_some());
+        assert!(load_cmd(&Script::new("return 1")).is_none());
+    }
 }

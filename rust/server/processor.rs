@@ -20,16 +20,25 @@ const MAX_BATCH: usize = 100;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest a broken queue is skipped between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a queue whose cluster node could not be reached is skipped: short and fixed, since a
+/// failover usually ends within seconds and the queue should be served as soon as it does.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Queues skipped because a key of theirs has the wrong type: the others go on at full speed,
-/// and each broken queue is tried again after a backoff that doubles while it stays broken.
-#[derive(Default)]
+/// Queues skipped for a while: the others go on at full speed. A queue with a key of the wrong
+/// type is tried again after a backoff that doubles while it stays broken (up to `max`); one
+/// whose cluster node was unreachable after a fixed [`UNREACHABLE_BACKOFF`] (`first == max`).
 struct Quarantine {
     /// Queue → (skipped until, the backoff that set it).
     queues: HashMap<String, (Instant, Duration)>,
+    first: Duration,
+    max: Duration,
 }
 
 impl Quarantine {
+    fn new(first: Duration, max: Duration) -> Self {
+        Self { queues: HashMap::new(), first, max }
+    }
+
     fn is_skipped(&self, q: &str, now: Instant) -> bool {
         self.queues.get(q).is_some_and(|(until, _)| now < *until)
     }
@@ -37,8 +46,8 @@ impl Quarantine {
     /// Skips `q` for its next backoff; returns how long.
     fn skip(&mut self, q: &str, now: Instant) -> Duration {
         let backoff = match self.queues.get(q) {
-            Some((_, last)) => (*last * 2).min(MAX_BACKOFF),
-            None => FIRST_BACKOFF,
+            Some((_, last)) => (*last * 2).min(self.max),
+            None => self.first,
         };
         self.queues.insert(q.to_string(), (now + backoff, backoff));
         backoff
@@ -55,12 +64,19 @@ pub(crate) struct Processor {
     rdb: Rdb,
     errors: RateLimitedLog,
     broken: Quarantine,
+    unreachable: Quarantine,
 }
 
 impl Processor {
     pub fn new(sh: Arc<Shared>) -> Self {
         let rdb = sh.rdb();
-        Self { sh, rdb, errors: RateLimitedLog::new(Duration::from_secs(3)), broken: Quarantine::default() }
+        Self {
+            sh,
+            rdb,
+            errors: RateLimitedLog::new(Duration::from_secs(3)),
+            broken: Quarantine::new(FIRST_BACKOFF, MAX_BACKOFF),
+            unreachable: Quarantine::new(UNREACHABLE_BACKOFF, UNREACHABLE_BACKOFF),
+        }
     }
 
     /// asynq's idle sleep, interval/2 + rand[0, interval), cut short when a ferroq producer
@@ -83,8 +99,13 @@ impl Processor {
         let (lease_until, lease_expiry) = self.sh.lease_until(now);
         let reply = {
             let clock = Instant::now();
-            let order: Vec<&str> =
-                self.sh.selector.order().into_iter().filter(|q| !self.broken.is_skipped(q, clock)).collect();
+            let order: Vec<&str> = self
+                .sh
+                .selector
+                .order()
+                .into_iter()
+                .filter(|q| !self.broken.is_skipped(q, clock) && !self.unreachable.is_skipped(q, clock))
+                .collect();
             self.rdb.dequeue(&order, n, lease_until)
         };
         let reply = match reply {
@@ -101,9 +122,19 @@ impl Processor {
                 backoff.as_secs()
             );
         }
+        for (q, why) in &reply.unreachable {
+            self.unreachable.skip(q, Instant::now());
+            log::warn!(
+                "queue {q} is unreachable ({why}); skipping it for {}s while the other queues are served",
+                UNREACHABLE_BACKOFF.as_secs()
+            );
+        }
         if let Some(first) = reply.tasks.first() {
             if self.broken.healed(&first.queue) {
                 log::info!("queue {} works again", first.queue);
+            }
+            if self.unreachable.healed(&first.queue) {
+                log::info!("queue {} is reachable again", first.queue);
             }
         }
         let got = reply.tasks.len();
@@ -195,10 +226,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unreachable_queue_is_skipped_for_a_fixed_second() {
+        let t0 = Instant::now();
+        let mut q = Quarantine::new(UNREACHABLE_BACKOFF, UNREACHABLE_BACKOFF);
+        for i in 0..5 {
+            let at = t0 + UNREACHABLE_BACKOFF * i;
+            assert_eq!(q.skip("a", at), UNREACHABLE_BACKOFF, "it never grows");
+            assert!(q.is_skipped("a", at) && !q.is_skipped("a", at + UNREACHABLE_BACKOFF));
+        }
+        assert!(q.healed("a") && !q.healed("a"));
+    }
+
+    #[test]
     fn a_broken_queue_is_skipped_for_a_doubling_backoff_until_it_heals() {
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let mut q = Quarantine::default();
+        let mut q = Quarantine::new(FIRST_BACKOFF, MAX_BACKOFF);
         assert!(!q.is_skipped("a", t0), "nothing is skipped at first");
         assert_eq!(q.skip("a", t0), s(1));
         assert!(q.is_skipped("a", t0) && q.is_skipped("a", t0 + Duration::from_millis(999)));

@@ -77,6 +77,10 @@ bench-scrape: dev ## What a Prometheus scrape of 100 queues costs (with and with
 bench-processes: dev ## Every core (~6 min): `ferroq worker --processes 2` beside one process, Dramatiq 2 processes and Celery prefork 2, CPU-bound and no-op tasks
 	$(BIN)/python bench/peers/run.py --only ferroq,ferroq-2proc,dramatiq-2proc,celery-prefork2 --scenarios cpu,simple --tasks 20000 --runs 3 --skip-ferroq --output bench/processes.md
 
+.PHONY: bench-processes-cpu
+bench-processes-cpu: dev ## Where the CPU goes (~4 min): no-op tasks on 1 and 2 worker processes, with and without reply polling
+	$(BIN)/python bench/processes_cpu.py --tasks 200000 --rounds 5 --config 1 --config 2 --config 1:FERROQ_SPIN_US=0 --config 2:FERROQ_SPIN_US=0 > bench/processes-cpu.md
+
 .PHONY: bench-scaleout
 bench-scaleout: dev ## Scale-out costs (~3 min): durable mode and a 3+3 Redis Cluster against one Redis
 	$(BIN)/python bench/scaleout.py --tasks 20000 --runs 3

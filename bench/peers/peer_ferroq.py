@@ -93,6 +93,8 @@ def work_processes(url: str, n: int, scenario: str, concurrency: int, processes:
             first = now
         if done >= n:
             break
+        if sup.poll() is not None:
+            raise RuntimeError(f"ferroq worker exited {sup.returncode} after {done} of {n} tasks")
         time.sleep(0.002)
     sup.send_signal(signal.SIGTERM)
     _common.emit(

@@ -170,6 +170,59 @@ def test_a_queue_whose_node_is_down_does_not_stop_the_others(
     assert not [m for m in messages if "dequeue failed" in m], "a dead node failed whole rounds"
 
 
+def test_a_slot_moved_under_a_connection_is_followed(
+    cluster: Cluster, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    # A client and a server whose slot map is stale get MOVED for a queue whose slot moved: the
+    # command did not run, so it runs again on a fresh connection (the new slot map) instead of
+    # failing, even for calls that are never retried otherwise (an enqueue, a dequeue).
+    q = "moving"
+    key = f"asynq:{{{q}}}:pending"
+    source = cluster.master_of(key)
+    masters = [n for n in cluster.live() if replica_of(n) is None]
+    target = next(n for n in masters if n.port != source.port)
+    seen: list[str] = []
+    fast: dict[str, Any] = dict(FAST)
+    server = Server(url, queues={q: 1}, concurrency=2, **fast)
+    with Client(url) as client:
+        client.ping()  # connected, with the slot map of now
+        # Polling an empty queue writes nothing in its slot, which stays empty to move.
+        server.start(lambda task: seen.append(task.payload.decode()))
+        try:
+            with Inspector(url) as insp:
+                wait_until(lambda: bool(insp.servers()), 10, "the server's first heartbeat")
+            time.sleep(0.5)  # a few dequeue rounds on the old slot map
+            move_empty_slot(key, source, target, masters)
+            assert cluster.master_of(key).port == target.port
+            client.enqueue(Task("ok", b"after"), queue=q)
+            wait_until(lambda: seen == ["after"], 20, "the task on the moved slot to run")
+        finally:
+            server.shutdown()
+    moved = [r.getMessage() for r in caplog.records if "changed its topology" in r.getMessage()]
+    assert not moved, moved
+
+
+def move_empty_slot(
+    key: str, source: EmbeddedRedis, target: EmbeddedRedis, masters: list[EmbeddedRedis]
+) -> None:
+    """Moves ``key``'s slot, which holds no keys, from ``source`` to ``target`` (the documented
+    IMPORTING/MIGRATING/NODE sequence, with nothing to MIGRATE)."""
+    with redis.Redis(port=source.port) as src, redis.Redis(port=target.port) as dst:
+        slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+        assert int(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)) == 0
+        src_id = src.execute_command("CLUSTER", "MYID").decode()
+        dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+    for n in masters:
+        if n.port not in (source.port, target.port):
+            with redis.Redis(port=n.port) as r:
+                r.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+
 def replica_of(node: EmbeddedRedis) -> int | None:
     """The port of the master ``node`` replicates, or None for a master."""
     with redis.Redis(port=node.port, socket_timeout=1) as r:

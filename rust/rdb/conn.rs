@@ -338,7 +338,7 @@ impl ConnConfig {
 
     /// A new lazily-connected connection.
     pub fn connect_lazy(&self) -> Conn {
-        Conn { cfg: self.clone(), conn: None, generation: 0 }
+        Conn { cfg: self.clone(), conn: None, generation: 0, redirected: false }
     }
 }
 
@@ -349,6 +349,10 @@ pub struct Conn {
     /// Counts the connections made: a `WAIT` confirms only its own connection's writes, so
     /// durable mode checks that the write and its `WAIT` shared one.
     generation: u64,
+    /// Whether the last call was answered with a redirect or a topology error (MOVED, ASK,
+    /// TRYAGAIN, CLUSTERDOWN, MASTERDOWN): it did not run, so even a call that must never run
+    /// twice may be tried once more.
+    redirected: bool,
 }
 
 impl Conn {
@@ -432,6 +436,7 @@ impl Conn {
     /// reconnects, and is reported as [`Error::Connection`] naming the server.
     pub fn run<T>(&mut self, f: impl FnOnce(&mut Link) -> Result<T>) -> Result<T> {
         let follows_master = self.cfg.follows_master();
+        self.redirected = false;
         let conn = self.get()?;
         let out = f(conn);
         // A protocol error leaves the stream out of step with the replies: never reuse it. A
@@ -444,6 +449,7 @@ impl Conn {
         if broken {
             self.conn = None;
         }
+        self.redirected = moved;
         out.map_err(|e| match e {
             Error::Redis(r) if demoted => {
                 Error::Connection(format!("redis at {} is no longer the master: {r}", self.cfg.addr))
@@ -461,6 +467,11 @@ impl Conn {
     /// A dedicated connection for Pub/Sub (it cannot be shared with commands).
     pub fn pubsub_connection(&self) -> Result<Connection> {
         self.with_backoff(|| self.try_connect())
+    }
+
+    /// Whether the last call was redirected (see the field): it did not run.
+    pub fn redirected(&self) -> bool {
+        self.redirected
     }
 
     /// Which connection is (or was last) in use: a new one has a higher number. `None` when

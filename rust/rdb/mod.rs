@@ -172,7 +172,7 @@ impl Rdb {
     pub fn run<T>(&mut self, mut f: impl FnMut(&mut conn::Link) -> Result<T>) -> Result<T> {
         let reused = self.conn.is_connected();
         match self.conn.run(&mut f) {
-            Err(e) if reused && self.retry_stale && e.is_connection_error() => {
+            Err(e) if (reused && self.retry_stale && e.is_connection_error()) || self.conn.redirected() => {
                 log::debug!("retrying on a fresh connection after: {e}");
                 self.conn.run(f)
             }
@@ -180,9 +180,17 @@ impl Rdb {
         }
     }
 
-    /// Runs `f` once, never on a second connection (for calls that must not run twice).
-    pub(crate) fn run_once<T>(&mut self, f: impl FnOnce(&mut conn::Link) -> Result<T>) -> Result<T> {
-        self.conn.run(f)
+    /// Runs `f` once, never on a second connection (for calls that must not run twice), unless
+    /// a cluster redirected it (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, MASTERDOWN): it did not run
+    /// then, and runs once more on a fresh connection, with the cluster's new slot map.
+    pub(crate) fn run_once<T>(&mut self, mut f: impl FnMut(&mut conn::Link) -> Result<T>) -> Result<T> {
+        match self.conn.run(&mut f) {
+            Err(e) if self.conn.redirected() => {
+                log::debug!("running again after a redirect: {e}");
+                self.conn.run(f)
+            }
+            out => out,
+        }
     }
 
     /// Round-trips a PING.
@@ -236,7 +244,9 @@ impl Rdb {
             if written_on.is_none() || self.conn.generation() != written_on {
                 return Err(unconfirmed("the connection it was written on was lost".into()));
             }
-            let got: i64 = self.run_once(|c| Ok(c.query_at_slot_of(&wait, &key)?))?;
+            // Never on a second connection, even after a redirect: a `WAIT` there confirms
+            // nothing of these writes.
+            let got: i64 = self.conn.run(|c| Ok(c.query_at_slot_of(&wait, &key)?))?;
             if got < i64::from(d.replicas) {
                 return Err(unconfirmed(format!(
                     "only {got} of {} replicas confirmed it within {:?}",

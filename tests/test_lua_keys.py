@@ -21,6 +21,7 @@ import hashlib
 import re
 import socket
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 import redis
@@ -96,7 +97,11 @@ class Monitor:
 
     def __init__(self, r: redis.Redis) -> None:
         self.calls: list[Call] = []
+        self._r = r
         self._stop = threading.Event()
+        self._marker = f"monitor-end-{uuid.uuid4()}".encode()
+        self._seen_marker = threading.Event()
+        self._error: BaseException | None = None
         kw = r.connection_pool.connection_kwargs
         self._sock = socket.create_connection((kw.get("host", "127.0.0.1"), kw["port"]))
         self._sock.sendall(b"MONITOR\r\n")
@@ -117,6 +122,12 @@ class Monitor:
         return line
 
     def _read(self) -> None:
+        try:
+            self._read_lines()
+        except BaseException as e:  # re-raised by stop(): a dead reader must fail the test
+            self._error = e
+
+    def _read_lines(self) -> None:
         current: Call | None = None
         while not self._stop.is_set():
             try:
@@ -135,6 +146,9 @@ class Monitor:
                 continue
             current = None
             name = args[0].upper()
+            if name == b"ECHO" and args[1:] == [self._marker]:
+                self._seen_marker.set()
+                return
             if name in (b"EVALSHA", b"EVAL") and len(args) >= 3:
                 n = int(args[2])
                 sha = args[1].decode() if name == b"EVALSHA" else hashlib.sha1(args[1]).hexdigest()
@@ -142,9 +156,16 @@ class Monitor:
                 self.calls.append(current)
 
     def stop(self) -> None:
+        """Stops once every command sent before this call has been read: MONITOR shows an
+        ECHO of a marker after all of them."""
+        self._r.echo(self._marker)
+        self._seen_marker.wait(30)
         self._stop.set()
         self._thread.join(5)
         self._sock.close()
+        if self._error is not None:
+            raise self._error
+        assert self._seen_marker.is_set(), "MONITOR never showed the end marker"
 
 
 def keys_of(r: redis.Redis, command: list[bytes]) -> list[bytes]:

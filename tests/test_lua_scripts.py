@@ -83,8 +83,12 @@ def test_batch_scripts_refuse_keys_that_do_not_match_their_tasks(r: redis.Redis)
     # refused before anything is written, rather than writing the wrong hash.
     leased(r, "a", "b")
     done = r.register_script((LUA / "done_batch.lua").read_text())
-    with pytest.raises(redis.ResponseError, match="done_batch: 5 keys for 2 tasks"):
+    with pytest.raises(redis.ResponseError, match="done_batch: 5 keys for 2 tasks and 0 locks"):
         done(keys=[*KEYS, "asynq:{q}:t:a"], args=[0, "a", 0, "b", 0])
+    with pytest.raises(redis.ResponseError, match="done_batch: 6 keys for 1 tasks and 0 locks"):
+        done(keys=[*KEYS, "asynq:{q}:t:a", "asynq:{q}:unique:x"], args=[0, "a", 0])
+    with pytest.raises(redis.ResponseError, match="done_batch: 5 keys for 1 tasks and 1 locks"):
+        done(keys=[*KEYS, "asynq:{q}:t:a"], args=[0, "a", 1])
     assert r.llen("asynq:{q}:active") == 2
     enqueue = r.register_script((LUA / "enqueue_batch.lua").read_text())
     with pytest.raises(redis.ResponseError, match="enqueue_batch: 2 task keys for 1 tasks"):

@@ -58,13 +58,16 @@ impl Link {
 
     /// Runs a command that names no key on one node: any node of a cluster (where redis-rs
     /// would send `PING` or `INFO` to every node, failing while any is down), the server
-    /// otherwise.
+    /// otherwise. On a cluster a random master is asked first; when it cannot be reached (a
+    /// master down), a node this connection already reached answers instead.
     pub fn query_one_node<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> RedisResult<T> {
         match self {
             Link::Cluster(c) => {
-                let v = c
-                    .conn
-                    .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary))?;
+                let one = |c: &mut ClusterLink, to| c.conn.route_command(cmd, RoutingInfo::SingleNode(to));
+                let v = match one(c, SingleNodeRoutingInfo::RandomPrimary) {
+                    Err(e) if crate::error::is_transport(&e) => one(c, SingleNodeRoutingInfo::Random)?,
+                    other => other?,
+                };
                 redis::from_redis_value(v).map_err(Into::into)
             }
             other => cmd.query(other),

@@ -32,9 +32,11 @@ pub struct DequeueReply {
     pub tasks: Vec<Dequeued>,
     /// Broken queues: name and the error Redis gave.
     pub broken: Vec<(String, String)>,
-    /// On a cluster, queues whose node could not be reached this round, with the error; the
-    /// other queues were still tried.
+    /// On a cluster, queues whose node failed this round's call (down, loading, out of
+    /// memory...), with the error; the other queues were still tried.
     pub unreachable: Vec<(String, String)>,
+    /// On a cluster, the queues whose node answered this round (with tasks or without).
+    pub reached: Vec<String>,
 }
 
 /// What one lease renewal found.
@@ -123,31 +125,29 @@ impl Rdb {
         }
         if self.cluster && order.len() > 1 {
             // One script call per queue, in order: a call's keys must share one slot. A queue
-            // whose node is down (or cut off from this worker) must not stop the queues on the
-            // other nodes: its error is reported with the queue, and the next queue is tried.
-            // Only when no queue could be reached is the round an error.
+            // whose node fails (down, still loading its data, out of memory) must not stop the
+            // queues on the other nodes: its error is reported with the queue, and the next
+            // queue is tried. Only when no queue's node answered is the round an error.
             let mut out = DequeueReply::default();
             let mut first_error = None;
-            let mut reached = false;
             for q in order {
                 match self.dequeue(std::slice::from_ref(q), max, lease_until) {
                     Ok(mut one) => {
-                        reached = true;
+                        out.reached.push(q.to_string());
                         out.broken.append(&mut one.broken);
                         if !one.tasks.is_empty() {
                             out.tasks = one.tasks;
                             return Ok(out);
                         }
                     }
-                    Err(e) if e.is_connection_error() => {
+                    Err(e) => {
                         out.unreachable.push((q.to_string(), e.to_string()));
                         first_error.get_or_insert(e);
                     }
-                    Err(e) => return Err(e),
                 }
             }
             return match first_error {
-                Some(e) if !reached => Err(e),
+                Some(e) if out.reached.is_empty() => Err(e),
                 _ => Ok(out),
             };
         }
@@ -600,7 +600,7 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
                 .collect()
         }
     };
-    Ok(DequeueReply { tasks, broken, unreachable: Vec::new() })
+    Ok(DequeueReply { tasks, broken, ..DequeueReply::default() })
 }
 
 #[cfg(test)]

@@ -20,13 +20,17 @@ const MAX_BATCH: usize = 100;
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest a broken queue is skipped between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How long a queue whose cluster node could not be reached is skipped: short and fixed, since a
-/// failover usually ends within seconds and the queue should be served as soon as it does.
+/// How long a queue whose cluster node failed is first skipped, doubling while it keeps failing
+/// up to [`UNREACHABLE_MAX_BACKOFF`]: short, since a failover usually ends within seconds and the
+/// queue should be served soon after, but each try of a node that does not answer costs a
+/// connection attempt.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest a queue whose cluster node failed is skipped between two tries.
+const UNREACHABLE_MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// Queues skipped for a while: the others go on at full speed. A queue with a key of the wrong
-/// type is tried again after a backoff that doubles while it stays broken (up to `max`); one
-/// whose cluster node was unreachable after a fixed [`UNREACHABLE_BACKOFF`] (`first == max`).
+/// type, or whose cluster node failed, is tried again after a backoff that doubles while it
+/// keeps failing (from `first` up to `max`).
 struct Quarantine {
     /// Queue → (skipped until, the backoff that set it).
     queues: HashMap<String, (Instant, Duration)>,
@@ -53,6 +57,11 @@ impl Quarantine {
         backoff
     }
 
+    /// Whether `q` is in quarantine (skipped now or not), i.e. failed when last tried.
+    fn holds(&self, q: &str) -> bool {
+        self.queues.contains_key(q)
+    }
+
     /// `q` was served: it works again.
     fn healed(&mut self, q: &str) -> bool {
         self.queues.remove(q).is_some()
@@ -75,7 +84,7 @@ impl Processor {
             rdb,
             errors: RateLimitedLog::new(Duration::from_secs(3)),
             broken: Quarantine::new(FIRST_BACKOFF, MAX_BACKOFF),
-            unreachable: Quarantine::new(UNREACHABLE_BACKOFF, UNREACHABLE_BACKOFF),
+            unreachable: Quarantine::new(UNREACHABLE_BACKOFF, UNREACHABLE_MAX_BACKOFF),
         }
     }
 
@@ -123,18 +132,28 @@ impl Processor {
             );
         }
         for (q, why) in &reply.unreachable {
-            self.unreachable.skip(q, Instant::now());
-            log::warn!(
-                "queue {q} is unreachable ({why}); skipping it for {}s while the other queues are served",
-                UNREACHABLE_BACKOFF.as_secs()
-            );
+            // One warning when a queue's node starts failing, not one per try.
+            let first = !self.unreachable.holds(q);
+            let backoff = self.unreachable.skip(q, Instant::now());
+            if first {
+                log::warn!(
+                    "queue {q} is unreachable ({why}); skipping it for {}s (doubling up to {}s) while \
+                     the other queues are served",
+                    backoff.as_secs(),
+                    UNREACHABLE_MAX_BACKOFF.as_secs()
+                );
+            } else {
+                log::debug!("queue {q} is still unreachable ({why}); skipping it for {}s", backoff.as_secs());
+            }
+        }
+        for q in &reply.reached {
+            if self.unreachable.healed(q) {
+                log::info!("queue {q} is reachable again");
+            }
         }
         if let Some(first) = reply.tasks.first() {
             if self.broken.healed(&first.queue) {
                 log::info!("queue {} works again", first.queue);
-            }
-            if self.unreachable.healed(&first.queue) {
-                log::info!("queue {} is reachable again", first.queue);
             }
         }
         let got = reply.tasks.len();
@@ -226,15 +245,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unreachable_queue_is_skipped_for_a_fixed_second() {
+    fn an_unreachable_queue_is_skipped_for_a_short_doubling_backoff() {
         let t0 = Instant::now();
-        let mut q = Quarantine::new(UNREACHABLE_BACKOFF, UNREACHABLE_BACKOFF);
-        for i in 0..5 {
-            let at = t0 + UNREACHABLE_BACKOFF * i;
-            assert_eq!(q.skip("a", at), UNREACHABLE_BACKOFF, "it never grows");
-            assert!(q.is_skipped("a", at) && !q.is_skipped("a", at + UNREACHABLE_BACKOFF));
-        }
-        assert!(q.healed("a") && !q.healed("a"));
+        let s = Duration::from_secs;
+        let mut q = Quarantine::new(UNREACHABLE_BACKOFF, UNREACHABLE_MAX_BACKOFF);
+        assert!(!q.holds("a"));
+        let got: Vec<Duration> = (0..6).map(|_| q.skip("a", t0)).collect();
+        assert_eq!(got, vec![s(1), s(2), s(4), s(8), s(8), s(8)]);
+        assert!(q.holds("a") && q.healed("a") && !q.healed("a") && !q.holds("a"));
     }
 
     #[test]

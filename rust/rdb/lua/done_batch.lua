@@ -17,8 +17,12 @@
 -- Keys of the wrong type fail the call before anything is written (Redis does not roll back a
 -- script that stops half-way); a lock of the wrong type is skipped.
 local n = (#ARGV - 1) / 2
-if n ~= math.floor(n) or #KEYS < 4 + n then
-  return redis.error_reply("done_batch: " .. #KEYS .. " keys for " .. n .. " tasks")
+local locks = 0
+for t = 1, n do
+  locks = math.max(locks, tonumber(ARGV[2 * t + 1]) or 0)
+end
+if n ~= math.floor(n) or #KEYS ~= 4 + n + locks then
+  return redis.error_reply("done_batch: " .. #KEYS .. " keys for " .. n .. " tasks and " .. locks .. " locks")
 end
 for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
   local t = redis.call("TYPE", k[1])["ok"]

@@ -8,11 +8,12 @@ Aliyun's also refuse a key that KEYS does not name (hibiken/asynq #1086), and so
 
 The one exception is a key whose name the script learns while it runs: the hash of a task whose
 id it has just read from a list or a set (a dequeue pops ids; the forwarder, the recoverer and
-the trims range over scores). Such a key cannot be named before the call without a second round
-trip and a race with every other server. It must still be built from a prefix the call passes in
-ARGV and carry the ``{queue}`` hash tag of keys the call names, so it stays in their slot; the
-scripts allowed to do this are listed in ``DISCOVERED`` with what they read, and docs/scaling.md
-names them.
+the archive trims range over scores). Such a key cannot be named before the call without a
+second round trip and a guard against every other server (the janitor does that: it reads the
+expired IDs first, and its script names their hashes). It must still be built from a prefix
+the call passes in ARGV and carry the ``{queue}`` hash tag of keys the call names, so it stays in
+their slot; the scripts allowed to do this are listed in ``DISCOVERED`` with what they read, and
+docs/scaling.md names them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ DISCOVERED = {
     "list_lease_expired": "ids whose lease expired",
     "archive": "archived ids trimmed by age and count",
     "archive_tasks": "archived ids trimmed by age and count",
-    "delete_expired_completed": "completed ids past their retention",
     "remove_queue": "ids of every container of the queue",
 }
 

@@ -99,6 +99,24 @@ def test_batch_scripts_refuse_keys_that_do_not_match_their_tasks(r: redis.Redis)
     assert not r.exists("asynq:{q}:pending", "asynq:{q}:t:x")
 
 
+def test_the_janitor_deletes_only_what_is_still_expired(r: redis.Redis) -> None:
+    now = int(time.time())
+    completed = "asynq:{q}:completed"
+    for task_id, score in (("old", now - 10), ("extended", now + 3600)):
+        r.zadd(completed, {task_id: score})
+        r.hset(f"asynq:{{q}}:t:{task_id}", "state", "completed")
+    janitor = r.register_script((LUA / "delete_expired_completed.lua").read_text())
+    # Both were read as expired; "extended" had its retention pushed back since, "gone" was
+    # already taken by another janitor.
+    ids = ["old", "extended", "gone"]
+    keys = [completed, *(f"asynq:{{q}}:t:{i}" for i in ids)]
+    assert janitor(keys=keys, args=[now, *ids]) == 1
+    assert r.zrange(completed, 0, -1) == [b"extended"]
+    assert not r.exists("asynq:{q}:t:old") and r.exists("asynq:{q}:t:extended")
+    with pytest.raises(redis.ResponseError, match="1 task keys for 2 ids"):
+        janitor(keys=keys[:2], args=[now, "old", "extended"])
+
+
 def test_outcome_scripts_answer_not_found_with_a_code_not_an_error(r: redis.Redis) -> None:
     """0 is "not active here": the core reads a typed code, never an error's text."""
     expiry = int(time.time()) + 90 * 86400

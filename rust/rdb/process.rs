@@ -515,10 +515,30 @@ impl Rdb {
         Ok(Scan { adopted: count(&items[0]), dropped: count(&items[1]), expired })
     }
 
-    /// Deletes up to `batch` completed tasks of `q` whose retention ended; returns how many.
+    /// Deletes up to `batch` completed tasks of `q` whose retention ended; returns how many
+    /// (0 also when another janitor took this batch first: the next pass finds the rest). The
+    /// IDs are read first, so that the script names every hash it deletes in KEYS.
     pub fn delete_expired_completed(&mut self, q: &str, now: SystemTime, batch: usize) -> Result<usize> {
+        let completed = self.keys.completed(q);
+        let now_s = unix_secs(now);
+        let ids: Vec<String> = self.run(|c| {
+            Ok(redis::cmd("ZRANGEBYSCORE")
+                .arg(&completed)
+                .arg("-inf")
+                .arg(now_s)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch.max(1))
+                .query(c)?)
+        })?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let mut inv = scripts::DELETE_EXPIRED_COMPLETED.prepare_invoke();
-        inv.key(self.keys.completed(q)).arg(unix_secs(now)).arg(self.keys.task_prefix(q)).arg(batch);
+        inv.key(&completed).arg(now_s);
+        for id in &ids {
+            inv.key(self.keys.task(q, id)).arg(id);
+        }
         self.run(|c| Ok(inv.invoke(c)?))
     }
 

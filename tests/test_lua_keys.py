@@ -6,14 +6,13 @@ which arguments of each inner command are keys, and each must be one of the call
 Cluster only refuses a key outside the call's slot (``test_cluster.py``); proxies such as
 Aliyun's also refuse a key that KEYS does not name (hibiken/asynq #1086), and so does this test.
 
-The one exception is a key whose name the script learns while it runs: the hash of a task whose
-id it has just read from a list or a set (a dequeue pops ids; the forwarder, the recoverer and
-the archive trims range over scores). Such a key cannot be named before the call without a
-second round trip and a guard against every other server (the janitor does that: it reads the
-expired IDs first, and its script names their hashes). It must still be built from a prefix
-the call passes in ARGV and carry the ``{queue}`` hash tag of keys the call names, so it stays in
-their slot; the scripts allowed to do this are listed in ``DISCOVERED`` with what they read, and
-docs/scaling.md names them.
+The one exception is a key whose name the script learns while it runs: the hash of a task whose id
+it has just read from a list or a set (a dequeue pops ids; the forwarder and the archive trims range
+over scores). Such a key cannot be named before the call without a second round trip and a guard
+against every other server (the janitor and the recoverer do that: they read the expired IDs first,
+and their scripts name their hashes). It must still be built from a prefix the call passes in ARGV
+and carry the ``{queue}`` hash tag of keys the call names, so it stays in their slot; the scripts
+allowed to do this are listed in ``DISCOVERED`` with what they read, and docs/scaling.md names them.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from every_script import LUA, exercise_every_script
 DISCOVERED = {
     "dequeue": "ids popped from pending",
     "forward": "ids due in scheduled/retry, and each task's group",
-    "list_lease_expired": "ids whose lease expired",
     "archive": "archived ids trimmed by age and count",
     "archive_tasks": "archived ids trimmed by age and count",
     "remove_queue": "ids of every container of the queue",

@@ -245,11 +245,23 @@ def test_extend_lease_retakes_a_running_task_whose_entry_alone_vanished(r: redis
 
 
 def recover_scan(r: redis.Redis, cutoff: int, adopt_until: int) -> list[Any]:
-    return list(
-        script(r, "list_lease_expired")(
-            keys=[f"{Q}:lease", f"{Q}:active"], args=[cutoff, f"{Q}:t:", adopt_until]
-        )
-    )
+    # As the recoverer calls it: the expired ids read first, their hashes named in KEYS.
+    ids = [i.decode() for i in r.zrangebyscore(f"{Q}:lease", "-inf", cutoff)]
+    keys = [f"{Q}:lease", f"{Q}:active", *(f"{Q}:t:{i}" for i in ids)]
+    return list(script(r, "list_lease_expired")(keys=keys, args=[cutoff, adopt_until, *ids]))
+
+
+def test_a_lease_renewed_after_the_recoverer_read_it_is_not_recovered(r: redis.Redis) -> None:
+    now = int(time.time())
+    running(r, "a")
+    r.zadd(f"{Q}:lease", {"a": now - 60})  # expired, and read as such
+    keys = [f"{Q}:lease", f"{Q}:active", f"{Q}:t:a", f"{Q}:t:gone"]
+    r.zadd(f"{Q}:lease", {"a": now + 30}, xx=True)  # then renewed by its server
+    scan = script(r, "list_lease_expired")
+    assert list(scan(keys=keys, args=[now - 30, now + 10, "a", "gone"])) == [0, 0]
+    assert r.zscore(f"{Q}:lease", "a") == now + 30 and r.exists(f"{Q}:t:a")
+    with pytest.raises(redis.ResponseError, match="1 task keys for 2 ids"):
+        scan(keys=keys[:3], args=[now - 30, now + 10, "a", "gone"])
 
 
 def test_an_active_task_no_lease_covers_gets_one_and_is_recovered_when_it_ends(

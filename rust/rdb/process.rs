@@ -490,12 +490,15 @@ impl Rdb {
     /// a lease until `adopt_until` to every active id that had none and dropping expired entries
     /// that cannot run.
     pub fn list_lease_expired(&mut self, q: &str, cutoff: i64, adopt_until: i64) -> Result<Scan> {
+        // The expired IDs are read first, so that the script names every task hash in KEYS.
+        let lease = self.keys.lease(q);
+        let ids: Vec<String> =
+            self.run(|c| Ok(redis::cmd("ZRANGEBYSCORE").arg(&lease).arg("-inf").arg(cutoff).query(c)?))?;
         let mut inv = scripts::LIST_LEASE_EXPIRED.prepare_invoke();
-        inv.key(self.keys.lease(q))
-            .key(self.keys.active(q))
-            .arg(cutoff)
-            .arg(self.keys.task_prefix(q))
-            .arg(adopt_until);
+        inv.key(&lease).key(self.keys.active(q)).arg(cutoff).arg(adopt_until);
+        for id in &ids {
+            inv.key(self.keys.task(q, id)).arg(id);
+        }
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
         let Value::Array(mut items) = reply else {
             return Err(Error::protocol("list_lease_expired: expected an array"));

@@ -7,29 +7,40 @@
 --   * an expired entry whose task cannot be run (no hash, or a hash without msg) is dropped
 --     from active and lease, with any msg-less hash; one whose id is not in active is a stray
 --     (the task is elsewhere) and only the entry is removed.
+-- The expired entries are those the caller read (`ZRANGEBYSCORE lease -inf cutoff`), so that
+-- every task hash is named in KEYS; one renewed or removed since is left alone.
 -- KEYS[1] lease        <ns>:{q}:lease
 -- KEYS[2] active       <ns>:{q}:active
+-- KEYS[3..] task hash  <ns>:{q}:t:<id>, one per id in ARGV[3..], in the same order
 -- ARGV[1] cutoff, Unix seconds
--- ARGV[2] task hash prefix <ns>:{q}:t:
--- ARGV[3] the expiry of the lease given to an id that had none, Unix seconds: now plus at least
+-- ARGV[2] the expiry of the lease given to an id that had none, Unix seconds: now plus at least
 --         the longest heartbeat of any live server (asynq's is 5 s), so a live one renews it
+-- ARGV[3..] the ids read as expired
 -- Returns {adopted, dropped, id1, msg1, ...}: how many ids were given a lease, how many
 -- entries were dropped, and the expired tasks to recover.
+if #KEYS ~= #ARGV then
+  return redis.error_reply("list_lease_expired: " .. (#KEYS - 2) .. " task keys for " .. (#ARGV - 2) .. " ids")
+end
+local cutoff = tonumber(ARGV[1])
 local adopted, dropped = 0, 0
 for _, id in ipairs(redis.call("LRANGE", KEYS[2], 0, -1)) do
   if not redis.call("ZSCORE", KEYS[1], id) then
-    redis.call("ZADD", KEYS[1], ARGV[3], id)
+    redis.call("ZADD", KEYS[1], ARGV[2], id)
     adopted = adopted + 1
   end
 end
 local out = {0, 0}
-for _, id in ipairs(redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1])) do
-  local msg = redis.pcall("HGET", ARGV[2] .. id, "msg")
-  if type(msg) ~= "string" then
+for i = 3, #ARGV do
+  local id, key = ARGV[i], KEYS[i]
+  local score = tonumber(redis.call("ZSCORE", KEYS[1], id))
+  local msg = score and score <= cutoff and redis.pcall("HGET", key, "msg")
+  if not (score and score <= cutoff) then
+    -- Renewed or recovered since it was read: not expired now.
+  elseif type(msg) ~= "string" then
     redis.call("LREM", KEYS[2], 0, id)
     redis.call("ZREM", KEYS[1], id)
     if not msg then
-      redis.call("DEL", ARGV[2] .. id)
+      redis.call("DEL", key)
     end
     dropped = dropped + 1
   elseif not redis.call("LPOS", KEYS[2], id) then

@@ -246,7 +246,8 @@ def test_extend_lease_retakes_a_running_task_whose_entry_alone_vanished(r: redis
 
 def recover_scan(r: redis.Redis, cutoff: int, adopt_until: int) -> list[Any]:
     # As the recoverer calls it: the expired ids read first, their hashes named in KEYS.
-    ids = [i.decode() for i in r.zrangebyscore(f"{Q}:lease", "-inf", cutoff)]
+    read = r.zrangebyscore(f"{Q}:lease", "-inf", cutoff)
+    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in read]
     keys = [f"{Q}:lease", f"{Q}:active", *(f"{Q}:t:{i}" for i in ids)]
     return list(script(r, "list_lease_expired")(keys=keys, args=[cutoff, adopt_until, *ids]))
 

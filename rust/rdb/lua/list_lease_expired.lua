@@ -33,8 +33,9 @@ local out = {0, 0}
 for i = 3, #ARGV do
   local id, key = ARGV[i], KEYS[i]
   local score = tonumber(redis.call("ZSCORE", KEYS[1], id))
-  local msg = score and score <= cutoff and redis.pcall("HGET", key, "msg")
-  if not (score and score <= cutoff) then
+  local expired = score and score <= cutoff
+  local msg = expired and redis.pcall("HGET", key, "msg")
+  if not expired then
     -- Renewed or recovered since it was read: not expired now.
   elseif type(msg) ~= "string" then
     redis.call("LREM", KEYS[2], 0, id)

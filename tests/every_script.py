@@ -4,8 +4,9 @@ them: ``test_cluster.py`` (each call keeps to one slot of a real cluster) and ``
 
 Every kind of enqueue (plain, unique, retained, scheduled, grouped, batched) over twelve queues,
 a server whose handlers succeed, fail, skip retries and revoke, the scheduler, the Inspector's
-writes (payload update, bulk archive/run/delete, aggregating tasks, a forced queue delete over a
-stray hash) and a task still running at shutdown, which is requeued.
+writes (payload update, bulk archive/run/delete, an archive trimmed to its size, aggregating
+tasks, a forced queue delete over a stray hash), a due task forwarded back into its group, and a
+task still running at shutdown, which is requeued.
 """
 
 from __future__ import annotations
@@ -53,7 +54,17 @@ def exercise_every_script(url: str, raw: redis.Redis | redis.RedisCluster) -> No
     assert inspector.run_all_archived_tasks("idle") == 1
     client.enqueue(Task("ok", b"gone"), queue="idle", process_in=3600)
     assert inspector.delete_all_scheduled_tasks("idle") == 1
+    # An archive over its size: trimmed to it.
+    with Inspector(url, archive_max_size=1) as small:
+        for _ in range(2):
+            client.enqueue(Task("ok", b"t"), queue="idle", process_in=3600)
+        assert small.archive_all_scheduled_tasks("idle") == 2
+    assert len(inspector.list_archived_tasks("idle")) == 1
     client.enqueue(Task("ok", b"x"), queue="doomed")
+    client.enqueue(Task("ok", b"ux"), queue="doomed", unique=60, process_in=3600)
+    # A due task whose hash names a group (as a grouped task's retry does): forwarded into it.
+    regrouped = client.enqueue(Task("ok", b"regrouped"), queue="c4", process_in=0.5)
+    raw.hset(f"asynq:{{c4}}:t:{regrouped.id}", "group", "g")
     # A task hash no container holds: delete_queue's SCAN finds it (where the queue's slot is).
     raw.hset("asynq:{doomed}:t:stray", "state", "pending")
 
@@ -95,6 +106,7 @@ def exercise_every_script(url: str, raw: redis.Redis | redis.RedisCluster) -> No
         wait_until(lambda: len(done) >= want, 30, f"{want} tasks done")
         wait_until(lambda: len(inspector.list_archived_tasks("c5")) == 2, 30, "retries archived")
         assert inspector.servers() and inspector.scheduler_entries()
+        wait_until(lambda: raw.zscore("asynq:{c4}:g:g", regrouped.id) is not None, 10, "regrouped")
         assert inspector.run_all_archived_tasks("c5") == 2
         assert inspector.delete_all_archived_tasks("c6") == 2
         assert inspector.archive_all_pending_tasks("c7") >= 0

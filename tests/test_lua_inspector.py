@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis
@@ -29,12 +30,19 @@ def run_tasks(r: redis.Redis, source: str, ids: list[str], group: str = "") -> i
 
 
 def archive_tasks(
-    r: redis.Redis, source: str, ids: list[str], *, kind: str = "zset", cap: int = 100,
-    now: int = 1000, cutoff: int = 0, group: str = "",
+    r: redis.Redis, source: str, ids: list[str], *, kind: str = "zset", now: int = 1000,
+    group: str = "",
 ) -> int:  # fmt: skip
     keys = [source, f"{Q}:archived", f"{Q}:groups", *(T + i for i in ids)]
-    args: list[str | int] = [group, now, cutoff, cap, T, kind, *ids]
+    args: list[str | int] = [group, now, kind, *ids]
     return int(script(r, "archive_tasks")(keys=keys, args=args))
+
+
+def trim(r: redis.Redis, ids: list[str], *, cap: int, cutoff: int = 0) -> int:
+    """trim_archive.lua after archive_tasks archived ``ids``, naming every archived hash."""
+    names = [T + m.decode() for m in cast(list[bytes], r.zrange(f"{Q}:archived", 0, -1))]
+    out = script(r, "trim_archive")(keys=[f"{Q}:archived", *names], args=[cutoff, cap, T, *ids])
+    return int(out[0])
 
 
 def delete_tasks(
@@ -124,7 +132,7 @@ def test_archive_from_the_pending_list_and_a_zset(r: redis.Redis) -> None:
     assert {r.hget(T + i, "state") for i in "abs"} == {b"archived"}
 
 
-def test_archive_trims_by_age_and_size_and_keeps_what_it_just_archived(r: redis.Redis) -> None:
+def test_the_trim_after_an_archive_keeps_what_was_archived(r: redis.Redis) -> None:
     # Older entries share the archive's second and sort after the new ones by ID.
     for i in ("x", "y", "z", "old"):
         task(r, i, "archived")
@@ -132,7 +140,8 @@ def test_archive_trims_by_age_and_size_and_keeps_what_it_just_archived(r: redis.
     for i in ("a", "b"):
         task(r, i, "retry")
     r.zadd(f"{Q}:retry", {"a": 1, "b": 2})
-    assert archive_tasks(r, f"{Q}:retry", ["a", "b"], cap=3, cutoff=100) == 2
+    assert archive_tasks(r, f"{Q}:retry", ["a", "b"]) == 2
+    assert trim(r, ["a", "b"], cap=3, cutoff=100) == 3
     kept = r.zrange(f"{Q}:archived", 0, -1)
     assert set(kept) == {b"a", b"b", b"z"}, kept
     assert not r.exists(T + "old"), "older than the cutoff: deleted with its hash"
@@ -140,7 +149,8 @@ def test_archive_trims_by_age_and_size_and_keeps_what_it_just_archived(r: redis.
     # Only the tasks just archived are left to trim: they go too, oldest rank first.
     task(r, "c", "retry")
     r.zadd(f"{Q}:retry", {"c": 1})
-    assert archive_tasks(r, f"{Q}:retry", ["c"], cap=1) == 1
+    assert archive_tasks(r, f"{Q}:retry", ["c"]) == 1
+    assert trim(r, ["c"], cap=1) == 3
     assert r.zrange(f"{Q}:archived", 0, -1) == [b"c"]
     assert not r.exists(T + "a") and r.exists(T + "c")
 
@@ -182,26 +192,65 @@ def test_update_payload_writes_only_over_what_was_read(r: redis.Redis) -> None:
     assert r.hget(T + "a", "msg") == b"new"
 
 
+BASE = [f"{Q}:{n}" for n in ("pending", "active", "scheduled", "retry", "archived", "lease",
+                               "completed", "groups", "aggregation_sets")]  # fmt: skip
+
+
+def remove_queue(
+    r: redis.Redis, force: str, *, groups: tuple[str, ...] = (), sets: tuple[str, ...] = (),
+    named: tuple[str, ...] = (),
+) -> Any:  # fmt: skip
+    """remove_queue.lua, naming ``groups``, aggregation ``sets`` and the hashes/locks ``named``."""
+    keys = [*BASE, *(f"{Q}:g:{g}" for g in groups), *sets, *named]
+    args: list[str | int] = [force, T, len(groups), *groups, len(sets), f"{Q}:"]
+    return script(r, "remove_queue")(keys=keys, args=args)
+
+
+def remove_queue_as_the_inspector(r: redis.Redis, force: str, **kw: Any) -> Any:
+    """remove_queue.lua called again with the keys it asks for, as the Inspector calls it."""
+    named: tuple[str, ...] = ()
+    while isinstance(out := remove_queue(r, force, named=named, **kw), list):
+        assert out, "asked for nothing"
+        named += tuple(k.decode() for k in out)
+    return out
+
+
 def test_remove_queue_refuses_a_queue_with_work_unless_forced(r: redis.Redis) -> None:
-    rm = script(r, "remove_queue")
-    names = ["pending", "active", "scheduled", "retry", "archived", "lease", "completed",
-             "groups", "aggregation_sets"]  # fmt: skip
-    keys = [f"{Q}:{n}" for n in names]
     task(r, "done", "completed", unique_key=f"{Q}:unique:t:D")
     r.set(f"{Q}:unique:t:D", "done")
     r.zadd(f"{Q}:completed", {"done": int(time.time())})
     task(r, "r", "retry")
     r.zadd(f"{Q}:retry", {"r": 1})
-    assert rm(keys=keys, args=["0", T, 0]) == -1
+    assert remove_queue(r, "0") == -1
     assert r.exists(f"{Q}:retry", T + "r")
     r.lpush(f"{Q}:active", "busy")
-    assert rm(keys=keys, args=["1", T, 0]) == -2, "never with active tasks"
+    assert remove_queue(r, "1") == -2, "never with active tasks"
     r.delete(f"{Q}:active")
-    assert rm(keys=keys, args=["1", T, 0]) == 1
-    assert not r.exists(*keys)
+    assert remove_queue_as_the_inspector(r, "1") == 1
+    assert not r.exists(*BASE)
     assert not r.exists(T + "r", T + "done", f"{Q}:unique:t:D"), "tasks and their locks go too"
     r.zadd(f"{Q}:completed", {"done": 1})
-    assert rm(keys=keys, args=["0", T, 0]) == 1, "completed tasks alone do not keep a queue"
+    assert remove_queue_as_the_inspector(r, "0") == 1, "completed tasks alone do not keep a queue"
+
+
+def test_remove_queue_deletes_nothing_until_every_hash_and_lock_is_named(r: redis.Redis) -> None:
+    task(r, "a", "pending", unique_key=f"{Q}:unique:t:A")
+    task(r, "b", "scheduled", unique_key="elsewhere:{x}:unique:t:B")
+    r.set(f"{Q}:unique:t:A", "a")
+    r.set("elsewhere:{x}:unique:t:B", "b")
+    r.lpush(f"{Q}:pending", "a", "ghost")
+    r.zadd(f"{Q}:scheduled", {"b": 1, "a": 2})  # "a" twice: asked for once
+    asked = remove_queue(r, "1")
+    assert sorted(asked) == [f"{T}a".encode(), f"{T}b".encode(), f"{T}ghost".encode()]
+    assert r.llen(f"{Q}:pending") == 2 and r.exists(T + "a"), "nothing deleted yet"
+    hashes = tuple(k.decode() for k in asked)
+    # A lock outside the queue's prefix is not the queue's: not asked for, and left.
+    assert remove_queue(r, "1", named=hashes) == [f"{Q}:unique:t:A".encode()]
+    assert remove_queue(r, "1", named=(*hashes, f"{Q}:unique:t:A")) == 1
+    assert not r.exists(T + "a", T + "b", f"{Q}:unique:t:A", *BASE)
+    assert r.get("elsewhere:{x}:unique:t:B") == b"b"
+    with pytest.raises(redis.ResponseError, match="remove_queue: 9 keys for 1 groups"):
+        script(r, "remove_queue")(keys=BASE, args=["1", T, 1, "g"])
 
 
 def stray(r: redis.Redis, ids: list[str], locks: dict[str, str] | None = None) -> int:
@@ -234,10 +283,6 @@ def test_delete_stray_keeps_every_task_a_container_holds(r: redis.Redis) -> None
 def test_remove_queue_reads_groups_and_aggregation_sets_again_when_they_changed(
     r: redis.Redis,
 ) -> None:
-    rm = script(r, "remove_queue")
-    names = ["pending", "active", "scheduled", "retry", "archived", "lease", "completed",
-             "groups", "aggregation_sets"]  # fmt: skip
-    base = [f"{Q}:{n}" for n in names]
     task(r, "a", "aggregating", group="g1", unique_key=f"{Q}:unique:t:A")
     r.set(f"{Q}:unique:t:A", "a")
     r.zadd(f"{Q}:g:g1", {"a": 1})
@@ -246,13 +291,13 @@ def test_remove_queue_reads_groups_and_aggregation_sets_again_when_they_changed(
     r.zadd(f"{Q}:g:g2:set1", {"b": 1})
     r.zadd(f"{Q}:aggregation_sets", {f"{Q}:g:g2:set1": 99})
     # Read before g1 and the aggregation set appeared: told to read again.
-    assert rm(keys=base, args=["1", T, 0]) == -3
-    assert rm(keys=[*base, f"{Q}:g:g1"], args=["1", T, 1, "g1"]) == -3
+    assert remove_queue(r, "1") == -3
+    assert remove_queue(r, "1", groups=("g1",)) == -3
     # An aggregation set is work, like a group.
-    full = [*base, f"{Q}:g:g1", f"{Q}:g:g2:set1"]
-    assert rm(keys=full, args=["0", T, 1, "g1"]) == -1
-    assert rm(keys=full, args=["1", T, 1, "g1"]) == 1
-    assert not r.exists(*full, T + "a", T + "b", f"{Q}:unique:t:A")
+    full = {"groups": ("g1",), "sets": (f"{Q}:g:g2:set1",)}
+    assert remove_queue(r, "0", **full) == -1
+    assert remove_queue_as_the_inspector(r, "1", **full) == 1
+    assert not r.exists(*BASE, f"{Q}:g:g1", f"{Q}:g:g2:set1", T + "a", T + "b", f"{Q}:unique:t:A")
 
 
 def test_archive_leaves_a_task_that_left_the_pending_list(r: redis.Redis) -> None:
@@ -264,22 +309,13 @@ def test_archive_leaves_a_task_that_left_the_pending_list(r: redis.Redis) -> Non
     assert r.zrange(f"{Q}:archived", 0, -1) == [b"here"]
 
 
-def test_archive_without_limits_trims_nothing(r: redis.Redis) -> None:
-    for i in ("a", "b", "c"):
-        task(r, i, "archived")
-    r.zadd(f"{Q}:archived", {"a": 1, "b": 2, "c": 3})
-    task(r, "d", "retry")
-    r.zadd(f"{Q}:retry", {"d": 1})
-    assert archive_tasks(r, f"{Q}:retry", ["d"], cap=0, cutoff=-1) == 1
-    assert r.zcard(f"{Q}:archived") == 4 and all(r.exists(T + i) for i in "abcd")
-
-
 def test_archive_trims_by_age_alone(r: redis.Redis) -> None:
     task(r, "old", "archived")
     r.zadd(f"{Q}:archived", {"old": 10})
     task(r, "d", "retry")
     r.zadd(f"{Q}:retry", {"d": 1})
-    assert archive_tasks(r, f"{Q}:retry", ["d"], cap=100, cutoff=100) == 1
+    assert archive_tasks(r, f"{Q}:retry", ["d"]) == 1
+    assert trim(r, ["d"], cap=100, cutoff=100) == 1
     assert r.zrange(f"{Q}:archived", 0, -1) == [b"d"]
     assert not r.exists(T + "old")
 

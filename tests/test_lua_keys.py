@@ -7,12 +7,12 @@ Cluster only refuses a key outside the call's slot (``test_cluster.py``); proxie
 Aliyun's also refuse a key that KEYS does not name (hibiken/asynq #1086), and so does this test.
 
 The one exception is a key whose name the script learns while it runs: the hash of a task whose id
-it has just read from a list or a set (a dequeue pops ids; the forwarder and the archive trims range
-over scores). Such a key cannot be named before the call without a second round trip and a guard
-against every other server (the janitor and the recoverer do that: they read the expired IDs first,
-and their scripts name their hashes). It must still be built from a prefix the call passes in ARGV
-and carry the ``{queue}`` hash tag of keys the call names, so it stays in their slot; the scripts
-allowed to do this are listed in ``DISCOVERED`` with what they read, and docs/scaling.md names them.
+a dequeue has just popped from pending. Naming it before the call takes a second round trip and a
+guard against every other server (the janitor, the recoverer, the forwarder, the archive trim and
+the queue deletion do that: they read the IDs first, and their scripts name the hashes). It must
+still be built from a prefix the call passes in ARGV and carry the ``{queue}`` hash tag of keys the
+call names, so it stays in their slot; the scripts allowed to do this are listed in
+``DISCOVERED`` with what they read, and docs/scaling.md names them.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ from every_script import LUA, exercise_every_script
 # Scripts that touch task hashes (or, for the forwarder, group sets) named by ids they read.
 DISCOVERED = {
     "dequeue": "ids popped from pending",
-    "forward": "ids due in scheduled/retry, and each task's group",
-    "archive": "archived ids trimmed by age and count",
-    "archive_tasks": "archived ids trimmed by age and count",
-    "remove_queue": "ids of every container of the queue",
 }
 
 LINE = re.compile(rb"^\S+ \[\d+ ([^\]]+)\] (.*)$")

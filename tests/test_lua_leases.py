@@ -63,19 +63,7 @@ def outcome_calls(
         ),
         "archive": lambda: script(r, "archive")(
             keys=[hash_key, *base, f"{Q}:archived", *counters],
-            args=[
-                task_id,
-                b"m2",
-                now,
-                now - 86400,
-                10000,
-                exp,
-                MAX,
-                f"{Q}:t:",
-                cutoff,
-                "",
-                f"{Q}:done:{task_id}",
-            ],
+            args=[task_id, b"m2", now, exp, MAX, cutoff, "", f"{Q}:done:{task_id}"],
         ),
         "requeue": lambda: script(r, "requeue")(
             keys=[*base, f"{Q}:pending", hash_key], args=[task_id]
@@ -348,16 +336,29 @@ def test_dequeue_skips_a_broken_queue_and_serves_the_next(r: redis.Redis, key: s
         assert r.hget("asynq:{bad}:t:b1", "state") == b"pending"
 
 
+def forward(
+    r: redis.Redis, src: str, *, groups: tuple[str, ...] = (), ns: int | None = None
+) -> list[Any]:
+    """forward.lua as the forwarder calls it: over the due IDs it read, naming ``groups``."""
+    now = int(time.time())
+    due = cast(list[bytes], r.zrangebyscore(f"{Q}:{src}", "-inf", now, start=0, num=100))
+    ids = [i.decode() for i in due]
+    return cast(
+        list[Any],
+        script(r, "forward")(
+            keys=[f"{Q}:{src}", f"{Q}:pending", f"{Q}:groups",
+                  *(f"{Q}:t:{i}" for i in ids), *(f"{Q}:g:{g}" for g in groups)],
+            args=[now, ns or time.time_ns(), f"{Q}:g:", *ids],
+        ),
+    )  # fmt: skip
+
+
 def test_forward_drops_a_ghost_id_without_writing_a_hash(r: redis.Redis) -> None:
     now = int(time.time())
     r.zadd("asynq:{q}:scheduled", {"ghost": now - 5, "bare": now - 5, "real": now - 5})
     r.hset("asynq:{q}:t:bare", "state", "scheduled")
     r.hset("asynq:{q}:t:real", mapping={"msg": b"m", "state": "scheduled"})
-    fwd = script(r, "forward")
-    out = fwd(
-        keys=["asynq:{q}:scheduled", "asynq:{q}:pending"],
-        args=[now, "asynq:{q}:t:", time.time_ns(), "asynq:{q}:g:"],
-    )
+    out = forward(r, "scheduled")
     assert out[0] == 3
     assert r.lrange("asynq:{q}:pending", 0, -1) == [b"real"]
     assert r.zcard("asynq:{q}:scheduled") == 0
@@ -369,11 +370,47 @@ def test_forward_never_moves_a_task_before_its_second(r: redis.Redis) -> None:
     r.zadd("asynq:{q}:scheduled", {"due": now, "later": now + 1, "float": now + 0.5})
     for i in ("due", "later", "float"):
         r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": b"m", "state": "scheduled"})
-    out = script(r, "forward")(
-        keys=["asynq:{q}:scheduled", "asynq:{q}:pending"],
-        args=[now, "asynq:{q}:t:", time.time_ns(), "asynq:{q}:g:"],
-    )
+    out = forward(r, "scheduled")
     assert out[0] == 1 and r.lrange("asynq:{q}:pending", 0, -1) == [b"due"]
+
+
+def test_forward_leaves_an_id_that_moved_or_was_rescheduled_since_it_was_read(
+    r: redis.Redis,
+) -> None:
+    now = int(time.time())
+    r.zadd(f"{Q}:scheduled", {"later": now + 60})
+    for i in ("gone", "later"):
+        r.hset(f"{Q}:t:{i}", mapping={"msg": b"m", "state": "scheduled"})
+    out = script(r, "forward")(
+        keys=[f"{Q}:scheduled", f"{Q}:pending", f"{Q}:groups", f"{Q}:t:gone", f"{Q}:t:later"],
+        args=[now, time.time_ns(), f"{Q}:g:", "gone", "later"],
+    )
+    assert out == [0, str(now + 60).encode()]
+    assert not r.exists(f"{Q}:pending") and r.zscore(f"{Q}:scheduled", "later") == now + 60
+    assert r.hget(f"{Q}:t:gone", "state") == b"scheduled"
+
+
+def test_forward_refuses_ids_without_their_task_keys(r: redis.Redis) -> None:
+    with pytest.raises(redis.ResponseError, match="forward: 1 keys for 2 ids"):
+        script(r, "forward")(
+            keys=[f"{Q}:scheduled", f"{Q}:pending", f"{Q}:groups", f"{Q}:t:a"],
+            args=[int(time.time()), time.time_ns(), f"{Q}:g:", "a", "b"],
+        )
+
+
+def test_forward_leaves_a_grouped_task_until_its_group_key_is_named(r: redis.Redis) -> None:
+    now = int(time.time())
+    r.zadd(f"{Q}:retry", {"g1": now - 1, "g2": now - 1, "g3": now - 1, "p": now - 1})
+    for i, g in (("g1", "a"), ("g2", "b"), ("g3", "a"), ("p", "")):
+        r.hset(f"{Q}:t:{i}", mapping={"msg": b"m", "state": "retry", "group": g})
+    out = forward(r, "retry")
+    assert out[0] == 1 and sorted(out[2:]) == [b"a", b"b"], "each missing group once"
+    assert r.lrange(f"{Q}:pending", 0, -1) == [b"p"]
+    assert r.zcard(f"{Q}:retry") == 3 and not r.exists(f"{Q}:g:a")
+    assert forward(r, "retry", groups=("a",)) == [2, str(now - 1).encode(), b"b"]
+    assert forward(r, "retry", groups=("b",)) == [1, None]
+    assert r.zrange(f"{Q}:g:a", 0, -1) == [b"g1", b"g3"] and r.zrange(f"{Q}:g:b", 0, -1) == [b"g2"]
+    assert r.smembers(f"{Q}:groups") == {b"a", b"b"}, "where asynq's aggregator finds them"
 
 
 # ---- every write of each transition -------------------------------------------------------
@@ -423,33 +460,79 @@ def test_the_totals_wrap_at_the_int64_limit(r: redis.Redis) -> None:
             assert r.get(f"{Q}:failed") == b"1", name
 
 
-def test_archive_writes_every_part_and_trims_by_age_and_size(r: redis.Redis) -> None:
+def trim_archive(
+    r: redis.Redis, *, cutoff: int, cap: int, just: tuple[str, ...] = (), named: int | None = None
+) -> list[int]:
+    """trim_archive.lua over the ``named`` oldest archived entries (all by default)."""
+    oldest = cast(list[bytes], r.zrange(f"{Q}:archived", 0, -1 if named is None else named - 1))
+    ids = [i.decode() for i in oldest]
+    return cast(
+        list[int],
+        script(r, "trim_archive")(
+            keys=[f"{Q}:archived", *(f"{Q}:t:{i}" for i in ids)],
+            args=[cutoff, cap, f"{Q}:t:", *just],
+        ),
+    )
+
+
+def test_archive_writes_every_part(r: redis.Redis) -> None:
     now = int(time.time())
-    old, recent = now - 2 * 86400, now - 10
-    r.zadd(f"{Q}:archived", {"old": old, "recent": recent})
-    r.hset(f"{Q}:t:old", "msg", b"o")
+    recent = now - 10
+    r.zadd(f"{Q}:archived", {"recent": recent})
     r.hset(f"{Q}:t:recent", "msg", b"r")
     running(r, "a")
-    assert outcome_calls(r, "a", "")["archive"]() == 1  # its cutoff is now - 1 day
+    assert outcome_calls(r, "a", "")["archive"]() == 1
     # The script call reads the clock itself (outcome_calls): it may have entered the next second.
     archived = cast(list[tuple[bytes, float]], r.zrange(f"{Q}:archived", 0, -1, withscores=True))
     assert [m for m, _ in archived] == [b"recent", b"a"] and archived[0][1] == recent
     assert now <= archived[1][1] <= int(time.time()), "archived at the script's now"
-    assert not r.exists(f"{Q}:t:old"), "trimmed by age, with its hash"
     assert r.hgetall(f"{Q}:t:a") == {b"msg": b"m2", b"state": b"archived"}
     c = counters(r)
     assert [c[k][0] for k in c] == [b"1", b"1", b"1", b"1"]
     assert day_ttl_ok(c[f"processed:{DAY}"][1]) and day_ttl_ok(c[f"failed:{DAY}"][1])
-    # By size: a cap of 2 keeps one entry (asynq keeps at most cap - 1).
     running(r, "b")
     call = script(r, "archive")
     keys = [f"{Q}:t:b", f"{Q}:active", f"{Q}:lease", f"{Q}:archived", f"{Q}:processed:{DAY}",
             f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]  # fmt: skip
-    args = ["b", b"mb", now, now - 86400, 2, now + 86400, MAX, f"{Q}:t:", MAX, "why", f"{Q}:done:b"]
+    args = ["b", b"mb", now, now + 86400, MAX, MAX, "why", f"{Q}:done:b"]
     assert call(keys=keys, args=args) == 1
+    assert r.zcard(f"{Q}:archived") == 3, "archive.lua trims nothing: trim_archive.lua does"
+    assert r.hget(f"{Q}:t:b", "error") == b"why", "an undecodable message keeps its reason"
+
+
+def test_trim_archive_deletes_by_age_then_by_size_with_the_hashes(r: redis.Redis) -> None:
+    now = int(time.time())
+    r.zadd(f"{Q}:archived", {"old": now - 2 * 86400, "recent": now - 10, "a": now, "b": now})
+    for i in ("old", "recent", "a", "b"):
+        r.hset(f"{Q}:t:{i}", "msg", i)
+    assert trim_archive(r, cutoff=now - 86400, cap=10) == [1, 0]
+    assert not r.exists(f"{Q}:t:old"), "trimmed by age, with its hash"
+    assert trim_archive(r, cutoff=now - 86400, cap=1, just=("b",)) == [2, 0]
     assert r.zrange(f"{Q}:archived", 0, -1) == [b"b"]
     assert not r.exists(f"{Q}:t:recent") and not r.exists(f"{Q}:t:a"), "trimmed with their hashes"
-    assert r.hget(f"{Q}:t:b", "error") == b"why", "an undecodable message keeps its reason"
+    assert trim_archive(r, cutoff=now - 86400, cap=1, just=("b",)) == [0, 0], "nothing over"
+
+
+def test_trim_archive_stops_at_the_first_entry_it_was_not_given(r: redis.Redis) -> None:
+    now = int(time.time())
+    r.zadd(f"{Q}:archived", {f"t{i}": now - 100 + i for i in range(5)})
+    for i in range(5):
+        r.hset(f"{Q}:t:t{i}", "msg", b"m")
+    # Three must go by size; the call names only the two oldest: the third waits, never a newer.
+    assert trim_archive(r, cutoff=now - 86400, cap=2, named=2) == [2, 1]
+    assert r.zrange(f"{Q}:archived", 0, -1) == [b"t2", b"t3", b"t4"]
+    assert trim_archive(r, cutoff=now - 86400, cap=2) == [1, 0]
+    # By age too: the oldest not named stops it before any younger one goes.
+    r.zadd(f"{Q}:archived", {"x": now - 200, "y": now - 150})
+    r.hset(f"{Q}:t:x", "msg", b"m")
+    ids = ["y"]  # x, the oldest, is not named
+    out = script(r, "trim_archive")(
+        keys=[f"{Q}:archived", *(f"{Q}:t:{i}" for i in ids)], args=[now - 120, 0, f"{Q}:t:"]
+    )
+    assert out == [0, 1] and r.zcard(f"{Q}:archived") == 4 and r.exists(f"{Q}:t:x")
+    r.set(f"{Q}:archived", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        trim_archive(r, cutoff=now, cap=1, named=0)
 
 
 def test_done_and_mark_as_complete_write_every_part(r: redis.Redis) -> None:
@@ -518,11 +601,9 @@ def test_forward_writes_pending_and_group_transitions(r: redis.Redis) -> None:
     r.hset("asynq:{q}:t:p", mapping={"msg": b"m", "state": "retry"})
     r.hset("asynq:{q}:t:g", mapping={"msg": b"m", "state": "retry", "group": "g1"})
     ns = time.time_ns()
-    out = script(r, "forward")(
-        keys=["asynq:{q}:retry", "asynq:{q}:pending"],
-        args=[now, "asynq:{q}:t:", ns, "asynq:{q}:g:"],
-    )
-    assert out == [2, None]
+    assert forward(r, "retry", ns=ns)[2:] == [b"g1"]
+    out = forward(r, "retry", groups=("g1",), ns=ns)
+    assert out == [1, None]
     assert r.lrange("asynq:{q}:pending", 0, -1) == [b"p", b"waiting"], "behind what waits"
     assert r.hgetall("asynq:{q}:t:p") == {b"msg": b"m", b"state": b"pending",
                                           b"pending_since": str(ns).encode()}  # fmt: skip
@@ -555,8 +636,7 @@ def test_task_ends_are_announced_on_the_task_channel_with_the_result_and_excepti
     running(r, "a")
     archive = script(r, "archive")
     keys = [f"{Q}:t:a", *base, f"{Q}:archived", *counters_]
-    args = ["a", b"m2", now, now - 86400, 10, exp, MAX, f"{Q}:t:", MAX, "", f"{Q}:done:a",
-            b'{"type": "builtins.ValueError"}']  # fmt: skip
+    args = ["a", b"m2", now, exp, MAX, MAX, "", f"{Q}:done:a", b'{"type": "builtins.ValueError"}']
     assert archive(keys=keys, args=args) == 1
     assert r.hget(f"{Q}:t:a", "exception") == b'{"type": "builtins.ValueError"}'
     assert not r.hexists(f"{Q}:t:a", "error"), "an empty reason writes no error field"
@@ -591,12 +671,12 @@ def test_write_result_writes_one_field_and_never_makes_a_stray_hash(r: redis.Red
 @pytest.mark.parametrize(
     ("cap", "tied", "new", "kept"),
     [
-        # At most cap - 1 = 2 kept: the two oldest go, and no more.
-        (3, False, "n", [b"o3", b"n"]),
+        # At most cap = 2 kept: the two oldest go, and no more.
+        (2, False, "n", [b"o3", b"n"]),
         # Older entries: the task just archived, the newest, is kept even by a cap of 1.
         (1, False, "n", [b"n"]),
-        # A cap of 1 and the new task tied with the others (sorting first): nothing is kept.
-        (1, True, "a", []),
+        # The new task tied with the others, sorting first by ID: still the one kept.
+        (1, True, "a", [b"a"]),
     ],
 )
 def test_the_archive_trim_by_size_stops_at_the_cap(
@@ -609,9 +689,9 @@ def test_the_archive_trim_by_size_stops_at_the_cap(
     running(r, new)
     keys = [f"{Q}:t:{new}", f"{Q}:active", f"{Q}:lease", f"{Q}:archived", f"{Q}:processed:{DAY}",
             f"{Q}:failed:{DAY}", f"{Q}:processed", f"{Q}:failed"]  # fmt: skip
-    args = [new, b"m", now, now - 86400, cap, now + 86400, MAX, f"{Q}:t:", MAX, "",
-            f"{Q}:done:{new}"]  # fmt: skip
+    args = [new, b"m", now, now + 86400, MAX, MAX, "", f"{Q}:done:{new}"]
     assert script(r, "archive")(keys=keys, args=args) == 1
+    trim_archive(r, cutoff=now - 86400, cap=cap, just=(new,))
     assert r.zrange(f"{Q}:archived", 0, -1) == kept
     gone = {b"o1", b"o2", b"o3", new.encode()} - set(kept)
     assert not any(r.exists(f"{Q}:t:{g.decode()}") for g in gone), "trimmed with their hashes"

@@ -256,22 +256,12 @@ impl Rdb {
                 inv
             }
             Action::Archive => {
-                let now_s = unix_secs(now);
-                // Without limits (an Inspector given none) nothing is trimmed: a cutoff below
-                // every score and no size cap; the servers trim with their own limits.
-                let (cutoff, cap) = match self.archive {
-                    Some(l) => {
-                        let age = i64::try_from(l.max_age.as_secs()).unwrap_or(i64::MAX);
-                        (now_s.saturating_sub(age).to_string(), l.max_size)
-                    }
-                    None => ("-inf".to_string(), 0),
-                };
                 let mut inv = scripts::ARCHIVE_TASKS.prepare_invoke();
                 inv.key(&source).key(k.archived(q)).key(k.groups(q));
                 for id in ids {
                     inv.key(k.task(q, id));
                 }
-                inv.arg(group_name).arg(now_s).arg(cutoff).arg(cap).arg(k.task_prefix(q)).arg(kind);
+                inv.arg(group_name).arg(unix_secs(now)).arg(kind);
                 for id in ids {
                     inv.arg(id);
                 }
@@ -303,10 +293,20 @@ impl Rdb {
         // Sent once: if its reply is lost the caller sees the connection error, and running it
         // again is the caller's choice (a second run finds the tasks moved and moves nothing).
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
-        match reply {
-            Value::Int(n) if n >= 0 => Ok(n as u64),
-            other => Err(Error::protocol(format!("{} script returned {other:?}", action.verb()))),
+        let n = match reply {
+            Value::Int(n) if n >= 0 => n as u64,
+            other => return Err(Error::protocol(format!("{} script returned {other:?}", action.verb()))),
+        };
+        // Without limits (an Inspector given none) nothing is trimmed: the servers trim with
+        // their own. The tasks are archived by now, so a trim that fails is logged, not
+        // returned: the next archive's trim deletes what this one left.
+        if let (Action::Archive, Some(limits), true) = (action, self.archive, n > 0) {
+            let just: Vec<&str> = ids.iter().map(String::as_str).collect();
+            if let Err(e) = self.trim_archive(q, limits, &just, now) {
+                log::warn!("could not trim the archive of queue {q:?} to its limits: {e}");
+            }
         }
+        Ok(n)
     }
 
     /// Replaces the payload of a scheduled task (asynq's `UpdateTaskPayload`); returns the task
@@ -380,7 +380,11 @@ impl Rdb {
         self.check_queue(q)?;
         let k = self.keys.clone();
         let mut removed = false;
-        for _ in 0..ATTEMPTS {
+        // The task hashes and locks the script asked for: named in every later call.
+        let mut named: Vec<Vec<u8>> = Vec::new();
+        let mut asked = 0;
+        let mut changed = 0;
+        while changed < ATTEMPTS && asked < 2 * ATTEMPTS {
             let (mut groups, sets): (Vec<String>, Vec<String>) = self.run(|c| {
                 Ok(redis::pipe().smembers(k.groups(q)).zrange(k.aggregation_sets(q), 0, -1).query(c)?)
             })?;
@@ -401,11 +405,31 @@ impl Rdb {
             for set in &sets {
                 inv.key(set);
             }
+            for key in &named {
+                inv.key(key.as_slice());
+            }
             inv.arg(if force { "1" } else { "0" }).arg(k.task_prefix(q)).arg(groups.len());
             for g in &groups {
                 inv.arg(g);
             }
-            let code: i64 = self.run_once(|c| Ok(inv.invoke(c)?))?;
+            inv.arg(sets.len()).arg(k.queue_prefix(q));
+            let code = match self.run_once(|c| Ok(inv.invoke::<Value>(c)?))? {
+                Value::Int(code) => code,
+                // Keys to name: the hashes of the tasks it holds, then the locks they point to.
+                Value::Array(keys) => {
+                    let before = named.len();
+                    named.extend(keys.into_iter().filter_map(|v| match v {
+                        Value::BulkString(b) => Some(b),
+                        _ => None,
+                    }));
+                    if named.len() == before {
+                        return Err(Error::protocol("remove_queue asked for keys without naming any"));
+                    }
+                    asked += 1;
+                    continue;
+                }
+                other => return Err(Error::protocol(format!("remove_queue returned {other:?}"))),
+            };
             match code {
                 1 => {
                     removed = true;
@@ -429,13 +453,13 @@ impl Rdb {
                     )))
                 }
                 // Its groups changed between the read and the script: read them again.
-                -3 => continue,
+                -3 => changed += 1,
                 other => return Err(Error::protocol(format!("remove_queue returned {other}"))),
             }
         }
         if !removed {
             return Err(Error::protocol(format!(
-                "the groups of queue {q:?} kept changing while deleting it"
+                "the tasks or groups of queue {q:?} kept changing while deleting it"
             )));
         }
         self.delete_leftovers(q)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use redis::Value;
 
 use super::pipeline::{call, plan_calls, spread_replies, Call};
-use super::{bytes_of, FINISH_BATCH, FORWARD_BATCH, STATS_TTL};
+use super::{bytes_of, ArchiveLimits, FINISH_BATCH, FORWARD_BATCH, STATS_TTL};
 use super::{outcome_code, pairs, scripts, Rdb};
 use crate::clock::{unix_nanos, unix_secs, utc_date};
 use crate::error::{Error, Result};
@@ -106,6 +106,11 @@ pub struct Forwarded {
     /// When the earliest task still waiting is due, in Unix seconds.
     pub next_due: Option<i64>,
 }
+
+/// Most archived tasks one trim_archive call deletes (and names in KEYS).
+const TRIM_BATCH: usize = 1000;
+/// Most trim_archive calls one trim makes: what is left waits for the next archive.
+const TRIM_ROUNDS: usize = 100;
 
 /// The first whole second at which a zset score (process-at, Unix seconds; asynq writes
 /// integers, anyone may write a float) is due, as the forward script compares `score <= now`
@@ -295,8 +300,6 @@ impl Rdb {
         let k = &self.keys;
         let now_s = unix_secs(now);
         let date = utc_date(now);
-        // A server's own archive writes always trim (asynq's limits unless configured).
-        let limits = self.archive.unwrap_or_default();
         let (s, mut inv) = call(&scripts::ARCHIVE);
         inv.key(k.task(q, id))
             .key(k.active(q))
@@ -309,12 +312,8 @@ impl Rdb {
         inv.arg(id)
             .arg(msg_bytes)
             .arg(now_s)
-            .arg(now_s.saturating_sub(i64::try_from(limits.max_age.as_secs()).unwrap_or(i64::MAX)))
-            // The script keeps at most cap-1 entries (asynq's reading of its constant).
-            .arg(limits.max_size.saturating_add(1))
             .arg(now_s + STATS_TTL.as_secs() as i64)
             .arg(i64::MAX)
-            .arg(k.task_prefix(q))
             .arg(lease_cutoff)
             .arg(why.decode_error.unwrap_or(""))
             .arg(k.done_channel(q, id));
@@ -330,7 +329,11 @@ impl Rdb {
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
         let written_on = self.generation();
         outcome_code(reply, "finish")?;
-        self.confirm(written_on, &[msg.queue.as_str()], "outcome")
+        self.confirm(written_on, &[msg.queue.as_str()], "outcome")?;
+        if matches!(finish, Finish::Archive { .. }) {
+            self.trim_after_archive(&msg.queue, &[&msg.id], now);
+        }
+        Ok(())
     }
 
     /// Recovers a task whose lease ended at or before `cutoff` (Unix seconds): as
@@ -344,7 +347,11 @@ impl Rdb {
     ) -> Result<()> {
         let (_, inv) = self.finish_invocation_until(msg, finish, now, cutoff);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
-        outcome_code(reply, "recover")
+        outcome_code(reply, "recover")?;
+        if matches!(finish, Finish::Archive { .. }) {
+            self.trim_after_archive(&msg.queue, &[&msg.id], now);
+        }
+        Ok(())
     }
 
     /// Ends many leased tasks in one pipeline; one result per item.
@@ -411,6 +418,18 @@ impl Rdb {
                 }
             }
         }
+        let mut archived: Vec<(&str, Vec<&str>)> = Vec::new();
+        for ((m, f), r) in items.iter().zip(&out) {
+            if matches!(f, Finish::Archive { .. }) && r.is_ok() {
+                match archived.iter_mut().find(|(q, _)| *q == m.queue) {
+                    Some((_, ids)) => ids.push(&m.id),
+                    None => archived.push((&m.queue, vec![&m.id])),
+                }
+            }
+        }
+        for (q, ids) in archived {
+            self.trim_after_archive(q, &ids, now);
+        }
         Ok(out)
     }
 
@@ -428,7 +447,77 @@ impl Rdb {
         let why = Archived { decode_error: Some(reason), detail: None };
         let (_, inv) = self.archive_invocation(q, id, raw, why, now, lease_cutoff);
         let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
-        outcome_code(reply, "archive")
+        outcome_code(reply, "archive")?;
+        self.trim_after_archive(q, &[id], now);
+        Ok(())
+    }
+
+    /// A server's trim after it archived `ids` of `q`, with its limits (asynq's unless
+    /// configured). The archive is already written: a trim that fails is logged, and the next
+    /// archive's trim deletes what this one left.
+    fn trim_after_archive(&mut self, q: &str, ids: &[&str], now: SystemTime) {
+        let limits = self.archive.unwrap_or_default();
+        if let Err(e) = self.trim_archive(q, limits, ids, now) {
+            log::warn!("could not trim the archive of queue {q:?} to its limits: {e}");
+        }
+    }
+
+    /// Deletes the archived tasks of `q` past `limits` (older than the age, then the oldest
+    /// beyond the size), with their hashes; `just_archived` are trimmed by size only when
+    /// nothing older is left. Returns how many were deleted.
+    ///
+    /// The oldest entries are read first, so that the script names every hash it deletes.
+    pub fn trim_archive(
+        &mut self,
+        q: &str,
+        limits: ArchiveLimits,
+        just_archived: &[&str],
+        now: SystemTime,
+    ) -> Result<usize> {
+        let archived = self.keys.archived(q);
+        let age = i64::try_from(limits.max_age.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = unix_secs(now).saturating_sub(age);
+        let mut deleted = 0;
+        // Bounded: each round deletes at least one task or stops, and a round names at most
+        // TRIM_BATCH of them.
+        for _ in 0..TRIM_ROUNDS {
+            // How many of the oldest must go, with the few a trim at the cap needs (the ones
+            // just archived and one more), so that the usual trim reads once.
+            let ahead = just_archived.len() + 1;
+            let (card, old, mut ids): (i64, i64, Vec<String>) = self.run(|c| {
+                Ok(redis::pipe()
+                    .zcard(&archived)
+                    .zcount(&archived, "-inf", cutoff)
+                    .zrange(&archived, 0, isize::try_from(ahead).unwrap_or(isize::MAX) - 1)
+                    .query(c)?)
+            })?;
+            let over = (card - limits.max_size).max(old).max(0);
+            if over == 0 {
+                break;
+            }
+            let want = usize::try_from(over)
+                .unwrap_or(usize::MAX)
+                .saturating_add(just_archived.len())
+                .min(TRIM_BATCH);
+            if want > ids.len() {
+                let last = isize::try_from(want).unwrap_or(isize::MAX) - 1;
+                ids = self.run(|c| Ok(redis::cmd("ZRANGE").arg(&archived).arg(0).arg(last).query(c)?))?;
+            }
+            let mut inv = scripts::TRIM_ARCHIVE.prepare_invoke();
+            inv.key(&archived).arg(cutoff).arg(limits.max_size).arg(self.keys.task_prefix(q));
+            for id in &ids {
+                inv.key(self.keys.task(q, id));
+            }
+            for id in just_archived {
+                inv.arg(*id);
+            }
+            let (n, short): (usize, i64) = self.run(|c| Ok(inv.invoke(c)?))?;
+            deleted += n;
+            if short == 0 || n == 0 {
+                break;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Renews, until Unix second `lease_until`, the leases of `ids` in queue `q`.
@@ -464,18 +553,44 @@ impl Rdb {
     /// the earliest task left in either set is due (Unix seconds), if any is left.
     pub fn forward_if_ready(&mut self, q: &str, now: SystemTime) -> Result<Forwarded> {
         let mut out = Forwarded::default();
+        let now_s = unix_secs(now);
         for src in [self.keys.scheduled(q), self.keys.retry(q)] {
             loop {
-                let mut inv = scripts::FORWARD.prepare_invoke();
-                inv.key(&src)
-                    .key(self.keys.pending(q))
-                    .arg(unix_secs(now))
-                    .arg(self.keys.task_prefix(q))
-                    .arg(unix_nanos(now))
-                    .arg(self.keys.group_prefix(q));
-                let (n, next): (usize, Option<String>) = self.run(|c| Ok(inv.invoke(c)?))?;
-                out.moved += n;
-                if n < FORWARD_BATCH {
+                // The due IDs are read first, so that the script names every task hash in KEYS;
+                // with the earliest entry, which is all a pass with nothing due needs.
+                let (ids, head): (Vec<String>, Vec<String>) = self.run(|c| {
+                    Ok(redis::pipe()
+                        .cmd("ZRANGEBYSCORE")
+                        .arg(&src)
+                        .arg("-inf")
+                        .arg(now_s)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(FORWARD_BATCH)
+                        .cmd("ZRANGE")
+                        .arg(&src)
+                        .arg(0)
+                        .arg(0)
+                        .arg("WITHSCORES")
+                        .query(c)?)
+                })?;
+                if ids.is_empty() {
+                    if let Some(due) = head.get(1).and_then(|s| due_secs(s)) {
+                        out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
+                    }
+                    break;
+                }
+                let (mut handled, mut next, groups) = self.forward_ids(q, &src, &ids, &[], now)?;
+                if !groups.is_empty() {
+                    // Grouped tasks wait for a second call that names their group zsets.
+                    let again = self.forward_ids(q, &src, &ids, &groups, now)?;
+                    handled += again.0;
+                    next = again.1;
+                }
+                out.moved += handled;
+                // A full batch means more may be due; none handled means the rest changed under
+                // us (a group renamed twice in a row) and waits for the next pass.
+                if ids.len() < FORWARD_BATCH || handled == 0 {
                     if let Some(due) = next.as_deref().and_then(due_secs) {
                         out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
                     }
@@ -484,6 +599,48 @@ impl Rdb {
             }
         }
         Ok(out)
+    }
+
+    /// One forward.lua call over `ids`, naming the zsets of `groups`: how many it handled, the
+    /// earliest score left in `src`, and the groups it still needs named.
+    fn forward_ids(
+        &mut self,
+        q: &str,
+        src: &str,
+        ids: &[String],
+        groups: &[Vec<u8>],
+        now: SystemTime,
+    ) -> Result<(usize, Option<String>, Vec<Vec<u8>>)> {
+        let prefix = self.keys.group_prefix(q);
+        let mut inv = scripts::FORWARD.prepare_invoke();
+        inv.key(src).key(self.keys.pending(q)).key(self.keys.groups(q));
+        inv.arg(unix_secs(now)).arg(unix_nanos(now)).arg(&prefix);
+        for id in ids {
+            inv.key(self.keys.task(q, id)).arg(id);
+        }
+        for g in groups {
+            inv.key([prefix.as_bytes(), g].concat());
+        }
+        let reply: Value = self.run(|c| Ok(inv.invoke(c)?))?;
+        let Value::Array(items) = reply else {
+            return Err(Error::protocol("forward: expected an array"));
+        };
+        let mut items = items.into_iter();
+        let handled = match items.next() {
+            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
+            _ => return Err(Error::protocol("forward: expected a count")),
+        };
+        let next = match items.next() {
+            Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+            _ => None,
+        };
+        let missing = items
+            .filter_map(|v| match v {
+                Value::BulkString(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        Ok((handled, next, missing))
     }
 
     /// Active tasks of `q` whose lease ended at or before `cutoff` (Unix seconds), after giving

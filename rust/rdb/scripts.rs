@@ -52,6 +52,7 @@ scripts! {
     REQUEUE => "requeue.lua",
     RETRY => "retry.lua",
     ARCHIVE => "archive.lua",
+    TRIM_ARCHIVE => "trim_archive.lua",
     FORWARD => "forward.lua",
     EXTEND_LEASE => "extend_lease.lua",
     LIST_LEASE_EXPIRED => "list_lease_expired.lua",
@@ -80,7 +81,7 @@ mod tests {
             let upper = script.get_hash().to_ascii_uppercase();
             assert_eq!(source_of(upper.as_bytes()), Some(src), "hex in any case");
         }
-        assert_eq!(SOURCES.len(), 28);
+        assert_eq!(SOURCES.len(), 29);
         assert_eq!(source_of(b"0000000000000000000000000000000000000000"), None);
         assert!(load_cmd(&ENQUEUE).is_some());
         assert!(load_cmd(&Script::new("return 1")).is_none());

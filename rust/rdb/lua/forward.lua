@@ -1,33 +1,69 @@
--- forward: move up to 100 due tasks from scheduled or retry to pending (or back into their group).
--- KEYS[1] source zset  <ns>:{q}:scheduled or <ns>:{q}:retry
--- KEYS[2] pending      <ns>:{q}:pending
+-- forward: move due tasks, of those the caller read (`ZRANGEBYSCORE src -inf now LIMIT 0 100`),
+-- from scheduled or retry to pending, or back into their group. Every key it touches is named in
+-- KEYS: a task whose group zset the call does not name is left where it is, and its group is
+-- returned, so that the caller calls again naming it (asynq's script builds these names).
+-- KEYS[1] source zset     <ns>:{q}:scheduled or <ns>:{q}:retry
+-- KEYS[2] pending         <ns>:{q}:pending
+-- KEYS[3] groups          <ns>:{q}:groups
+-- KEYS[4..3+n] task hash  <ns>:{q}:t:<id>, one per id in ARGV[4..], in the same order
+-- KEYS[4+n..] group zsets <ns>:{q}:g:<group>, any number
 -- ARGV[1] now, Unix seconds
--- ARGV[2] task hash prefix <ns>:{q}:t:
--- ARGV[3] now, Unix nanoseconds (pending_since)
--- ARGV[4] group zset prefix <ns>:{q}:g:
--- Returns {moved, next}: how many due ids were handled (the caller repeats while a full batch
--- was) and the score of the earliest task left in the source (its process-at), or false when it
--- is empty. A ghost id (no task hash, or one without msg) is removed, with any msg-less hash,
--- rather than pushed to pending: it could never run, and a write would create a stray hash.
-local ids = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, 100)
-for _, id in ipairs(ids) do
-  local key = ARGV[2] .. id
-  local has_msg = redis.pcall("HEXISTS", key, "msg")
-  local group = has_msg == 1 and redis.call("HGET", key, "group")
-  if has_msg ~= 1 then
-    redis.call("ZREM", KEYS[1], id)
-    if has_msg == 0 then
-      redis.call("DEL", key)
+-- ARGV[2] now, Unix nanoseconds (pending_since)
+-- ARGV[3] group zset prefix <ns>:{q}:g:
+-- ARGV[4..] task ids
+-- Returns {handled, next, group...}: how many of the ids were moved or dropped; the score of the
+-- earliest task left in the source (its process-at), or false when it is empty; then the groups
+-- (each once) of the due tasks left for want of their group zset's key. An id no longer in the
+-- source, or not yet due (rescheduled since it was read), is left alone. A ghost id (no task
+-- hash, or one without msg) is removed, with any msg-less hash, rather than pushed to pending: it
+-- could never run, and a write would create a stray hash. A grouped task's group is added to
+-- groups, where asynq's aggregator looks for it (asynq leaves it out).
+local n = #ARGV - 3
+if n < 0 or #KEYS < 3 + n then
+  return redis.error_reply("forward: " .. (#KEYS - 3) .. " keys for " .. n .. " ids")
+end
+local named = {}
+for i = 4 + n, #KEYS do
+  named[KEYS[i]] = true
+end
+local now = tonumber(ARGV[1])
+local handled = 0
+local missing, listed = {}, {}
+for i = 1, n do
+  local id, key = ARGV[3 + i], KEYS[3 + i]
+  local score = tonumber(redis.call("ZSCORE", KEYS[1], id))
+  if score and score <= now then
+    local has_msg = redis.pcall("HEXISTS", key, "msg")
+    local group = has_msg == 1 and redis.call("HGET", key, "group")
+    if has_msg ~= 1 then
+      redis.call("ZREM", KEYS[1], id)
+      if has_msg == 0 then
+        redis.call("DEL", key)
+      end
+      handled = handled + 1
+    elseif group and group ~= "" then
+      local gkey = ARGV[3] .. group
+      if named[gkey] then
+        redis.call("ZADD", gkey, ARGV[1], id)
+        redis.call("SADD", KEYS[3], group)
+        redis.call("ZREM", KEYS[1], id)
+        redis.call("HSET", key, "state", "aggregating")
+        handled = handled + 1
+      elseif not listed[group] then
+        listed[group] = true
+        missing[#missing + 1] = group
+      end
+    else
+      redis.call("LPUSH", KEYS[2], id)
+      redis.call("ZREM", KEYS[1], id)
+      redis.call("HSET", key, "state", "pending", "pending_since", ARGV[2])
+      handled = handled + 1
     end
-  elseif group and group ~= "" then
-    redis.call("ZADD", ARGV[4] .. group, ARGV[1], id)
-    redis.call("ZREM", KEYS[1], id)
-    redis.call("HSET", key, "state", "aggregating")
-  else
-    redis.call("LPUSH", KEYS[2], id)
-    redis.call("ZREM", KEYS[1], id)
-    redis.call("HSET", key, "state", "pending", "pending_since", ARGV[3])
   end
 end
 local next_task = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
-return {table.getn(ids), next_task[2] or false}
+local out = {handled, next_task[2] or false}
+for _, g in ipairs(missing) do
+  out[#out + 1] = g
+end
+return out

@@ -82,7 +82,7 @@ bench-processes-cpu: dev ## Where the CPU goes (~4 min): no-op tasks on 1 and 2 
 	$(BIN)/python bench/processes_cpu.py --tasks 200000 --rounds 5 --config 1 --config 2 --config 1:FERROQ_SPIN_US=0 --config 2:FERROQ_SPIN_US=0 > bench/processes-cpu.md
 
 .PHONY: bench-scaleout
-bench-scaleout: dev ## Scale-out costs (~3 min): durable mode and a 3+3 Redis Cluster against one Redis
+bench-scaleout: dev ## Scale-out costs (~4 min): durable mode, declared keys and a 3+3 Redis Cluster against one Redis
 	$(BIN)/python bench/scaleout.py --tasks 20000 --runs 3
 
 .PHONY: bench-codec

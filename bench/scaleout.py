@@ -1,4 +1,5 @@
-"""What scale-out costs: durable mode against the default, and a Redis Cluster against one Redis.
+"""What scale-out costs: durable mode against the default, a Redis Cluster against one Redis, and
+declared-keys mode (``declare_keys=True``, for proxies) against the default dequeue.
 
 Run: ``python bench/scaleout.py [--tasks 20000] [--runs 3]`` (``make bench-scaleout``).
 
@@ -10,7 +11,8 @@ one run and interleaved (run 1 of every setup, then run 2...):
 - *process*: one ``Server`` (concurrency 64, sync no-op handler) on that backlog, from its start
   until asynq's processed counter reaches ``--tasks`` (polled every 2 ms).
 
-Durable rows use ``wait_for_replicas=1`` for the client and the server. Tasks go
+Durable rows use ``wait_for_replicas=1`` for the client and the server; declared-keys rows
+``declare_keys=True`` for the server (the client is the same). Tasks go
 to 12 queues (spread over the cluster's slots; the server serves all of them with equal
 weights). The table gives medians, the range, and each setup's ratio to plain Redis.
 """
@@ -42,7 +44,9 @@ def processed(count: Callable[[], int], n: int) -> None:
         time.sleep(0.002)
 
 
-def one_run(url: str, durable: bool, n: int, count: Callable[[], int]) -> tuple[float, float]:
+def one_run(
+    url: str, durable: bool, declared: bool, n: int, count: Callable[[], int]
+) -> tuple[float, float]:
     """(enqueue rate, process rate) of one run on an emptied Redis."""
     replicas = 1 if durable else 0
     with Client(url, wait_for_replicas=replicas) as c:
@@ -54,7 +58,11 @@ def one_run(url: str, durable: bool, n: int, count: Callable[[], int]) -> tuple[
     mux = ServeMux()
     mux.handle("noop", lambda task: None)
     server = Server(
-        url, queues=dict.fromkeys(QUEUES, 1), concurrency=64, wait_for_replicas=replicas
+        url,
+        queues=dict.fromkeys(QUEUES, 1),
+        concurrency=64,
+        wait_for_replicas=replicas,
+        declare_keys=declared,
     )
     t0 = time.perf_counter()
     server.start(mux)
@@ -86,31 +94,43 @@ def main() -> None:
             with cluster.client() as rc:
                 return sum(int(rc.get(f"asynq:{{{q}}}:processed") or 0) for q in QUEUES)
 
-        setups: list[tuple[str, str, bool, Callable[[], int], Callable[[], object]]] = [
-            ("one Redis", single.url, False, counter(plain), plain.flushall),
-            ("master + replica, default", master.url, False, counter(prim), prim.flushall),
+        Setup = tuple[str, str, bool, bool, Callable[[], int], Callable[[], object]]
+        setups: list[Setup] = [
+            ("one Redis", single.url, False, False, counter(plain), plain.flushall),
+            ("one Redis, declare_keys", single.url, False, True, counter(plain), plain.flushall),
+            ("master + replica, default", master.url, False, False, counter(prim), prim.flushall),
             (
                 "master + replica, wait_for_replicas=1",
                 master.url,
                 True,
+                False,
                 counter(prim),
                 prim.flushall,
             ),
-            ("cluster 3+3", cluster.url, False, cluster_count, cluster.flushall),
+            ("cluster 3+3", cluster.url, False, False, cluster_count, cluster.flushall),
+            (
+                "cluster 3+3, declare_keys",
+                cluster.url,
+                False,
+                True,
+                cluster_count,
+                cluster.flushall,
+            ),
             (
                 "cluster 3+3, wait_for_replicas=1",
                 cluster.url,
                 True,
+                False,
                 cluster_count,
                 cluster.flushall,
             ),
         ]
         results: dict[str, list[tuple[float, float]]] = {s[0]: [] for s in setups}
         for run in range(args.runs):
-            for name, url, durable, count, flush in setups:
+            for name, url, durable, declared, count, flush in setups:
                 flush()
                 time.sleep(0.2)
-                enq, proc = one_run(url, durable, args.tasks, count)
+                enq, proc = one_run(url, durable, declared, args.tasks, count)
                 results[name].append((enq, proc))
                 print(f"run {run + 1} {name:40s} enqueue {enq:>8,.0f}/s process {proc:>8,.0f}/s",
                       file=sys.stderr)  # fmt: skip

@@ -26,12 +26,15 @@ LUA = Path(__file__).resolve().parent.parent / "rust" / "rdb" / "lua"
 QUEUES = [f"c{i}" for i in range(12)]
 
 
-def exercise_every_script(url: str, raw: redis.Redis | redis.RedisCluster) -> None:
+def exercise_every_script(
+    url: str, raw: redis.Redis | redis.RedisCluster, *, declare_keys: bool = False
+) -> None:
     """Runs the workload on ``url`` to its end (every component shut down).
 
     Args:
         url: where ferroq connects (any URL form).
-        raw: a plain client of the same Redis, for the one write no ferroq call makes.
+        raw: a plain client of the same Redis, for the writes no ferroq call makes.
+        declare_keys: the server's declared-keys mode.
     """
     client = Client(url)
     inspector = Inspector(url)
@@ -94,6 +97,7 @@ def exercise_every_script(url: str, raw: redis.Redis | redis.RedisCluster) -> No
         queues=dict.fromkeys(QUEUES, 1),
         concurrency=4,
         retry_delay=lambda n, e, t: 0.2,
+        declare_keys=declare_keys,
         **settings,
     )
     server.start(mux)

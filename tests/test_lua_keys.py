@@ -12,7 +12,8 @@ guard against every other server (the janitor, the recoverer, the forwarder, the
 the queue deletion do that: they read the IDs first, and their scripts name the hashes). It must
 still be built from a prefix the call passes in ARGV and carry the ``{queue}`` hash tag of keys the
 call names, so it stays in their slot; the scripts allowed to do this are listed in
-``DISCOVERED`` with what they read, and docs/scaling.md names them.
+``DISCOVERED`` with what they read, and docs/scaling.md names them. With the servers in
+declared-keys mode (``declare_keys=True``) there is no exception: the dequeue names every hash.
 """
 
 from __future__ import annotations
@@ -170,10 +171,14 @@ def keys_of(r: redis.Redis, command: list[bytes]) -> list[bytes]:
         return []
 
 
-def test_every_script_names_the_keys_it_touches(redis_url: str, r: redis.Redis) -> None:
+def undeclared_and_learned(
+    redis_url: str, r: redis.Redis, *, declare_keys: bool
+) -> tuple[dict[str, set[bytes]], dict[str, int]]:
+    """Runs the every-script workload under MONITOR: the keys each script touched without
+    naming them, and how many it learned (built from a prefix, as ``DISCOVERED`` allows)."""
     monitor = Monitor(r)
     try:
-        exercise_every_script(redis_url, r)
+        exercise_every_script(redis_url, r, declare_keys=declare_keys)
     finally:
         monitor.stop()
     names = {hashlib.sha1(p.read_bytes()).hexdigest(): p.stem for p in LUA.glob("*.lua")}
@@ -206,8 +211,21 @@ def test_every_script_names_the_keys_it_touches(redis_url: str, r: redis.Redis) 
                     discovered[name] = discovered.get(name, 0) + 1
                 else:
                     undeclared.setdefault(name, set()).add(k)
-    assert not undeclared, f"keys a script touched without naming them in KEYS: {undeclared}"
-    # The check above is only as good as the inner commands it saw.
+    # The check is only as good as the inner commands it saw.
     assert sum(len(c.inner) for c in monitor.calls) > 1000
+    return undeclared, discovered
+
+
+def test_every_script_names_the_keys_it_touches(redis_url: str, r: redis.Redis) -> None:
+    undeclared, discovered = undeclared_and_learned(redis_url, r, declare_keys=False)
+    assert not undeclared, f"keys a script touched without naming them in KEYS: {undeclared}"
     assert "dequeue" in discovered, discovered
-    print(f"keys learned while running, per script: {discovered}")
+
+
+def test_in_declared_keys_mode_no_script_touches_a_key_it_did_not_name(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """What a proxy that refuses undeclared keys needs (hibiken/asynq #1086): not one."""
+    undeclared, discovered = undeclared_and_learned(redis_url, r, declare_keys=True)
+    assert not undeclared, f"keys a script touched without naming them in KEYS: {undeclared}"
+    assert not discovered, f"keys built while running: {discovered}"

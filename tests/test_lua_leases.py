@@ -297,11 +297,15 @@ def test_expired_entries_of_tasks_that_cannot_run_are_dropped(r: redis.Redis) ->
 # ---- dequeue and forward ------------------------------------------------------------------
 
 
-def dequeue(r: redis.Redis, queues: list[str], n: int = 10) -> list[Any]:
+def dequeue(
+    r: redis.Redis, queues: list[str], n: int = 10, *, ahead: int = 0, named: tuple[str, ...] = ()
+) -> list[Any]:
+    """dequeue.lua over ``queues``; with a read-ahead, naming the task hashes ``named``."""
     keys: list[str] = []
     for q in queues:
         keys += [f"asynq:{{{q}}}:{k}" for k in ("pending", "paused", "active", "lease")]
-    args: list[Any] = [int(time.time()) + 30, n, *(f"asynq:{{{q}}}:t:" for q in queues)]
+    keys += named
+    args: list[Any] = [int(time.time()) + 30, n, ahead, *(f"asynq:{{{q}}}:t:" for q in queues)]
     return list(script(r, "dequeue")(keys=keys, args=args))
 
 
@@ -309,7 +313,7 @@ def test_dequeue_drops_ghost_ids_without_writing_a_hash(r: redis.Redis) -> None:
     r.lpush("asynq:{q}:pending", "real", "bare", "ghost")  # "real" is popped first
     r.hset("asynq:{q}:t:real", mapping={"msg": b"m", "state": "pending"})
     r.hset("asynq:{q}:t:bare", "state", "pending")  # a hash without msg
-    assert dequeue(r, ["q"]) == [1, [], b"real", b"m", b"bare", None, b"ghost", None]
+    assert dequeue(r, ["q"]) == [1, [], [], b"real", b"m", b"bare", None, b"ghost", None]
     assert not r.exists("asynq:{q}:t:ghost"), "no stray hash for a ghost"
     assert not r.exists("asynq:{q}:t:bare")
     assert r.lrange("asynq:{q}:active", 0, -1) == [b"real"]
@@ -325,7 +329,7 @@ def test_dequeue_skips_a_broken_queue_and_serves_the_next(r: redis.Redis, key: s
     r.set(f"asynq:{{bad}}:{key}", "not the right type")
     r.lpush("asynq:{ok}:pending", "o1")
     r.hset("asynq:{ok}:t:o1", mapping={"msg": b"m", "state": "pending"})
-    served, broken, *tasks = dequeue(r, ["bad", "ok"])
+    served, broken, _, *tasks = dequeue(r, ["bad", "ok"])
     assert (served, tasks) == (2, [b"o1", b"m"])
     assert (
         broken[0] == 1 and broken[1].startswith(f"{key}: ".encode()) and b"WRONGTYPE" in broken[1]
@@ -563,13 +567,38 @@ def test_requeue_writes_every_part(r: redis.Redis) -> None:
     assert r.hget(f"{Q}:t:a", "state") == b"pending"
 
 
+def test_a_declared_keys_dequeue_leases_only_the_tasks_it_names(r: redis.Redis) -> None:
+    r.rpush("asynq:{q}:pending", "t4", "t3", "t2", "t1", "ghost")  # "ghost" pops first
+    for i in ("t1", "t2", "t3", "t4"):
+        r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": i, "state": "pending"})
+    r.lpush("asynq:{low}:pending", "l1")
+    r.hset("asynq:{low}:t:l1", mapping={"msg": b"l", "state": "pending"})
+    # Told of nothing: it leases nothing, learns the tail, and never falls through to "low".
+    out = dequeue(r, ["q", "low"], 2, ahead=3)
+    assert out == [0, [], [1, [b"t2", b"t1", b"ghost"]]]
+    assert r.llen("asynq:{q}:pending") == 5 and not r.exists("asynq:{q}:active")
+    # Told of the tail: it takes those (the ghost dropped, no hash written), up to n.
+    told = ("asynq:{q}:t:ghost", "asynq:{q}:t:t1", "asynq:{q}:t:t2")
+    out = dequeue(r, ["q", "low"], 2, ahead=3, named=told)
+    assert out == [1, [], [1, [b"t4", b"t3", b"t2"]], b"ghost", None, b"t1", b"t1"]
+    assert not r.exists("asynq:{q}:t:ghost") and r.hget("asynq:{q}:t:t1", "state") == b"active"
+    # The tail moved on to t2, named: taken; t3 is not, and waits.
+    out = dequeue(r, ["q", "low"], 5, ahead=3, named=told)
+    assert out == [1, [], [1, [b"t4", b"t3"]], b"t2", b"t2"]
+    assert r.lrange("asynq:{q}:active", 0, -1) == [b"t2", b"t1"]
+    # An empty or paused queue is passed over as before.
+    r.set("asynq:{q}:paused", 1)
+    out = dequeue(r, ["q", "low"], 5, ahead=3, named=("asynq:{low}:t:l1",))
+    assert out == [2, [], [2, []], b"l1", b"l"]
+
+
 def test_dequeue_writes_every_part_of_a_lease(r: redis.Redis) -> None:
     r.lpush("asynq:{q}:pending", "a")
     r.hset("asynq:{q}:t:a", mapping={"msg": b"m", "state": "pending", "pending_since": 1})
     until = int(time.time()) + 30
     keys = [f"asynq:{{q}}:{k}" for k in ("pending", "paused", "active", "lease")]
-    got = script(r, "dequeue")(keys=keys, args=[until, 5, "asynq:{q}:t:"])
-    assert got == [1, [], b"a", b"m"]
+    got = script(r, "dequeue")(keys=keys, args=[until, 5, 0, "asynq:{q}:t:"])
+    assert got == [1, [], [], b"a", b"m"]
     assert r.zscore("asynq:{q}:lease", "a") == until
     assert r.hgetall("asynq:{q}:t:a") == {b"msg": b"m", b"state": b"active"}
 
@@ -582,7 +611,7 @@ def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> N
         r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": b"m", "state": "pending"})
     r.set("asynq:{q}:lease", "broken")
     keys = [f"asynq:{{q}}:{k}" for k in ("pending", "paused", "active", "lease")]
-    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, "asynq:{q}:t:"])
+    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, 0, "asynq:{q}:t:"])
     assert served == 0 and broken[0] == 1
     assert r.lrange("asynq:{q}:pending", 0, -1) == [b"second", b"first"]
     assert r.lrange("asynq:{q}:active", 0, -1) == [b"running"], "the active list is as it was"
@@ -590,7 +619,7 @@ def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> N
     r.lpush("asynq:{q}:pending", "x")
     r.hset("asynq:{q}:t:x", mapping={"msg": b"m", "state": "pending"})
     r.set("asynq:{q}:active", "broken")
-    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, "asynq:{q}:t:"])
+    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, 0, "asynq:{q}:t:"])
     assert served == 0 and r.lrange("asynq:{q}:pending", 0, -1) == [b"x"]
 
 

@@ -495,6 +495,7 @@ class ServerConfig:
         archive_max_age: _Seconds | None = None,
         wait_for_replicas: int | None = None,
         replica_timeout: _Seconds | None = None,
+        declare_keys: bool | None = None,
     ) -> ServerConfig: ...
     @property
     def concurrency(self) -> int: ...
@@ -532,6 +533,8 @@ class ServerConfig:
     def wait_for_replicas(self) -> int: ...
     @property
     def replica_timeout(self) -> float: ...
+    @property
+    def declare_keys(self) -> bool: ...
 
 @final
 class Lease:

@@ -84,6 +84,7 @@ class ServerSettings(TypedDict, total=False):
     archive_max_age: Duration | None
     wait_for_replicas: int | None
     replica_timeout: Duration | None
+    declare_keys: bool | None
 
 
 def layered(base: TaskOptions | None, over: Mapping[str, object]) -> TaskOptions | None:

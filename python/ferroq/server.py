@@ -92,6 +92,12 @@ class Server:
             the task again).
         replica_timeout: Seconds durable mode waits for the replicas (default
             {replica_timeout} s).
+        declare_keys: Declared-keys mode, for a cluster proxy that refuses a script touching a
+            key its call did not name (Aliyun's): the dequeue names every task hash it leases,
+            from the ids its last call found at the tail of each queue, at the cost of a second
+            call whenever it finds only tasks it was not told of (docs/scaling.md). Default
+            {declare_keys} (off): on Redis, a Redis Cluster or Valkey the dequeue builds the
+            hash names of the tasks it pops, in their queue's slot, as asynq does.
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
         config: A ``ServerConfig`` to use instead of the settings above.
 
@@ -245,7 +251,7 @@ def _document_defaults() -> None:
             "delayed_task_check_interval", "janitor_interval", "janitor_batch_size",
             "heartbeat_interval", "recoverer_interval", "syncer_interval", "cancel_grace",
             "lease_duration", "lease_grace", "archive_max_size", "archive_max_age",
-            "wait_for_replicas", "replica_timeout",
+            "wait_for_replicas", "replica_timeout", "declare_keys",
         )
     }  # fmt: skip
     values = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in values.items()}

@@ -60,7 +60,7 @@ impl PyServerConfig {
         heartbeat_interval = None, recoverer_interval = None, syncer_interval = None,
         shutdown_timeout = None, cancel_grace = None, lease_duration = None, lease_grace = None,
         archive_max_size = None, archive_max_age = None, wait_for_replicas = None,
-        replica_timeout = None,
+        replica_timeout = None, declare_keys = None,
     ))]
     fn new(
         concurrency: Option<StrictInt<i64>>,
@@ -81,6 +81,7 @@ impl PyServerConfig {
         archive_max_age: Option<Seconds>,
         wait_for_replicas: Option<StrictInt<i64>>,
         replica_timeout: Option<Seconds>,
+        declare_keys: Option<bool>,
     ) -> PyResult<Self> {
         let d = ServerConfig::default();
         let batch = match janitor_batch_size {
@@ -124,6 +125,7 @@ impl PyServerConfig {
                 })?,
             },
             replica_timeout: secs_or(replica_timeout, "replica_timeout", d.replica_timeout)?,
+            declare_keys: declare_keys.unwrap_or(d.declare_keys),
         }
         .validated()?;
         Ok(Self { inner })
@@ -239,6 +241,12 @@ impl PyServerConfig {
     #[getter]
     fn replica_timeout(&self) -> f64 {
         self.inner.replica_timeout.as_secs_f64()
+    }
+
+    /// Declared-keys mode: the dequeue names every task hash it touches in KEYS (default off).
+    #[getter]
+    fn declare_keys(&self) -> bool {
+        self.inner.declare_keys
     }
 
     fn __repr__(&self) -> String {

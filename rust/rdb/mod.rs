@@ -130,6 +130,12 @@ pub struct Rdb {
     /// How archives are trimmed when a task is archived; `None` (an Inspector given no limits)
     /// archives by hand without trimming: the servers trim with their own limits.
     archive: Option<ArchiveLimits>,
+    /// Declared-keys mode: the dequeue names every task hash it touches in KEYS, from the ids
+    /// its last reply found at the tail of each queue's pending list.
+    declare_keys: bool,
+    /// In declared-keys mode, the ids at the tail of each queue's pending list, as the last
+    /// dequeue that served or stopped at the queue left them (the next to pop last).
+    ahead: std::collections::HashMap<String, Vec<Vec<u8>>>,
 }
 
 impl Rdb {
@@ -146,7 +152,17 @@ impl Rdb {
             durability: cfg.durability,
             pipeline_on: None,
             archive: Some(ArchiveLimits::default()),
+            declare_keys: false,
+            ahead: std::collections::HashMap::new(),
         }
+    }
+
+    /// As this, with the dequeue naming every task hash it touches in KEYS (for proxies that
+    /// refuse a script touching any other key): each call names the ids the last one found at
+    /// the tail of pending, and a task it was not told of waits for the next call.
+    pub fn with_declared_keys(mut self, on: bool) -> Self {
+        self.declare_keys = on;
+        self
     }
 
     /// As [`Rdb::new`] without the retry: for enqueues, where a second run after an unseen first

@@ -107,6 +107,13 @@ pub struct Forwarded {
     pub next_due: Option<i64>,
 }
 
+/// Declared-keys mode: how many times the tail a dequeue can take (`max`) each call reads
+/// ahead, so that a few servers reading the same tail still each find tasks they named.
+const READ_AHEAD_FACTOR: usize = 2;
+/// Declared-keys mode: calls one dequeue makes more while each finds only tasks it was not
+/// told of (other servers took the ones it named).
+const DECLARED_RETRIES: usize = 3;
+
 /// Most archived tasks one trim_archive call deletes (and names in KEYS).
 const TRIM_BATCH: usize = 1000;
 /// Most trim_archive calls one trim makes: what is left waits for the next archive.
@@ -156,6 +163,24 @@ impl Rdb {
                 _ => Ok(out),
             };
         }
+        let (mut out, mut short) = self.dequeue_once(order, max, lease_until)?;
+        // Declared-keys mode: a call that found only tasks it was not told of has just learnt
+        // their ids; the next call names them.
+        for _ in 0..DECLARED_RETRIES {
+            if !short {
+                break;
+            }
+            let broken = std::mem::take(&mut out.broken);
+            (out, short) = self.dequeue_once(order, max, lease_until)?;
+            out.broken.extend(broken);
+        }
+        Ok(out)
+    }
+
+    /// One dequeue.lua call (see [`Rdb::dequeue`]), and whether it stopped, in declared-keys
+    /// mode, at tasks it was not told of.
+    fn dequeue_once(&mut self, order: &[&str], max: usize, lease_until: i64) -> Result<(DequeueReply, bool)> {
+        let max = max.max(1);
         let mut inv = scripts::DEQUEUE.prepare_invoke();
         for q in order {
             inv.key(self.keys.pending(q))
@@ -163,7 +188,16 @@ impl Rdb {
                 .key(self.keys.active(q))
                 .key(self.keys.lease(q));
         }
-        inv.arg(lease_until).arg(max.max(1));
+        let read_ahead = if self.declare_keys { max.saturating_mul(READ_AHEAD_FACTOR) } else { 0 };
+        if read_ahead > 0 {
+            for q in order {
+                let prefix = self.keys.task_prefix(q);
+                for id in self.ahead.get(*q).into_iter().flatten() {
+                    inv.key([prefix.as_bytes(), id].concat());
+                }
+            }
+        }
+        inv.arg(lease_until).arg(max).arg(read_ahead);
         for q in order {
             inv.arg(self.keys.task_prefix(q));
         }
@@ -171,7 +205,11 @@ impl Rdb {
         // batch while the first waits in `active` for the recoverer.
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
         let written_on = self.generation();
-        let out = parse_dequeue(reply, order)?;
+        let (out, ahead) = parse_dequeue(reply, order)?;
+        let short = out.tasks.is_empty() && ahead.is_some();
+        if let Some((q, ids)) = ahead {
+            self.ahead.insert(q, ids);
+        }
         // Durable mode: the lease is waited for, but an unconfirmed one still runs its tasks
         // (logged): they are leased on the master, and dropping them here would only leave
         // them to the recoverer, costing each a retry. Should the master fail before a replica
@@ -182,7 +220,7 @@ impl Rdb {
                 log::warn!("running {} leased task(s) of queue {q} unconfirmed: {e}", out.tasks.len());
             }
         }
-        Ok(out)
+        Ok((out, short))
     }
 
     /// The script call that ends a leased task. `msg` is the message as dequeued.
@@ -746,14 +784,17 @@ impl Rdb {
 }
 
 /// Reads dequeue.lua's reply: `{served, broken, id1, msg1, ...}`.
-fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
+/// The ids dequeue.lua found at the tail of one queue's pending list (the next to pop last).
+type ReadAhead = (String, Vec<Vec<u8>>);
+
+fn parse_dequeue(reply: Value, order: &[&str]) -> Result<(DequeueReply, Option<ReadAhead>)> {
     let Value::Array(mut items) = reply else {
         return Err(Error::protocol("dequeue: expected an array"));
     };
-    if items.len() < 2 {
-        return Err(Error::protocol("dequeue: expected a queue index and a broken list"));
+    if items.len() < 3 {
+        return Err(Error::protocol("dequeue: expected a queue index, a broken list and a read-ahead"));
     }
-    let rest = items.split_off(2);
+    let rest = items.split_off(3);
     let queue_at = |v: &Value| match v {
         Value::Int(i) => {
             i.checked_sub(1).and_then(|i| usize::try_from(i).ok()).and_then(|i| order.get(i)).copied()
@@ -770,7 +811,15 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
             }
         }
     }
-    let tasks = match &items[0] {
+    let mut ahead = None;
+    if let Value::Array(a) = &items[2] {
+        if let [q, Value::Array(ids)] = a.as_slice() {
+            let q = queue_at(q).ok_or_else(|| Error::protocol("dequeue's read-ahead named no queue"))?;
+            let ids = ids.iter().filter_map(|v| bytes_of(v.clone())).collect();
+            ahead = Some((q.to_string(), ids));
+        }
+    }
+    let tasks: Vec<Dequeued> = match &items[0] {
         Value::Int(0) => Vec::new(),
         v => {
             let served = queue_at(v).ok_or_else(|| Error::protocol("dequeue named no queue"))?;
@@ -780,7 +829,7 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<DequeueReply> {
                 .collect()
         }
     };
-    Ok(DequeueReply { tasks, broken, ..DequeueReply::default() })
+    Ok((DequeueReply { tasks, broken, ..DequeueReply::default() }, ahead))
 }
 
 #[cfg(test)]
@@ -795,15 +844,17 @@ mod tests {
     #[test]
     fn dequeue_replies_name_the_served_and_the_broken_queues() {
         let order = ["a", "b", "c"];
+        let none = || Value::Array(vec![]);
         let reply = Value::Array(vec![
             Value::Int(3),
             Value::Array(vec![Value::Int(1), bulk("pending: WRONGTYPE"), Value::Int(2), bulk("lease: x")]),
+            none(),
             bulk("id1"),
             bulk("m1"),
             bulk("ghost"),
             Value::Nil,
         ]);
-        let got = parse_dequeue(reply, &order).expect("a reply");
+        let (got, ahead) = parse_dequeue(reply, &order).expect("a reply");
         assert_eq!(
             got.broken,
             vec![("a".into(), "pending: WRONGTYPE".into()), ("b".into(), "lease: x".into())]
@@ -811,14 +862,26 @@ mod tests {
         let tasks: Vec<_> =
             got.tasks.iter().map(|t| (t.queue.as_str(), t.id.as_str(), t.msg.is_some())).collect();
         assert_eq!(tasks, [("c", "id1", true), ("c", "ghost", false)]);
-        let empty =
-            parse_dequeue(Value::Array(vec![Value::Int(0), Value::Array(vec![])]), &order).expect("empty");
+        assert!(ahead.is_none());
+        let (empty, _) =
+            parse_dequeue(Value::Array(vec![Value::Int(0), none(), none()]), &order).expect("empty");
         assert!(empty.tasks.is_empty() && empty.broken.is_empty());
-        assert!(parse_dequeue(Value::Array(vec![Value::Int(9), Value::Array(vec![])]), &order).is_err());
-        assert!(
-            parse_dequeue(Value::Array(vec![Value::Int(i64::MIN), Value::Array(vec![])]), &order).is_err()
-        );
+        assert!(parse_dequeue(Value::Array(vec![Value::Int(9), none(), none()]), &order).is_err());
+        assert!(parse_dequeue(Value::Array(vec![Value::Int(i64::MIN), none(), none()]), &order).is_err());
+        assert!(parse_dequeue(Value::Array(vec![Value::Int(0), none()]), &order).is_err(), "no read-ahead");
         assert!(parse_dequeue(Value::Nil, &order).is_err());
+    }
+
+    #[test]
+    fn a_dequeue_that_named_none_of_the_tail_learns_it() {
+        let order = ["a", "b"];
+        let tail = Value::Array(vec![Value::Int(2), Value::Array(vec![bulk("t2"), bulk("t1")])]);
+        let reply = Value::Array(vec![Value::Int(0), Value::Array(vec![]), tail]);
+        let (got, ahead) = parse_dequeue(reply, &order).expect("a reply");
+        assert!(got.tasks.is_empty());
+        assert_eq!(ahead, Some(("b".to_string(), vec![b"t2".to_vec(), b"t1".to_vec()])));
+        let bad = Value::Array(vec![Value::Int(3), Value::Array(vec![])]);
+        assert!(parse_dequeue(Value::Array(vec![Value::Int(0), Value::Array(vec![]), bad]), &order).is_err());
     }
 
     #[test]

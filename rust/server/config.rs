@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub wait_for_replicas: u32,
     /// How long durable mode waits for the replicas.
     pub replica_timeout: Duration,
+    /// Declared-keys mode: the dequeue names every task hash it touches in KEYS (for proxies
+    /// that refuse any other key), reading ahead the ids at the tail of pending.
+    pub declare_keys: bool,
 }
 
 /// The number of CPUs, asynq's default concurrency.
@@ -103,6 +106,7 @@ impl Default for ServerConfig {
             archive_max_age: crate::rdb::ARCHIVE_MAX_AGE,
             wait_for_replicas: 0,
             replica_timeout: crate::rdb::REPLICA_TIMEOUT,
+            declare_keys: false,
         }
     }
 }

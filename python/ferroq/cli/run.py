@@ -87,6 +87,11 @@ def register(
     )  # fmt: skip
     w.add_argument("--strict-priority", action="store_true", help="drain higher priorities first")
     w.add_argument(
+        "--declare-keys", action="store_true",
+        help="name every task hash the dequeue touches in KEYS, for a cluster proxy that "
+        "refuses other keys (Aliyun's); costs a second call when another server took the tasks",
+    )  # fmt: skip
+    w.add_argument(
         "--shutdown-timeout", type=float, default=None,
         help=f"seconds running tasks get at shutdown (default {defaults.shutdown_timeout:g})",
     )  # fmt: skip
@@ -320,6 +325,7 @@ def _worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         queues=queues,
         strict_priority=args.strict_priority or None,
+        declare_keys=args.declare_keys or None,
         shutdown_timeout=args.shutdown_timeout,
         task_check_interval=args.task_check_interval,
         heartbeat_interval=args.heartbeat_interval,

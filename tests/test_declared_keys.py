@@ -1,0 +1,64 @@
+"""Declared-keys mode (``Server(declare_keys=True)``, ``ferroq worker --declare-keys``) on a real
+Redis: the dequeue leases only tasks whose hashes its call names, from the ids its last call
+found at the tail of pending. Servers racing for the same tail must still run every task once,
+a queue that fills one task at a time must still be served, and priorities hold.
+``test_lua_keys.py`` checks that no script then touches a key its call did not name."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import redis
+
+from ferroq import Client, ServerConfig, Task
+from server_helpers import MakeServer, empty_active, mux_of
+from util import wait_until
+
+
+def test_servers_racing_for_one_tail_run_every_task_once(
+    client: Client, r: redis.Redis, make_server: MakeServer
+) -> None:
+    ran: Counter[bytes] = Counter()
+    lock = threading.Lock()
+
+    def work(task: Task) -> None:
+        with lock:
+            ran[task.payload] += 1
+
+    n = 1500
+    client.enqueue_many([Task("w", b"%d" % i) for i in range(n)])
+    client.enqueue_many([Task("w", b"low%d" % i) for i in range(50)], queue="low")
+    for _ in range(3):
+        make_server(concurrency=6, declare_keys=True, queues={"default": 3, "low": 1}).start(
+            mux_of({"w": work})
+        )
+    wait_until(lambda: sum(ran.values()) >= n + 50, 60)
+    wait_until(lambda: empty_active(r), 10)
+    assert set(ran.values()) == {1}, [p for p, c in ran.items() if c > 1][:5]
+    assert len(ran) == n + 50
+    assert not r.exists("asynq:{default}:pending", "asynq:{low}:pending")
+
+
+def test_a_queue_filled_one_task_at_a_time_is_served(
+    client: Client, make_server: MakeServer
+) -> None:
+    """Each task arrives at an empty queue, so no call has named it before: it is learnt and
+    leased by the calls that follow, woken by the enqueue's notice. The idle poll (30 to 90 s)
+    is longer than the wait, so a task left for it fails the test."""
+    done: list[bytes] = []
+    make_server(declare_keys=True, task_check_interval=60).start(
+        mux_of({"w": lambda t: done.append(t.payload)})
+    )
+    time.sleep(0.3)
+    sent: list[str] = []
+    for i in range(20):
+        sent.append(client.enqueue(Task("w", b"%d" % i)).id)
+        wait_until(lambda: len(done) == len(sent), 10)
+    assert done == [b"%d" % i for i in range(20)]
+
+
+def test_the_setting_is_reported_and_off_by_default() -> None:
+    assert ServerConfig().declare_keys is False
+    assert ServerConfig(declare_keys=True).declare_keys is True

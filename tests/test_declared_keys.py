@@ -6,6 +6,7 @@ a queue that fills one task at a time must still be served, and priorities hold.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -13,7 +14,8 @@ from collections import Counter
 import redis
 
 from ferroq import Client, ServerConfig, Task
-from server_helpers import MakeServer, empty_active, mux_of
+from server_helpers import MakeServer, empty_active, mux_of, worker
+from test_lua_scripts import LUA
 from util import wait_until
 
 
@@ -57,6 +59,40 @@ def test_a_queue_filled_one_task_at_a_time_is_served(
         sent.append(client.enqueue(Task("w", b"%d" % i)).id)
         wait_until(lambda: len(done) == len(sent), 10)
     assert done == [b"%d" % i for i in range(20)]
+
+
+def test_a_higher_queue_is_drained_first(client: Client, make_server: MakeServer) -> None:
+    """Its first call learns the tail and leases nothing: the server calls it again rather than
+    serve the lower queue."""
+    seen: list[bytes] = []
+    client.enqueue_many([Task("w", b"low") for _ in range(30)], queue="low")
+    client.enqueue_many([Task("w", b"high") for _ in range(30)], queue="high")
+    make_server(
+        concurrency=1, declare_keys=True, strict_priority=True, queues={"high": 2, "low": 1}
+    ).start(mux_of({"w": lambda t: seen.append(t.payload)}))
+    wait_until(lambda: len(seen) == 60, 30)
+    assert seen == [b"high"] * 30 + [b"low"] * 30
+
+
+def test_ferroq_worker_declare_keys_turns_it_on(r: redis.Redis, redis_url: str) -> None:
+    """The dequeue a ``--declare-keys`` worker sends asks for a read-ahead (its ARGV[3])."""
+    sha = hashlib.sha1((LUA / "dequeue.lua").read_bytes()).hexdigest()
+    reads: list[int] = []
+    with r.monitor() as m:  # type: ignore[no-untyped-call]
+        p = worker(redis_url, "--declare-keys")
+        try:
+            deadline = time.monotonic() + 30
+            for event in m.listen():
+                args = str(event["command"]).split(" ")
+                if args[:2] == ["EVALSHA", sha]:
+                    numkeys = int(args[2])
+                    reads.append(int(args[3 + numkeys + 2]))
+                if len(reads) >= 3 or time.monotonic() > deadline:
+                    break
+        finally:
+            p.terminate()
+            assert p.wait(30) == 0
+    assert len(reads) >= 3 and min(reads) >= 64, reads
 
 
 def test_the_setting_is_reported_and_off_by_default() -> None:

@@ -1040,6 +1040,8 @@ def test_server_archive_max_size_keeps_the_archive_at_that_size(
     made = [client.enqueue(Task("f", bytes([n])), max_retry=0).id for n in range(5)]
     make_server(archive_max_size=2, concurrency=1).start(mux_of({"f": fail}))
     wait_until(lambda: counter(r, qkey(Q, "failed")) == 5 and empty_active(r))
+    # The trim follows each archive, in a call of its own.
+    wait_until(lambda: r.zcard(qkey(Q, "archived")) == 2)
     archived = [m for m, _ in zrange(r, qkey(Q, "archived"))]
     assert len(archived) == 2 and set(archived) <= set(made)
     assert [i.last_error for i in insp.list_archived_tasks(Q)] == ["ValueError: no"] * 2
@@ -1058,6 +1060,7 @@ def test_the_server_archive_trim_leaves_no_stray_task_hash(
     client.enqueue(Task("f"), max_retry=0, task_id="a")
     make_server(archive_max_size=2).start(mux_of({"f": fail}))
     wait_until(lambda: counter(r, qkey(Q, "failed")) == 1 and empty_active(r))
+    wait_until(lambda: r.zcard(qkey(Q, "archived")) == 2)  # the trim's own call
     archived = {m for m, _ in zrange(r, qkey(Q, "archived"))}
     assert len(archived) == 2
     hashes = {k.removeprefix(task_key("")) for k in keys(r) if k.startswith(task_key(""))}

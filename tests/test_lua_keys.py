@@ -3,8 +3,10 @@
 ``every_script.exercise_every_script`` runs each of the core's scripts; MONITOR shows each
 ``EVALSHA`` with its KEYS and ARGV, then the commands the script ran. ``COMMAND GETKEYS`` says
 which arguments of each inner command are keys, and each must be one of the call's KEYS. A Redis
-Cluster only refuses a key outside the call's slot (``test_cluster.py``); proxies such as
-Aliyun's also refuse a key that KEYS does not name (hibiken/asynq #1086), and so does this test.
+Cluster only refuses a key outside the call's slot (``test_cluster.py``); Redis asks that a script
+be given every key it touches, and proxies hold scripts to that (hibiken/asynq #1086; Aliyun's
+reads the script text for it, which this test does not), so this test fails on a key that a call
+touched without naming it.
 
 The one exception is a key whose name the script learns while it runs: the hash of a task whose id
 a dequeue has just popped from pending. Naming it before the call takes a second round trip and a

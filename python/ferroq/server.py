@@ -92,10 +92,11 @@ class Server:
             the task again).
         replica_timeout: Seconds durable mode waits for the replicas (default
             {replica_timeout} s).
-        declare_keys: Declared-keys mode, for a cluster proxy that refuses a script touching a
-            key its call did not name (Aliyun's): the dequeue names every task hash it leases,
-            from the ids its last call found at the tail of each queue, at the cost of a second
-            call whenever it finds only tasks it was not told of (docs/scaling.md). Default
+        declare_keys: Declared-keys mode: every script call is given every key it touches, as
+            Redis asks of scripts (for a proxy or tool that checks calls by their declared
+            keys). The dequeue names every task hash it leases, from the ids its last call found
+            at the tail of each queue, at the cost of a second call whenever it finds only tasks
+            it was not told of, and of one call per queue (docs/scaling.md). Default
             {declare_keys} (off): on Redis, a Redis Cluster or Valkey the dequeue builds the
             hash names of the tasks it pops, in their queue's slot, as asynq does.
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.

@@ -30,6 +30,10 @@ pub struct Dequeued {
 pub struct DequeueReply {
     /// Leased tasks; an item without `msg` is a ghost id the script already dropped.
     pub tasks: Vec<Dequeued>,
+    /// Declared-keys mode: no task was leased because the last call found only tasks it was
+    /// not told of (other servers took the ones it named); it has learnt their ids, so tasks
+    /// are waiting and the caller should not sleep.
+    pub learnt: bool,
     /// Broken queues: name and the error Redis gave.
     pub broken: Vec<(String, String)>,
     /// On a cluster, queues whose node failed this round's call (down, loading, out of
@@ -110,10 +114,15 @@ pub struct Forwarded {
 /// Declared-keys mode: how many times the tail a dequeue can take (`max`) each call reads
 /// ahead, so that a few servers reading the same tail still each find tasks they named.
 const READ_AHEAD_FACTOR: usize = 2;
+/// Declared-keys mode: the fewest ids read ahead, so that a call with one free slot does not
+/// leave the next, with many, only one or two tasks it may take.
+const READ_AHEAD_MIN: usize = 64;
 /// Declared-keys mode: calls one dequeue makes more while each finds only tasks it was not
 /// told of (other servers took the ones it named).
 const DECLARED_RETRIES: usize = 3;
 
+/// Oldest archived ids a trim reads with its counts, before it knows how many must go.
+const TRIM_AHEAD: usize = 16;
 /// Most archived tasks one trim_archive call deletes (and names in KEYS).
 const TRIM_BATCH: usize = 1000;
 /// Most trim_archive calls one trim makes: what is left waits for the next archive.
@@ -135,8 +144,9 @@ impl Rdb {
         if order.is_empty() {
             return Ok(DequeueReply::default());
         }
-        if self.cluster && order.len() > 1 {
-            // One script call per queue, in order: a call's keys must share one slot. A queue
+        if (self.cluster || self.declare_keys) && order.len() > 1 {
+            // One script call per queue, in order: a call's keys must share one slot (a proxy
+            // in front of a cluster, where declared-keys mode is for, asks that too). A queue
             // whose node fails (down, still loading its data, out of memory) must not stop the
             // queues on the other nodes: its error is reported with the queue, and the next
             // queue is tried. Only when no queue's node answered is the round an error.
@@ -147,6 +157,7 @@ impl Rdb {
                     Ok(mut one) => {
                         out.reached.push(q.to_string());
                         out.broken.append(&mut one.broken);
+                        out.learnt |= one.learnt;
                         if !one.tasks.is_empty() {
                             out.tasks = one.tasks;
                             return Ok(out);
@@ -163,23 +174,21 @@ impl Rdb {
                 _ => Ok(out),
             };
         }
-        let (mut out, mut short) = self.dequeue_once(order, max, lease_until)?;
+        let mut out = self.dequeue_once(order, max, lease_until)?;
         // Declared-keys mode: a call that found only tasks it was not told of has just learnt
-        // their ids; the next call names them.
+        // their ids; the next call names them. Each call checks the same queues, so the last
+        // one's broken list is the round's.
         for _ in 0..DECLARED_RETRIES {
-            if !short {
+            if !out.learnt {
                 break;
             }
-            let broken = std::mem::take(&mut out.broken);
-            (out, short) = self.dequeue_once(order, max, lease_until)?;
-            out.broken.extend(broken);
+            out = self.dequeue_once(order, max, lease_until)?;
         }
         Ok(out)
     }
 
-    /// One dequeue.lua call (see [`Rdb::dequeue`]), and whether it stopped, in declared-keys
-    /// mode, at tasks it was not told of.
-    fn dequeue_once(&mut self, order: &[&str], max: usize, lease_until: i64) -> Result<(DequeueReply, bool)> {
+    /// One dequeue.lua call (see [`Rdb::dequeue`]).
+    fn dequeue_once(&mut self, order: &[&str], max: usize, lease_until: i64) -> Result<DequeueReply> {
         let max = max.max(1);
         let mut inv = scripts::DEQUEUE.prepare_invoke();
         for q in order {
@@ -188,11 +197,14 @@ impl Rdb {
                 .key(self.keys.active(q))
                 .key(self.keys.lease(q));
         }
-        let read_ahead = if self.declare_keys { max.saturating_mul(READ_AHEAD_FACTOR) } else { 0 };
+        let read_ahead =
+            if self.declare_keys { max.saturating_mul(READ_AHEAD_FACTOR).max(READ_AHEAD_MIN) } else { 0 };
         if read_ahead > 0 {
             for q in order {
                 let prefix = self.keys.task_prefix(q);
-                for id in self.ahead.get(*q).into_iter().flatten() {
+                let ids = self.ahead.get(*q).map_or(&[][..], Vec::as_slice);
+                // The tail end of what was read: the next to pop are last.
+                for id in &ids[ids.len().saturating_sub(read_ahead)..] {
                     inv.key([prefix.as_bytes(), id].concat());
                 }
             }
@@ -205,10 +217,18 @@ impl Rdb {
         // batch while the first waits in `active` for the recoverer.
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
         let written_on = self.generation();
-        let (out, ahead) = parse_dequeue(reply, order)?;
-        let short = out.tasks.is_empty() && ahead.is_some();
-        if let Some((q, ids)) = ahead {
-            self.ahead.insert(q, ids);
+        let (mut out, ahead) = parse_dequeue(reply, order)?;
+        if read_ahead > 0 {
+            out.learnt = out.tasks.is_empty() && ahead.is_some();
+            // Every queue before the one the script stopped at was paused, empty or broken:
+            // what was read of it is stale.
+            let stop = ahead.as_ref().and_then(|(q, _)| order.iter().position(|o| o == q));
+            for q in &order[..stop.unwrap_or(order.len())] {
+                self.ahead.remove(*q);
+            }
+            if let Some((q, ids)) = ahead {
+                self.ahead.insert(q, ids);
+            }
         }
         // Durable mode: the lease is waited for, but an unconfirmed one still runs its tasks
         // (logged): they are leased on the master, and dropping them here would only leave
@@ -220,7 +240,7 @@ impl Rdb {
                 log::warn!("running {} leased task(s) of queue {q} unconfirmed: {e}", out.tasks.len());
             }
         }
-        Ok((out, short))
+        Ok(out)
     }
 
     /// The script call that ends a leased task. `msg` is the message as dequeued.
@@ -519,9 +539,9 @@ impl Rdb {
         // Bounded: each round deletes at least one task or stops, and a round names at most
         // TRIM_BATCH of them.
         for _ in 0..TRIM_ROUNDS {
-            // How many of the oldest must go, with the few a trim at the cap needs (the ones
-            // just archived and one more), so that the usual trim reads once.
-            let ahead = just_archived.len() + 1;
+            // How many of the oldest must go, with the few a trim at the cap needs (one more
+            // than a server archives at once), so that the usual trim reads once.
+            let ahead = just_archived.len().min(TRIM_AHEAD) + 1;
             let (card, old, mut ids): (i64, i64, Vec<String>) = self.run(|c| {
                 Ok(redis::pipe()
                     .zcard(&archived)

@@ -97,8 +97,9 @@ impl Processor {
     }
 
     /// One round: lease what fits and deliver it. Returns how many tasks came back (delivered or
-    /// dropped as unusable), or None when every slot was busy (not a reason to sleep: a slot
-    /// frees when a task ends).
+    /// dropped as unusable), or None when there is no reason to sleep: every slot was busy (a
+    /// slot frees when a task ends), or, in declared-keys mode, the dequeue found only tasks it
+    /// was not told of (it has learnt them, and the next round may take them).
     fn exec(&mut self) -> Result<Option<usize>, Error> {
         let n = self.sh.slots.acquire_up_to(MAX_BATCH, Duration::from_millis(100));
         if n == 0 {
@@ -158,6 +159,9 @@ impl Processor {
         }
         let got = reply.tasks.len();
         self.sh.slots.release(n - got);
+        if got == 0 && reply.learnt {
+            return Ok(None);
+        }
         for l in reply.tasks {
             if !self.admit(l, now, lease_expiry) {
                 self.sh.slots.release(1);

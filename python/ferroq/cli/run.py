@@ -88,8 +88,9 @@ def register(
     w.add_argument("--strict-priority", action="store_true", help="drain higher priorities first")
     w.add_argument(
         "--declare-keys", action="store_true",
-        help="name every task hash the dequeue touches in KEYS, for a cluster proxy that "
-        "refuses other keys (Aliyun's); costs a second call when another server took the tasks",
+        help="give every script call every key it touches, the dequeue's task hashes included "
+        "(for proxies that check calls by their declared keys); costs a call per queue, and a "
+        "second one when other servers took the tasks it named",
     )  # fmt: skip
     w.add_argument(
         "--shutdown-timeout", type=float, default=None,

@@ -44,8 +44,10 @@ for i = 1, n do
     elseif group and group ~= "" then
       local gkey = ARGV[3] .. group
       if named[gkey] then
+        -- Best effort, first: a groups key of the wrong type must not stop the forwarding
+        -- (asynq's forward never writes it).
+        redis.pcall("SADD", KEYS[3], group)
         redis.call("ZADD", gkey, ARGV[1], id)
-        redis.call("SADD", KEYS[3], group)
         redis.call("ZREM", KEYS[1], id)
         redis.call("HSET", key, "state", "aggregating")
         handled = handled + 1

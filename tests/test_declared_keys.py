@@ -62,16 +62,25 @@ def test_a_queue_filled_one_task_at_a_time_is_served(
 
 
 def test_a_higher_queue_is_drained_first(client: Client, make_server: MakeServer) -> None:
-    """Its first call learns the tail and leases nothing: the server calls it again rather than
-    serve the lower queue."""
+    """Tasks arriving at the higher queue are unknown to the server while the lower one's tail
+    is known: its first call there learns the tail and leases nothing, and the server calls it
+    again rather than serve the lower queue."""
     seen: list[bytes] = []
-    client.enqueue_many([Task("w", b"low") for _ in range(30)], queue="low")
-    client.enqueue_many([Task("w", b"high") for _ in range(30)], queue="high")
+    gate = threading.Event()
+
+    def work(task: Task) -> None:
+        seen.append(task.payload)
+        gate.wait(10)
+
+    client.enqueue_many([Task("w", b"low") for _ in range(5)], queue="low")
     make_server(
         concurrency=1, declare_keys=True, strict_priority=True, queues={"high": 2, "low": 1}
-    ).start(mux_of({"w": lambda t: seen.append(t.payload)}))
-    wait_until(lambda: len(seen) == 60, 30)
-    assert seen == [b"high"] * 30 + [b"low"] * 30
+    ).start(mux_of({"w": work}))
+    wait_until(lambda: seen == [b"low"], 10)  # its call read the rest of low's tail
+    client.enqueue_many([Task("w", b"high") for _ in range(30)], queue="high")
+    gate.set()
+    wait_until(lambda: len(seen) == 35, 30)
+    assert seen == [b"low"] + [b"high"] * 30 + [b"low"] * 4
 
 
 def test_ferroq_worker_declare_keys_turns_it_on(r: redis.Redis, redis_url: str) -> None:

@@ -121,7 +121,8 @@ const READ_AHEAD_MIN: usize = 64;
 /// told of (other servers took the ones it named).
 const DECLARED_RETRIES: usize = 3;
 
-/// Oldest archived ids a trim reads with its counts, before it knows how many must go.
+/// Oldest archived ids a trim reads with its counts, before it knows how many must go, is
+/// twice this (or twice the tasks just archived, if fewer).
 const TRIM_AHEAD: usize = 16;
 /// Most archived tasks one trim_archive call deletes (and names in KEYS).
 const TRIM_BATCH: usize = 1000;
@@ -157,9 +158,14 @@ impl Rdb {
                     Ok(mut one) => {
                         out.reached.push(q.to_string());
                         out.broken.append(&mut one.broken);
-                        out.learnt |= one.learnt;
                         if !one.tasks.is_empty() {
                             out.tasks = one.tasks;
+                            return Ok(out);
+                        }
+                        // Declared-keys mode: tasks wait at this queue's tail (others took the
+                        // ones it named); a lower queue is not served before them.
+                        if one.learnt {
+                            out.learnt = true;
                             return Ok(out);
                         }
                     }
@@ -217,9 +223,9 @@ impl Rdb {
         // batch while the first waits in `active` for the recoverer.
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
         let written_on = self.generation();
-        let (mut out, ahead) = parse_dequeue(reply, order)?;
+        let (mut out, ahead, served) = parse_dequeue(reply, order)?;
         if read_ahead > 0 {
-            out.learnt = out.tasks.is_empty() && ahead.is_some();
+            out.learnt = !served && ahead.is_some();
             // Every queue before the one the script stopped at was paused, empty or broken:
             // what was read of it is stale.
             let stop = ahead.as_ref().and_then(|(q, _)| order.iter().position(|o| o == q));
@@ -539,9 +545,10 @@ impl Rdb {
         // Bounded: each round deletes at least one task or stops, and a round names at most
         // TRIM_BATCH of them.
         for _ in 0..TRIM_ROUNDS {
-            // How many of the oldest must go, with the few a trim at the cap needs (one more
-            // than a server archives at once), so that the usual trim reads once.
-            let ahead = just_archived.len().min(TRIM_AHEAD) + 1;
+            // How many of the oldest must go, with the few a trim at the cap needs (as many
+            // again as were just archived: those are kept, the older go), so that the usual
+            // trim reads once.
+            let ahead = just_archived.len().min(TRIM_AHEAD) * 2;
             let (card, old, mut ids): (i64, i64, Vec<String>) = self.run(|c| {
                 Ok(redis::pipe()
                     .zcard(&archived)
@@ -803,11 +810,12 @@ impl Rdb {
     }
 }
 
-/// Reads dequeue.lua's reply: `{served, broken, id1, msg1, ...}`.
 /// The ids dequeue.lua found at the tail of one queue's pending list (the next to pop last).
 type ReadAhead = (String, Vec<Vec<u8>>);
 
-fn parse_dequeue(reply: Value, order: &[&str]) -> Result<(DequeueReply, Option<ReadAhead>)> {
+/// Reads dequeue.lua's reply, `{served, broken, ahead, id1, msg1, ...}`; with whether a queue
+/// was served (its tasks may all have been dropped as unreadable ids).
+fn parse_dequeue(reply: Value, order: &[&str]) -> Result<(DequeueReply, Option<ReadAhead>, bool)> {
     let Value::Array(mut items) = reply else {
         return Err(Error::protocol("dequeue: expected an array"));
     };
@@ -839,6 +847,7 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<(DequeueReply, Option<R
             ahead = Some((q.to_string(), ids));
         }
     }
+    let served = !matches!(items[0], Value::Int(0));
     let tasks: Vec<Dequeued> = match &items[0] {
         Value::Int(0) => Vec::new(),
         v => {
@@ -849,7 +858,7 @@ fn parse_dequeue(reply: Value, order: &[&str]) -> Result<(DequeueReply, Option<R
                 .collect()
         }
     };
-    Ok((DequeueReply { tasks, broken, ..DequeueReply::default() }, ahead))
+    Ok((DequeueReply { tasks, broken, ..DequeueReply::default() }, ahead, served))
 }
 
 #[cfg(test)]
@@ -874,7 +883,8 @@ mod tests {
             bulk("ghost"),
             Value::Nil,
         ]);
-        let (got, ahead) = parse_dequeue(reply, &order).expect("a reply");
+        let (got, ahead, served) = parse_dequeue(reply, &order).expect("a reply");
+        assert!(served);
         assert_eq!(
             got.broken,
             vec![("a".into(), "pending: WRONGTYPE".into()), ("b".into(), "lease: x".into())]
@@ -883,7 +893,7 @@ mod tests {
             got.tasks.iter().map(|t| (t.queue.as_str(), t.id.as_str(), t.msg.is_some())).collect();
         assert_eq!(tasks, [("c", "id1", true), ("c", "ghost", false)]);
         assert!(ahead.is_none());
-        let (empty, _) =
+        let (empty, _, _) =
             parse_dequeue(Value::Array(vec![Value::Int(0), none(), none()]), &order).expect("empty");
         assert!(empty.tasks.is_empty() && empty.broken.is_empty());
         assert!(parse_dequeue(Value::Array(vec![Value::Int(9), none(), none()]), &order).is_err());
@@ -897,8 +907,8 @@ mod tests {
         let order = ["a", "b"];
         let tail = Value::Array(vec![Value::Int(2), Value::Array(vec![bulk("t2"), bulk("t1")])]);
         let reply = Value::Array(vec![Value::Int(0), Value::Array(vec![]), tail]);
-        let (got, ahead) = parse_dequeue(reply, &order).expect("a reply");
-        assert!(got.tasks.is_empty());
+        let (got, ahead, served) = parse_dequeue(reply, &order).expect("a reply");
+        assert!(got.tasks.is_empty() && !served);
         assert_eq!(ahead, Some(("b".to_string(), vec![b"t2".to_vec(), b"t1".to_vec()])));
         let bad = Value::Array(vec![Value::Int(3), Value::Array(vec![])]);
         assert!(parse_dequeue(Value::Array(vec![Value::Int(0), Value::Array(vec![]), bad]), &order).is_err());

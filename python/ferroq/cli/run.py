@@ -90,7 +90,7 @@ def register(
         "--declare-keys", action="store_true",
         help="give every script call every key it touches, the dequeue's task hashes included "
         "(for proxies that check calls by their declared keys); costs a call per queue, and a "
-        "second one when other servers took the tasks it named",
+        "second one when a queue was empty when last seen or other servers took its tasks",
     )  # fmt: skip
     w.add_argument(
         "--shutdown-timeout", type=float, default=None,

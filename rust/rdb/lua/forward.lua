@@ -44,12 +44,12 @@ for i = 1, n do
     elseif group and group ~= "" then
       local gkey = ARGV[3] .. group
       if named[gkey] then
-        -- Best effort, first: a groups key of the wrong type must not stop the forwarding
-        -- (asynq's forward never writes it).
-        redis.pcall("SADD", KEYS[3], group)
         redis.call("ZADD", gkey, ARGV[1], id)
         redis.call("ZREM", KEYS[1], id)
         redis.call("HSET", key, "state", "aggregating")
+        -- Best effort, last: a groups key of the wrong type must not stop the forwarding
+        -- (asynq's forward never writes it).
+        redis.pcall("SADD", KEYS[3], group)
         handled = handled + 1
       elseif not listed[group] then
         listed[group] = true

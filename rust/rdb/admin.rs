@@ -298,13 +298,10 @@ impl Rdb {
             other => return Err(Error::protocol(format!("{} script returned {other:?}", action.verb()))),
         };
         // Without limits (an Inspector given none) nothing is trimmed: the servers trim with
-        // their own. The tasks are archived by now, so a trim that fails is logged, not
-        // returned: the next archive's trim deletes what this one left.
-        if let (Action::Archive, Some(limits), true) = (action, self.archive, n > 0) {
+        // their own.
+        if action == Action::Archive && self.archive.is_some() && n > 0 {
             let just: Vec<&str> = ids.iter().map(String::as_str).collect();
-            if let Err(e) = self.trim_archive(q, limits, &just, now) {
-                log::warn!("could not trim the archive of queue {q:?} to its limits: {e}");
-            }
+            self.trim_after_archive(q, &just, now);
         }
         Ok(n)
     }

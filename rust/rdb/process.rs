@@ -516,10 +516,10 @@ impl Rdb {
         Ok(())
     }
 
-    /// A server's trim after it archived `ids` of `q`, with its limits (asynq's unless
-    /// configured). The archive is already written: a trim that fails is logged, and the next
-    /// archive's trim deletes what this one left.
-    fn trim_after_archive(&mut self, q: &str, ids: &[&str], now: SystemTime) {
+    /// The trim after `ids` of `q` were archived, with this `Rdb`'s limits (a server's are
+    /// asynq's unless configured). The archive is already written: a trim that fails is logged,
+    /// and the next archive's trim deletes what this one left.
+    pub(super) fn trim_after_archive(&mut self, q: &str, ids: &[&str], now: SystemTime) {
         let limits = self.archive.unwrap_or_default();
         if let Err(e) = self.trim_archive(q, limits, ids, now) {
             log::warn!("could not trim the archive of queue {q:?} to its limits: {e}");
@@ -639,28 +639,28 @@ impl Rdb {
                         .arg("WITHSCORES")
                         .query(c)?)
                 })?;
-                if ids.is_empty() {
-                    if let Some(due) = head.get(1).and_then(|s| due_secs(s)) {
-                        out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
+                let next = if ids.is_empty() {
+                    head.into_iter().nth(1)
+                } else {
+                    let (mut handled, mut next, groups) = self.forward_ids(q, &src, &ids, &[], now)?;
+                    if !groups.is_empty() {
+                        // Grouped tasks wait for a second call that names their group zsets.
+                        let again = self.forward_ids(q, &src, &ids, &groups, now)?;
+                        handled += again.0;
+                        next = again.1;
                     }
-                    break;
-                }
-                let (mut handled, mut next, groups) = self.forward_ids(q, &src, &ids, &[], now)?;
-                if !groups.is_empty() {
-                    // Grouped tasks wait for a second call that names their group zsets.
-                    let again = self.forward_ids(q, &src, &ids, &groups, now)?;
-                    handled += again.0;
-                    next = again.1;
-                }
-                out.moved += handled;
-                // A full batch means more may be due; none handled means the rest changed under
-                // us (a group renamed twice in a row) and waits for the next pass.
-                if ids.len() < FORWARD_BATCH || handled == 0 {
-                    if let Some(due) = next.as_deref().and_then(due_secs) {
-                        out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
+                    out.moved += handled;
+                    // A full batch means more may be due; none handled means the rest changed
+                    // under us (a group renamed twice in a row) and waits for the next pass.
+                    if ids.len() == FORWARD_BATCH && handled > 0 {
+                        continue;
                     }
-                    break;
+                    next
+                };
+                if let Some(due) = next.as_deref().and_then(due_secs) {
+                    out.next_due = Some(out.next_due.map_or(due, |d: i64| d.min(due)));
                 }
+                break;
             }
         }
         Ok(out)

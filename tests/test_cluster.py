@@ -77,8 +77,11 @@ def test_every_script_runs_on_a_cluster(
     cluster: Cluster, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with cluster.client() as rc:
-        exercise_every_script(url, rc)
+    # Twice: each mode has its own dequeue script.
+    for declare_keys in (False, True):
+        with cluster.client() as rc:
+            rc.flushall()
+            exercise_every_script(url, rc, declare_keys=declare_keys)
 
     sources = {p.stem: p.read_bytes() for p in LUA.glob("*.lua")}
     masters = []

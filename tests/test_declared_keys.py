@@ -84,8 +84,9 @@ def test_a_higher_queue_is_drained_first(client: Client, make_server: MakeServer
 
 
 def test_ferroq_worker_declare_keys_turns_it_on(r: redis.Redis, redis_url: str) -> None:
-    """The dequeue a ``--declare-keys`` worker sends asks for a read-ahead (its ARGV[3])."""
-    sha = hashlib.sha1((LUA / "dequeue.lua").read_bytes()).hexdigest()
+    """A ``--declare-keys`` worker dequeues with dequeue_declared.lua and a read-ahead (its
+    ARGV[3])."""
+    sha = hashlib.sha1((LUA / "dequeue_declared.lua").read_bytes()).hexdigest()
     reads: list[int] = []
     with r.monitor() as m:  # type: ignore[no-untyped-call]
         p = worker(redis_url, "--declare-keys")

@@ -300,20 +300,27 @@ def test_expired_entries_of_tasks_that_cannot_run_are_dropped(r: redis.Redis) ->
 def dequeue(
     r: redis.Redis, queues: list[str], n: int = 10, *, ahead: int = 0, named: tuple[str, ...] = ()
 ) -> list[Any]:
-    """dequeue.lua over ``queues``; with a read-ahead, naming the task hashes ``named``."""
+    """dequeue.lua over ``queues``; with a read-ahead, dequeue_declared.lua naming the task
+    hashes ``named``."""
     keys: list[str] = []
     for q in queues:
         keys += [f"asynq:{{{q}}}:{k}" for k in ("pending", "paused", "active", "lease")]
     keys += named
-    args: list[Any] = [int(time.time()) + 30, n, ahead, *(f"asynq:{{{q}}}:t:" for q in queues)]
-    return list(script(r, "dequeue")(keys=keys, args=args))
+    args: list[Any] = [int(time.time()) + 30, n]
+    if ahead:
+        args.append(ahead)
+    args += [f"asynq:{{{q}}}:t:" for q in queues]
+    return list(script(r, "dequeue_declared" if ahead else "dequeue")(keys=keys, args=args))
 
 
-def test_dequeue_drops_ghost_ids_without_writing_a_hash(r: redis.Redis) -> None:
+@pytest.mark.parametrize("declared", [False, True], ids=["default", "declared"])
+def test_dequeue_drops_ghost_ids_without_writing_a_hash(r: redis.Redis, declared: bool) -> None:
     r.lpush("asynq:{q}:pending", "real", "bare", "ghost")  # "real" is popped first
     r.hset("asynq:{q}:t:real", mapping={"msg": b"m", "state": "pending"})
     r.hset("asynq:{q}:t:bare", "state", "pending")  # a hash without msg
-    assert dequeue(r, ["q"]) == [1, [], [], b"real", b"m", b"bare", None, b"ghost", None]
+    named = tuple(f"asynq:{{q}}:t:{i}" for i in ("real", "bare", "ghost")) if declared else ()
+    out = dequeue(r, ["q"], ahead=4 if declared else 0, named=named)
+    assert out == [1, [], [1, []] if declared else [], b"real", b"m", b"bare", None, b"ghost", None]
     assert not r.exists("asynq:{q}:t:ghost"), "no stray hash for a ghost"
     assert not r.exists("asynq:{q}:t:bare")
     assert r.lrange("asynq:{q}:active", 0, -1) == [b"real"]
@@ -321,15 +328,19 @@ def test_dequeue_drops_ghost_ids_without_writing_a_hash(r: redis.Redis) -> None:
     assert r.llen("asynq:{q}:pending") == 0
 
 
+@pytest.mark.parametrize("declared", [False, True], ids=["default", "declared"])
 @pytest.mark.parametrize("key", ["pending", "active", "lease"])
-def test_dequeue_skips_a_broken_queue_and_serves_the_next(r: redis.Redis, key: str) -> None:
+def test_dequeue_skips_a_broken_queue_and_serves_the_next(
+    r: redis.Redis, key: str, declared: bool
+) -> None:
     r.lpush("asynq:{bad}:pending", "b1")
     r.hset("asynq:{bad}:t:b1", mapping={"msg": b"x", "state": "pending"})
     r.delete(f"asynq:{{bad}}:{key}")
     r.set(f"asynq:{{bad}}:{key}", "not the right type")
     r.lpush("asynq:{ok}:pending", "o1")
     r.hset("asynq:{ok}:t:o1", mapping={"msg": b"m", "state": "pending"})
-    served, broken, _, *tasks = dequeue(r, ["bad", "ok"])
+    named = ("asynq:{bad}:t:b1", "asynq:{ok}:t:o1") if declared else ()
+    served, broken, _, *tasks = dequeue(r, ["bad", "ok"], ahead=4 if declared else 0, named=named)
     assert (served, tasks) == (2, [b"o1", b"m"])
     assert (
         broken[0] == 1 and broken[1].startswith(f"{key}: ".encode()) and b"WRONGTYPE" in broken[1]
@@ -597,7 +608,7 @@ def test_dequeue_writes_every_part_of_a_lease(r: redis.Redis) -> None:
     r.hset("asynq:{q}:t:a", mapping={"msg": b"m", "state": "pending", "pending_since": 1})
     until = int(time.time()) + 30
     keys = [f"asynq:{{q}}:{k}" for k in ("pending", "paused", "active", "lease")]
-    got = script(r, "dequeue")(keys=keys, args=[until, 5, 0, "asynq:{q}:t:"])
+    got = script(r, "dequeue")(keys=keys, args=[until, 5, "asynq:{q}:t:"])
     assert got == [1, [], [], b"a", b"m"]
     assert r.zscore("asynq:{q}:lease", "a") == until
     assert r.hgetall("asynq:{q}:t:a") == {b"msg": b"m", b"state": b"active"}
@@ -611,7 +622,7 @@ def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> N
         r.hset(f"asynq:{{q}}:t:{i}", mapping={"msg": b"m", "state": "pending"})
     r.set("asynq:{q}:lease", "broken")
     keys = [f"asynq:{{q}}:{k}" for k in ("pending", "paused", "active", "lease")]
-    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, 0, "asynq:{q}:t:"])
+    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, "asynq:{q}:t:"])
     assert served == 0 and broken[0] == 1
     assert r.lrange("asynq:{q}:pending", 0, -1) == [b"second", b"first"]
     assert r.lrange("asynq:{q}:active", 0, -1) == [b"running"], "the active list is as it was"
@@ -619,7 +630,7 @@ def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> N
     r.lpush("asynq:{q}:pending", "x")
     r.hset("asynq:{q}:t:x", mapping={"msg": b"m", "state": "pending"})
     r.set("asynq:{q}:active", "broken")
-    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, 0, "asynq:{q}:t:"])
+    served, broken, *_ = script(r, "dequeue")(keys=keys, args=[1, 5, "asynq:{q}:t:"])
     assert served == 0 and r.lrange("asynq:{q}:pending", 0, -1) == [b"x"]
 
 

@@ -193,10 +193,12 @@ impl Rdb {
         Ok(out)
     }
 
-    /// One dequeue.lua call (see [`Rdb::dequeue`]).
+    /// One dequeue.lua call, or dequeue_declared.lua's in declared-keys mode (see
+    /// [`Rdb::dequeue`]).
     fn dequeue_once(&mut self, order: &[&str], max: usize, lease_until: i64) -> Result<DequeueReply> {
         let max = max.max(1);
-        let mut inv = scripts::DEQUEUE.prepare_invoke();
+        let script = if self.declare_keys { &scripts::DEQUEUE_DECLARED } else { &scripts::DEQUEUE };
+        let mut inv = script.prepare_invoke();
         for q in order {
             inv.key(self.keys.pending(q))
                 .key(self.keys.paused(q))
@@ -215,7 +217,10 @@ impl Rdb {
                 }
             }
         }
-        inv.arg(lease_until).arg(max).arg(read_ahead);
+        inv.arg(lease_until).arg(max);
+        if read_ahead > 0 {
+            inv.arg(read_ahead);
+        }
         for q in order {
             inv.arg(self.keys.task_prefix(q));
         }
@@ -810,11 +815,13 @@ impl Rdb {
     }
 }
 
-/// The ids dequeue.lua found at the tail of one queue's pending list (the next to pop last).
+/// The ids dequeue_declared.lua found at the tail of one queue's pending list (the next to pop
+/// last).
 type ReadAhead = (String, Vec<Vec<u8>>);
 
-/// Reads dequeue.lua's reply, `{served, broken, ahead, id1, msg1, ...}`; with whether a queue
-/// was served (its tasks may all have been dropped as unreadable ids).
+/// Reads dequeue.lua's (or dequeue_declared.lua's) reply, `{served, broken, ahead, id1, msg1,
+/// ...}`; with whether a queue was served (its tasks may all have been dropped as unreadable
+/// ids).
 fn parse_dequeue(reply: Value, order: &[&str]) -> Result<(DequeueReply, Option<ReadAhead>, bool)> {
     let Value::Array(mut items) = reply else {
         return Err(Error::protocol("dequeue: expected an array"));

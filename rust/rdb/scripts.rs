@@ -46,6 +46,7 @@ scripts! {
     ADD_TO_GROUP => "add_to_group.lua",
     ADD_TO_GROUP_UNIQUE => "add_to_group_unique.lua",
     DEQUEUE => "dequeue.lua",
+    DEQUEUE_DECLARED => "dequeue_declared.lua",
     DONE => "done.lua",
     DONE_BATCH => "done_batch.lua",
     MARK_AS_COMPLETE => "mark_as_complete.lua",
@@ -75,13 +76,19 @@ mod tests {
 
     #[test]
     fn every_script_is_found_by_its_hash() {
-        for script in [&*DEQUEUE, &*DONE_BATCH, &*ENQUEUE, &*DELETE_STRAY] {
+        for script in [&*DEQUEUE, &*DEQUEUE_DECLARED, &*DONE_BATCH, &*ENQUEUE, &*DELETE_STRAY] {
             let src = source_of(script.get_hash().as_bytes()).expect("a ferroq script");
             assert_eq!(Script::new(src).get_hash(), script.get_hash());
             let upper = script.get_hash().to_ascii_uppercase();
             assert_eq!(source_of(upper.as_bytes()), Some(src), "hex in any case");
         }
-        assert_eq!(SOURCES.len(), 29);
+        // Every file under lua/ is registered.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rust/rdb/lua");
+        let files = std::fs::read_dir(dir)
+            .expect("the lua directory")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "lua")))
+            .count();
+        assert_eq!(SOURCES.len(), files);
         assert_eq!(source_of(b"0000000000000000000000000000000000000000"), None);
         assert!(load_cmd(&ENQUEUE).is_some());
         assert!(load_cmd(&Script::new("return 1")).is_none());

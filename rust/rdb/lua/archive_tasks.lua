@@ -15,10 +15,11 @@
 if #KEYS ~= #ARGV then
   return redis.error_reply("archive_tasks: " .. (#KEYS - 3) .. " task keys for " .. (#ARGV - 3) .. " ids")
 end
-for _, k in ipairs({{KEYS[1], ARGV[3]}, {KEYS[2], "zset"}, {KEYS[3], "set"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{1, ARGV[3]}, {2, "zset"}, {3, "set"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 local moved = 0

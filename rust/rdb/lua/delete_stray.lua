@@ -15,14 +15,14 @@
 -- among the KEYS); a container of the wrong type counts as holding the task.
 -- Needs Redis >= 6.0.6 (LPOS).
 local function held(id)
-  for _, k in ipairs({KEYS[1], KEYS[2]}) do
-    local at = redis.pcall("LPOS", k, id)
+  for k = 1, 2 do
+    local at = redis.pcall("LPOS", KEYS[k], id)
     if type(at) ~= "boolean" then
       return true
     end
   end
-  for _, k in ipairs({KEYS[3], KEYS[4], KEYS[5], KEYS[6]}) do
-    local score = redis.pcall("ZSCORE", k, id)
+  for k = 3, 6 do
+    local score = redis.pcall("ZSCORE", KEYS[k], id)
     if type(score) ~= "boolean" then
       return true
     end
@@ -32,11 +32,10 @@ end
 local n = tonumber(ARGV[1])
 local deleted = 0
 for j = 1, n do
-  local key = KEYS[6 + j]
-  local t = redis.call("TYPE", key)["ok"]
-  if t ~= "hash" or redis.call("HGET", key, "state") ~= "aggregating" then
+  local t = redis.call("TYPE", KEYS[6 + j])["ok"]
+  if t ~= "hash" or redis.call("HGET", KEYS[6 + j], "state") ~= "aggregating" then
     if not held(ARGV[1 + j]) then
-      deleted = deleted + redis.call("DEL", key)
+      deleted = deleted + redis.call("DEL", KEYS[6 + j])
     end
   end
 end

@@ -10,10 +10,11 @@
 -- ARGV[3..] pairs: task id, index of its lock among the lock keys (1-based; 0 for none)
 -- Returns the number of tasks deleted. A task no longer in the source (another server or tool
 -- moved it since the caller read it) is left alone. Key types are checked before any write.
-for _, k in ipairs({{KEYS[1], ARGV[2]}, {KEYS[2], "set"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{1, ARGV[2]}, {2, "set"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 local n = (#ARGV - 2) / 2
@@ -30,10 +31,9 @@ for j = 1, n do
   end
   if taken then
     if lock > 0 then
-      local key = KEYS[2 + n + lock]
       -- pcall: a lock key someone overwrote with another type must not stop the deletion.
-      if redis.pcall("GET", key) == id then
-        redis.call("DEL", key)
+      if redis.pcall("GET", KEYS[2 + n + lock]) == id then
+        redis.call("DEL", KEYS[2 + n + lock])
       end
     end
     deleted = deleted + redis.call("DEL", KEYS[2 + j])

@@ -15,10 +15,11 @@
 -- make it anyone else's (the renewal takes such a lease back). Redis does not roll back a script
 -- that stops half-way, so the keys are checked before anything is written, and what may fail
 -- after that (a counter, a lock of the wrong type) is best effort.
-for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{1, "list"}, {2, "zset"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then

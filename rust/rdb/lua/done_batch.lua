@@ -24,10 +24,11 @@ end
 if n ~= math.floor(n) or #KEYS ~= 4 + n + locks then
   return redis.error_reply("done_batch: " .. #KEYS .. " keys for " .. n .. " tasks and " .. locks .. " locks")
 end
-for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{1, "list"}, {2, "zset"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 local codes = {}
@@ -42,9 +43,8 @@ for t = 1, n do
     redis.call("DEL", KEYS[4 + t])
     code = 1
     finished = finished + 1
-    local key = lock and lock > 0 and KEYS[4 + n + lock]
-    if key and redis.pcall("GET", key) == id then
-      redis.call("DEL", key)
+    if lock and lock > 0 and redis.pcall("GET", KEYS[4 + n + lock]) == id then
+      redis.call("DEL", KEYS[4 + n + lock])
     end
   end
   codes[#codes + 1] = code

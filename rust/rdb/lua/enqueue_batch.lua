@@ -13,11 +13,11 @@ end
 local out = {}
 local pushed = 0
 for t = 1, #KEYS - 1 do
-  local key, id = KEYS[1 + t], ARGV[1 + 2 * t]
-  if redis.call("EXISTS", key) == 1 then
+  local id = ARGV[1 + 2 * t]
+  if redis.call("EXISTS", KEYS[1 + t]) == 1 then
     out[#out + 1] = 0
   else
-    redis.call("HSET", key, "msg", ARGV[2 + 2 * t], "state", "pending", "pending_since", ARGV[1])
+    redis.call("HSET", KEYS[1 + t], "msg", ARGV[2 + 2 * t], "state", "pending", "pending_since", ARGV[1])
     redis.call("LPUSH", KEYS[1], id)
     out[#out + 1] = 1
     pushed = pushed + 1

@@ -22,31 +22,32 @@ local n = #ARGV - 3
 if n < 0 or #KEYS < 3 + n then
   return redis.error_reply("forward: " .. (#KEYS - 3) .. " keys for " .. n .. " ids")
 end
+-- The KEYS index of each named group zset.
 local named = {}
 for i = 4 + n, #KEYS do
-  named[KEYS[i]] = true
+  named[KEYS[i]] = i
 end
 local now = tonumber(ARGV[1])
 local handled = 0
 local missing, listed = {}, {}
 for i = 1, n do
-  local id, key = ARGV[3 + i], KEYS[3 + i]
+  local id = ARGV[3 + i]
   local score = tonumber(redis.call("ZSCORE", KEYS[1], id))
   if score and score <= now then
-    local has_msg = redis.pcall("HEXISTS", key, "msg")
-    local group = has_msg == 1 and redis.call("HGET", key, "group")
+    local has_msg = redis.pcall("HEXISTS", KEYS[3 + i], "msg")
+    local group = has_msg == 1 and redis.call("HGET", KEYS[3 + i], "group")
     if has_msg ~= 1 then
       redis.call("ZREM", KEYS[1], id)
       if has_msg == 0 then
-        redis.call("DEL", key)
+        redis.call("DEL", KEYS[3 + i])
       end
       handled = handled + 1
     elseif group and group ~= "" then
-      local gkey = ARGV[3] .. group
-      if named[gkey] then
-        redis.call("ZADD", gkey, ARGV[1], id)
+      local g = named[ARGV[3] .. group]
+      if g then
+        redis.call("ZADD", KEYS[g], ARGV[1], id)
         redis.call("ZREM", KEYS[1], id)
-        redis.call("HSET", key, "state", "aggregating")
+        redis.call("HSET", KEYS[3 + i], "state", "aggregating")
         -- Best effort, last: a groups key of the wrong type must not stop the forwarding
         -- (asynq's forward never writes it).
         redis.pcall("SADD", KEYS[3], group)
@@ -58,7 +59,7 @@ for i = 1, n do
     else
       redis.call("LPUSH", KEYS[2], id)
       redis.call("ZREM", KEYS[1], id)
-      redis.call("HSET", key, "state", "pending", "pending_since", ARGV[2])
+      redis.call("HSET", KEYS[3 + i], "state", "pending", "pending_since", ARGV[2])
       handled = handled + 1
     end
   end

@@ -31,17 +31,17 @@ for _, id in ipairs(redis.call("LRANGE", KEYS[2], 0, -1)) do
 end
 local out = {0, 0}
 for i = 3, #ARGV do
-  local id, key = ARGV[i], KEYS[i]
+  local id = ARGV[i]
   local score = tonumber(redis.call("ZSCORE", KEYS[1], id))
   local expired = score and score <= cutoff
-  local msg = expired and redis.pcall("HGET", key, "msg")
+  local msg = expired and redis.pcall("HGET", KEYS[i], "msg")
   if not expired then
     -- Renewed or recovered since it was read: not expired now.
   elseif type(msg) ~= "string" then
     redis.call("LREM", KEYS[2], 0, id)
     redis.call("ZREM", KEYS[1], id)
     if not msg then
-      redis.call("DEL", key)
+      redis.call("DEL", KEYS[i])
     end
     dropped = dropped + 1
   elseif not redis.call("LPOS", KEYS[2], id) then

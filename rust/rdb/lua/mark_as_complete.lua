@@ -20,10 +20,11 @@
 -- Redis does not roll back a script that stops half-way: keys are checked for their type before
 -- anything is written, the destination is written first (and undone if the task turns out not
 -- to be active here), and what may still fail after that (a counter) is best effort.
-for _, k in ipairs({{KEYS[1], "list"}, {KEYS[2], "zset"}, {KEYS[4], "hash"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{1, "list"}, {2, "zset"}, {4, "hash"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 local added = redis.call("ZADD", KEYS[3], ARGV[3], ARGV[1])

@@ -28,18 +28,19 @@
 -- archived or aggregating tasks (completed ones are history, and go with it); -2 when it holds
 -- active tasks; -3 when its groups or aggregation sets changed since the caller read them; or
 -- the keys (task hashes, then the locks of named hashes) the call must name too.
+-- Both take a KEYS index.
 local function size(k)
-  local t = redis.call("TYPE", k)["ok"]
-  if t == "list" then return redis.call("LLEN", k) end
-  if t == "zset" then return redis.call("ZCARD", k) end
-  if t == "set" then return redis.call("SCARD", k) end
+  local t = redis.call("TYPE", KEYS[k])["ok"]
+  if t == "list" then return redis.call("LLEN", KEYS[k]) end
+  if t == "zset" then return redis.call("ZCARD", KEYS[k]) end
+  if t == "set" then return redis.call("SCARD", KEYS[k]) end
   return 0
 end
 local function members(k)
-  local t = redis.call("TYPE", k)["ok"]
-  if t == "list" then return redis.call("LRANGE", k, 0, -1) end
-  if t == "zset" then return redis.call("ZRANGE", k, 0, -1) end
-  if t == "set" then return redis.call("SMEMBERS", k) end
+  local t = redis.call("TYPE", KEYS[k])["ok"]
+  if t == "list" then return redis.call("LRANGE", KEYS[k], 0, -1) end
+  if t == "zset" then return redis.call("ZRANGE", KEYS[k], 0, -1) end
+  if t == "set" then return redis.call("SMEMBERS", KEYS[k]) end
   return {}
 end
 local n = tonumber(ARGV[3])
@@ -48,14 +49,14 @@ local qprefix = m and ARGV[5 + n]
 if not qprefix or #KEYS < 9 + n + m then
   return redis.error_reply("remove_queue: " .. #KEYS .. " keys for " .. tostring(n) .. " groups and " .. tostring(m) .. " sets")
 end
-if size(KEYS[2]) > 0 then
+if size(2) > 0 then
   return -2
 end
 local named = {}
 for i = 1, n do
   named[ARGV[3 + i]] = true
 end
-local groups = members(KEYS[8])
+local groups = members(8)
 if #groups ~= n then
   return -3
 end
@@ -68,7 +69,7 @@ local given_sets = {}
 for i = 10 + n, 9 + n + m do
   given_sets[KEYS[i]] = true
 end
-local sets = members(KEYS[9])
+local sets = members(9)
 if #sets ~= m then
   return -3
 end
@@ -82,32 +83,36 @@ if ARGV[1] ~= "1" then
     return -1
   end
   for _, i in ipairs({1, 3, 4, 5}) do
-    if size(KEYS[i]) > 0 then
+    if size(i) > 0 then
       return -1
     end
   end
 end
+-- The KEYS index of each named hash and lock.
 local declared = {}
 for i = 10 + n + m, #KEYS do
-  declared[KEYS[i]] = true
+  declared[KEYS[i]] = i
 end
-local holders = {KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[7]}
+-- The KEYS indexes of the containers that hold tasks.
+local holders = {1, 3, 4, 5, 7}
 for i = 10, 9 + n + m do
-  holders[#holders + 1] = KEYS[i]
+  holders[#holders + 1] = i
 end
--- Each task once (an ID may sit in two containers), with the lock its hash points to, if any.
+-- Each task once (an ID may sit in two containers), with the KEYS indexes of its hash and of
+-- the lock the hash points to, if any.
 local tasks, seen, missing = {}, {}, {}
 for _, k in ipairs(holders) do
   for _, id in ipairs(members(k)) do
     local hash = ARGV[2] .. id
     if not seen[hash] then
       seen[hash] = true
-      if not declared[hash] then
+      local h = declared[hash]
+      if not h then
         missing[#missing + 1] = hash
       else
         local lock = false
-        if redis.call("TYPE", hash)["ok"] == "hash" then
-          lock = redis.call("HGET", hash, "unique_key")
+        if redis.call("TYPE", KEYS[h])["ok"] == "hash" then
+          lock = redis.call("HGET", KEYS[h], "unique_key")
           if lock and string.sub(lock, 1, #qprefix) ~= qprefix then
             lock = false
           end
@@ -116,7 +121,7 @@ for _, k in ipairs(holders) do
             missing[#missing + 1] = lock
           end
         end
-        tasks[#tasks + 1] = {id, hash, lock}
+        tasks[#tasks + 1] = {id, h, lock and declared[lock]}
       end
     end
   end
@@ -126,10 +131,10 @@ if #missing > 0 then
 end
 for _, t in ipairs(tasks) do
   -- pcall: a lock key someone overwrote with another type must not stop the deletion.
-  if t[3] and redis.pcall("GET", t[3]) == t[1] then
-    redis.call("DEL", t[3])
+  if t[3] and redis.pcall("GET", KEYS[t[3]]) == t[1] then
+    redis.call("DEL", KEYS[t[3]])
   end
-  redis.call("DEL", t[2])
+  redis.call("DEL", KEYS[t[2]])
 end
 for i = 1, 9 + n + m do
   redis.call("DEL", KEYS[i])

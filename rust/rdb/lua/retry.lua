@@ -21,10 +21,11 @@
 -- Redis does not roll back a script that stops half-way: keys are checked for their type before
 -- anything is written, the destination is written first (and undone if the task turns out not
 -- to be active here), and what may still fail after that (a counter) is best effort.
-for _, k in ipairs({{KEYS[2], "list"}, {KEYS[3], "zset"}, {KEYS[1], "hash"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{2, "list"}, {3, "zset"}, {1, "hash"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 local lease = redis.call("ZSCORE", KEYS[3], ARGV[1])

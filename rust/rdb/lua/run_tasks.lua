@@ -11,18 +11,18 @@
 -- Returns the number of tasks moved. A task no longer in the source (another server or tool moved
 -- it since the caller read it) is left alone; an id without a hash is dropped from the source.
 -- Key types are checked before anything is written.
-for _, k in ipairs({{KEYS[1], "zset"}, {KEYS[2], "list"}, {KEYS[3], "set"}}) do
-  local t = redis.call("TYPE", k[1])["ok"]
+-- Each entry: a KEYS index and the type its key must have, if it exists.
+for _, k in ipairs({{1, "zset"}, {2, "list"}, {3, "set"}}) do
+  local t = redis.call("TYPE", KEYS[k[1]])["ok"]
   if t ~= k[2] and t ~= "none" then
-    return redis.error_reply("WRONGTYPE " .. k[1] .. " holds a " .. t)
+    return redis.error_reply("WRONGTYPE " .. KEYS[k[1]] .. " holds a " .. t)
   end
 end
 local moved = 0
 for i = 4, #ARGV do
-  local key = KEYS[i]
-  if redis.call("ZREM", KEYS[1], ARGV[i]) == 1 and redis.call("EXISTS", key) == 1 then
+  if redis.call("ZREM", KEYS[1], ARGV[i]) == 1 and redis.call("EXISTS", KEYS[i]) == 1 then
     redis.call("LPUSH", KEYS[2], ARGV[i])
-    redis.call("HSET", key, "state", "pending", "pending_since", ARGV[2])
+    redis.call("HSET", KEYS[i], "state", "pending", "pending_since", ARGV[2])
     moved = moved + 1
   end
 end

@@ -18,17 +18,18 @@ local t = redis.call("TYPE", KEYS[1])["ok"]
 if t ~= "zset" and t ~= "none" then
   return redis.error_reply("WRONGTYPE " .. KEYS[1] .. " holds a " .. t)
 end
+-- The KEYS index of each named task hash.
 local named = {}
 for i = 2, #KEYS do
-  named[KEYS[i]] = true
+  named[KEYS[i]] = i
 end
 local deleted = 0
 local function drop(id)
-  local key = ARGV[3] .. id
-  if not named[key] then
+  local h = named[ARGV[3] .. id]
+  if not h then
     return false
   end
-  redis.call("DEL", key)
+  redis.call("DEL", KEYS[h])
   redis.call("ZREM", KEYS[1], id)
   deleted = deleted + 1
   return true

@@ -1,0 +1,83 @@
+-- dequeue_declared: dequeue.lua for declared-keys mode (Server(declare_keys=True)), for proxies
+-- that refuse a key a call does not name: it touches only the task hashes named in KEYS. A task
+-- whose hash the call does not name stays at the tail of pending, and the reply carries the ids
+-- at the tail, for the next call to name.
+-- KEYS[4i-3..4i] for the i-th queue in order:
+--   pending <ns>:{q}:pending, paused <ns>:{q}:paused, active <ns>:{q}:active, lease <ns>:{q}:lease
+-- KEYS[4n+1..] the task hashes <ns>:{q}:t:<id> the call names, any queue's
+-- ARGV[1] lease expiry, Unix seconds
+-- ARGV[2] most tasks to take (>= 1)
+-- ARGV[3] read-ahead w >= 1: how many ids at the tail of pending the reply carries
+-- ARGV[3+i] task hash prefix <ns>:{q}:t: of the i-th queue (n = #ARGV - 3 queues); it is only
+--         compared with the names in KEYS, never used to build a key
+-- Returns {i, broken, ahead, id1, msg1, id2, msg2, ...} as dequeue.lua, where i is also 0 when
+-- the first queue with tasks had none the call named, and ahead is {j, {id, ...}}: the ids at
+-- the tail of the j-th queue's pending after the call, the next to pop last ({} when no queue
+-- had tasks). Every key is written KEYS[...] where it is passed, which a proxy that reads the
+-- script text asks for (test_lua_text).
+local broken = {}
+-- Records queue q as broken when KEYS[k] holds something other than a `want` (or nothing).
+local function broken_key(q, what, k, want)
+  local t = redis.call("TYPE", KEYS[k])["ok"]
+  if t == want or t == "none" then
+    return false
+  end
+  broken[#broken + 1] = q
+  broken[#broken + 1] = what .. ": WRONGTYPE " .. KEYS[k] .. " holds a " .. t .. ", not a " .. want
+  return true
+end
+local ahead_n = tonumber(ARGV[3])
+local queues = #ARGV - 3
+-- The KEYS index of each named task hash.
+local named = {}
+for i = 4 * queues + 1, #KEYS do
+  named[KEYS[i]] = i
+end
+for q = 1, queues do
+  -- The KEYS indexes of this queue's keys.
+  local pending, paused, active, lease = 4 * q - 3, 4 * q - 2, 4 * q - 1, 4 * q
+  -- An empty queue costs what it did (EXISTS and one more command); only a queue with tasks
+  -- has its active list and lease set checked.
+  if redis.call("EXISTS", KEYS[paused]) == 0 and redis.call("EXISTS", KEYS[pending]) == 1
+      and not (broken_key(q, "pending", pending, "list") or broken_key(q, "active", active, "list")
+        or broken_key(q, "lease", lease, "zset")) then
+    local out = {q, broken, {}}
+    local short = false -- stopped at a task whose hash the call does not name
+    for _ = 1, tonumber(ARGV[2]) do
+      local id = redis.call("LINDEX", KEYS[pending], -1)
+      if not id then
+        break
+      end
+      local h = named[ARGV[3 + q] .. id]
+      if not h then
+        short = true
+        break
+      end
+      redis.call("RPOPLPUSH", KEYS[pending], KEYS[active])
+      local msg = redis.pcall("HGET", KEYS[h], "msg")
+      if type(msg) ~= "string" then
+        -- A ghost: take it back off active (it is at the head) and write nothing for it. A
+        -- task key holding something else is not ours to delete.
+        redis.call("LPOP", KEYS[active])
+        if not msg then
+          redis.call("DEL", KEYS[h])
+        end
+        msg = false
+      else
+        redis.call("ZADD", KEYS[lease], ARGV[1], id)
+        redis.call("HSET", KEYS[h], "state", "active")
+        redis.call("HDEL", KEYS[h], "pending_since")
+      end
+      out[#out + 1] = id
+      out[#out + 1] = msg
+    end
+    out[3] = {q, redis.call("LRANGE", KEYS[pending], -ahead_n, -1)}
+    if short and #out == 3 then
+      -- Only tasks it was not told of: they wait for the next call, before any later queue is
+      -- served.
+      out[1] = 0
+    end
+    return out
+  end
+end
+return {0, broken, {}}

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import redis
+
+from test_lua_leases import trim_archive
 
 LUA = Path(__file__).resolve().parent.parent / "rust" / "rdb" / "lua"
 Q = "asynq:{q}"
@@ -40,9 +42,7 @@ def archive_tasks(
 
 def trim(r: redis.Redis, ids: list[str], *, cap: int, cutoff: int = 0) -> int:
     """trim_archive.lua after archive_tasks archived ``ids``, naming every archived hash."""
-    names = [T + m.decode() for m in cast(list[bytes], r.zrange(f"{Q}:archived", 0, -1))]
-    out = script(r, "trim_archive")(keys=[f"{Q}:archived", *names], args=[cutoff, cap, T, *ids])
-    return int(out[0])
+    return trim_archive(r, cutoff=cutoff, cap=cap, just=tuple(ids))[0]
 
 
 def delete_tasks(

@@ -400,7 +400,7 @@ def test_forward_leaves_an_id_that_moved_or_was_rescheduled_since_it_was_read(
         keys=[f"{Q}:scheduled", f"{Q}:pending", f"{Q}:groups", f"{Q}:t:gone", f"{Q}:t:later"],
         args=[now, time.time_ns(), f"{Q}:g:", "gone", "later"],
     )
-    assert out == [0, str(now + 60).encode()]
+    assert out == [0, str(now + 60).encode(), 0]
     assert not r.exists(f"{Q}:pending") and r.zscore(f"{Q}:scheduled", "later") == now + 60
     assert r.hget(f"{Q}:t:gone", "state") == b"scheduled"
 
@@ -419,11 +419,11 @@ def test_forward_leaves_a_grouped_task_until_its_group_key_is_named(r: redis.Red
     for i, g in (("g1", "a"), ("g2", "b"), ("g3", "a"), ("p", "")):
         r.hset(f"{Q}:t:{i}", mapping={"msg": b"m", "state": "retry", "group": g})
     out = forward(r, "retry")
-    assert out[0] == 1 and sorted(out[2:]) == [b"a", b"b"], "each missing group once"
+    assert out[0] == 1 and sorted(out[3:]) == [b"a", b"b"], "each missing group once"
     assert r.lrange(f"{Q}:pending", 0, -1) == [b"p"]
     assert r.zcard(f"{Q}:retry") == 3 and not r.exists(f"{Q}:g:a")
-    assert forward(r, "retry", groups=("a",)) == [2, str(now - 1).encode(), b"b"]
-    assert forward(r, "retry", groups=("b",)) == [1, None]
+    assert forward(r, "retry", groups=("a",)) == [2, str(now - 1).encode(), 0, b"b"]
+    assert forward(r, "retry", groups=("b",)) == [1, None, 0]
     assert r.zrange(f"{Q}:g:a", 0, -1) == [b"g1", b"g3"] and r.zrange(f"{Q}:g:b", 0, -1) == [b"g2"]
     assert r.smembers(f"{Q}:groups") == {b"a", b"b"}, "where asynq's aggregator finds them"
 
@@ -634,6 +634,18 @@ def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> N
     assert served == 0 and r.lrange("asynq:{q}:pending", 0, -1) == [b"x"]
 
 
+def test_forward_counts_the_groups_it_could_not_list(r: redis.Redis) -> None:
+    """A groups key of another type does not stop a grouped task going back into its group;
+    the reply counts it, for the forwarder to log."""
+    now = int(time.time())
+    r.set(f"{Q}:groups", "not a set")
+    r.zadd(f"{Q}:retry", {"g": now - 1})
+    r.hset(f"{Q}:t:g", mapping={"msg": b"m", "state": "retry", "group": "a"})
+    assert forward(r, "retry", groups=("a",)) == [1, None, 1]
+    assert r.zrange(f"{Q}:g:a", 0, -1) == [b"g"] and r.hget(f"{Q}:t:g", "state") == b"aggregating"
+    assert r.get(f"{Q}:groups") == b"not a set"
+
+
 def test_forward_writes_pending_and_group_transitions(r: redis.Redis) -> None:
     now = int(time.time())
     r.lpush("asynq:{q}:pending", "waiting")
@@ -641,9 +653,9 @@ def test_forward_writes_pending_and_group_transitions(r: redis.Redis) -> None:
     r.hset("asynq:{q}:t:p", mapping={"msg": b"m", "state": "retry"})
     r.hset("asynq:{q}:t:g", mapping={"msg": b"m", "state": "retry", "group": "g1"})
     ns = time.time_ns()
-    assert forward(r, "retry", ns=ns)[2:] == [b"g1"]
+    assert forward(r, "retry", ns=ns)[3:] == [b"g1"]
     out = forward(r, "retry", groups=("g1",), ns=ns)
-    assert out == [1, None]
+    assert out == [1, None, 0]
     assert r.lrange("asynq:{q}:pending", 0, -1) == [b"p", b"waiting"], "behind what waits"
     assert r.hgetall("asynq:{q}:t:p") == {b"msg": b"m", b"state": b"pending",
                                           b"pending_since": str(ns).encode()}  # fmt: skip

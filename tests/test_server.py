@@ -3,6 +3,7 @@ redis-py and the independent protobuf reader in ``wire.py``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -516,6 +517,23 @@ def test_forwarder_returns_grouped_retries_to_their_group(
     wait_until(lambda: state(r, info.id) == "aggregating")
     assert r.zscore("asynq:{default}:g:batch", info.id) is not None
     assert r.zcard("asynq:{default}:retry") == 0
+
+
+def test_forwarder_logs_a_group_it_could_not_list(
+    client: Client, r: redis.Redis, make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A groups key of another type: the task still goes back into its group, and the log says
+    that asynq's aggregator will not find it."""
+    caplog.set_level(logging.WARNING)
+    r.set("asynq:{default}:groups", "not a set")
+    info = client.enqueue(Task("t"), process_in=3600)
+    r.hset(f"asynq:{{default}}:t:{info.id}", mapping={"state": "retry", "group": "batch"})
+    r.zrem("asynq:{default}:scheduled", info.id)
+    r.zadd("asynq:{default}:retry", {info.id: int(time.time()) - 1})
+    make_server().start(mux_of({"t": lambda t: None}))
+    wait_until(lambda: state(r, info.id) == "aggregating")
+    wait_until(lambda: "without listing the groups" in caplog.text, 10)
+    assert "asynq:{default}:groups is not a set" in caplog.text
 
 
 def test_archive_drops_entries_older_than_90_days(

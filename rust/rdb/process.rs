@@ -672,7 +672,9 @@ impl Rdb {
     }
 
     /// One forward.lua call over `ids`, naming the zsets of `groups`: how many it handled, the
-    /// earliest score left in `src`, and the groups it still needs named.
+    /// earliest score left in `src`, and the groups it still needs named. Tasks put back into
+    /// their group while the queue's groups key holds another type are logged: asynq's
+    /// aggregator, which looks for groups there, will not find theirs.
     fn forward_ids(
         &mut self,
         q: &str,
@@ -704,6 +706,17 @@ impl Rdb {
             Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
             _ => None,
         };
+        if let Some(Value::Int(n)) = items.next() {
+            if n > 0 {
+                log::warn!(
+                    "forwarded {n} task(s) of queue {q} into their groups without listing the groups: \
+                     {} is not a set, so an aggregator looking there will not find them",
+                    self.keys.groups(q)
+                );
+            }
+        } else {
+            return Err(Error::protocol("forward: expected a count of unlisted groups"));
+        }
         let missing = items
             .filter_map(|v| match v {
                 Value::BulkString(b) => Some(b),

@@ -11,9 +11,11 @@
 -- ARGV[2] now, Unix nanoseconds (pending_since)
 -- ARGV[3] group zset prefix <ns>:{q}:g:
 -- ARGV[4..] task ids
--- Returns {handled, next, group...}: how many of the ids were moved or dropped; the score of the
--- earliest task left in the source (its process-at), or false when it is empty; then the groups
--- (each once) of the due tasks left for want of their group zset's key. An id no longer in the
+-- Returns {handled, next, unlisted, group...}: how many of the ids were moved or dropped; the
+-- score of the earliest task left in the source (its process-at), or false when it is empty; how
+-- many tasks went back into their group without the group being added to groups (a groups key
+-- of another type: the caller logs it); then the groups (each once) of the due tasks left for
+-- want of their group zset's key. An id no longer in the
 -- source, or not yet due (rescheduled since it was read), is left alone. A ghost id (no task
 -- hash, or one without msg) is removed, with any msg-less hash, rather than pushed to pending: it
 -- could never run, and a write would create a stray hash. A grouped task's group is added to
@@ -28,7 +30,7 @@ for i = 4 + n, #KEYS do
   named[KEYS[i]] = i
 end
 local now = tonumber(ARGV[1])
-local handled = 0
+local handled, unlisted = 0, 0
 local missing, listed = {}, {}
 for i = 1, n do
   local id = ARGV[3 + i]
@@ -50,7 +52,10 @@ for i = 1, n do
         redis.call("HSET", KEYS[3 + i], "state", "aggregating")
         -- Best effort, last: a groups key of the wrong type must not stop the forwarding
         -- (asynq's forward never writes it).
-        redis.pcall("SADD", KEYS[3], group)
+        local added = redis.pcall("SADD", KEYS[3], group)
+        if type(added) == "table" and added.err then
+          unlisted = unlisted + 1
+        end
         handled = handled + 1
       elseif not listed[group] then
         listed[group] = true
@@ -65,7 +70,7 @@ for i = 1, n do
   end
 end
 local next_task = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
-local out = {handled, next_task[2] or false}
+local out = {handled, next_task[2] or false, unlisted}
 for _, g in ipairs(missing) do
   out[#out + 1] = g
 end

@@ -1,7 +1,8 @@
 """What scale-out costs: durable mode against the default, a Redis Cluster against one Redis, and
 declared-keys mode (``declare_keys=True``, for proxies) against the default dequeue.
 
-Run: ``python bench/scaleout.py [--tasks 20000] [--runs 3]`` (``make bench-scaleout``).
+Run: ``python bench/scaleout.py [--tasks 20000] [--runs 3] [--only SETUP ...]``
+(``make bench-scaleout``).
 
 Every setup runs on loopback, started here (``tests/topology.py``): one ``redis-server``; a master
 with one replica (for ``wait_for_replicas=1``); a 3-master / 3-replica cluster. For each, in
@@ -14,7 +15,8 @@ one run and interleaved (run 1 of every setup, then run 2...):
 Durable rows use ``wait_for_replicas=1`` for the client and the server; declared-keys rows
 ``declare_keys=True`` for the server (the client is the same). Tasks go
 to 12 queues (spread over the cluster's slots; the server serves all of them with equal
-weights). The table gives medians, the range, and each setup's ratio to plain Redis.
+weights). The table gives medians, the range, and each setup's ratio to plain Redis, which
+always runs (``--only`` names the other setups to run, by their row names).
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--tasks", type=int, default=20_000)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="SETUP",
+        help="run only this setup (a row name, e.g. 'cluster 3+3'), besides the baseline",
+    )
     args = p.parse_args()
     single = EmbeddedRedis().start()
     master = EmbeddedRedis().start()
@@ -125,6 +133,11 @@ def main() -> None:
                 cluster.flushall,
             ),
         ]
+        if args.only:
+            unknown = set(args.only) - {s[0] for s in setups}
+            if unknown:
+                p.error(f"no such setup: {', '.join(sorted(unknown))}")
+            setups = [s for s in setups if s[0] == "one Redis" or s[0] in args.only]
         results: dict[str, list[tuple[float, float]]] = {s[0]: [] for s in setups}
         for run in range(args.runs):
             for name, url, durable, declared, count, flush in setups:

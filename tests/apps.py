@@ -33,5 +33,7 @@ def crash(task: Task) -> None:
 
 @mux.handle("block")
 def block(task: Task) -> None:
-    """Runs until cancelled (or the deadline passes)."""
+    """Runs until cancelled (or the deadline passes), once it has reported "started" as its
+    progress (a leased task's handler may not have started yet)."""
+    task.report_progress("started")
     task.wait_cancelled(60)

@@ -77,28 +77,29 @@ def test_every_script_runs_on_a_cluster(
     cluster: Cluster, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    # Twice: each mode has its own dequeue script.
-    for declare_keys in (False, True):
-        with cluster.client() as rc:
-            rc.flushall()
-            exercise_every_script(url, rc, declare_keys=declare_keys)
-
     sources = {p.stem: p.read_bytes() for p in LUA.glob("*.lua")}
-    masters = []
-    for n in cluster.live():
-        with redis.Redis(port=n.port) as r:
-            if r.info("replication")["role"] == "master":
-                masters.append(n.port)
-    not_run = []
-    for name, src in sorted(sources.items()):
-        sha = hashlib.sha1(src).hexdigest()
-        ran = False
-        for port in masters:
-            with redis.Redis(port=port) as r:
-                ran = ran or bool(r.script_exists(sha)[0])
-        if not ran:
-            not_run.append(name)
-    assert not not_run, f"scripts never run on the cluster: {not_run}"
+    # Once in each mode, each with its own dequeue script, from an empty script cache.
+    for declare_keys, unused in ((False, "dequeue_declared"), (True, "dequeue")):
+        masters = []
+        for n in cluster.live():
+            with redis.Redis(port=n.port) as r:
+                if r.info("replication")["role"] == "master":
+                    masters.append(n.port)
+                    r.flushall()
+                    r.script_flush()
+        with cluster.client() as rc:
+            exercise_every_script(url, rc, declare_keys=declare_keys)
+        ran: set[str] = set()
+        for name, src in sources.items():
+            sha = hashlib.sha1(src).hexdigest()
+            for port in masters:
+                with redis.Redis(port=port) as r:
+                    if r.script_exists(sha)[0]:
+                        ran.add(name)
+        mode = "declared keys" if declare_keys else "default"
+        not_run = sorted(set(sources) - {unused} - ran)
+        assert not not_run, f"scripts never run on the cluster ({mode}): {not_run}"
+        assert unused not in ran, f"{unused} ran on the cluster ({mode})"
     # A script (or call) outside its slot fails where it runs: in a component, logged.
     slot_errors = re.compile(
         r"CROSSSLOT|same slot|non local|MOVED|ASK |could not write|\w failed: "

@@ -634,7 +634,7 @@ def test_a_dequeue_rollback_puts_the_task_back_at_the_front(r: redis.Redis) -> N
     assert served == 0 and r.lrange("asynq:{q}:pending", 0, -1) == [b"x"]
 
 
-def test_forward_counts_the_groups_it_could_not_list(r: redis.Redis) -> None:
+def test_forward_counts_the_tasks_whose_group_it_could_not_list(r: redis.Redis) -> None:
     """A groups key of another type does not stop a grouped task going back into its group;
     the reply counts it, for the forwarder to log."""
     now = int(time.time())

@@ -7,9 +7,14 @@ a Lua variable holding ``KEYS[1]``, or ``KEYS[1]`` inside an expression, fails t
 with "all the keys that the script uses should be passed using the KEYS array, and KEYS should
 not be in expression". ``test_lua_keys`` checks what each script touches; this test checks how
 it is written, by the rule as Aliyun documents it (help.aliyun.com, "Lua script limits of
-cluster instances"): the command is a literal string, and each argument Redis counts as a key
-(its ``COMMAND INFO`` key positions) is ``KEYS[i]``, the index any expression. The proxy's own
-checker is not public; this is its rule as written, not the proxy.
+cluster instances"): each argument Redis counts as a key (its ``COMMAND INFO`` key positions)
+is the KEYS array itself, ``KEYS[...]``. What the documentation does not say, this test decides
+strictly where that costs nothing (the command must be a literal string, so that its key
+positions are known; ``redis`` is only used as ``redis.call(...)``, ``redis.pcall(...)`` or a
+member that runs no command; KEYS is never written) and leniently where the scripts need it:
+the index may be any expression, a computed one (``KEYS[3 + i]``) or one read from a table or a
+helper's argument (``KEYS[h]``, ``KEYS[k[1]]``). The proxy's own checker is not public and none
+runs here; whether it reads those indexes as the KEYS array is untested.
 
 The one script that cannot follow it is ``dequeue.lua``, the default dequeue: it builds the hash
 name of each task it pops, as asynq's does. Servers in declared-keys mode (``declare_keys=True``)
@@ -166,19 +171,61 @@ def key_positions(command: str, nargs: int) -> list[int]:
     return list(range(first, end + 1, step))
 
 
+# What a script may use of the ``redis`` table (``server`` on Valkey) besides call and pcall:
+# none of them runs a command.
+OTHER_MEMBERS = {
+    "error_reply", "status_reply", "log", "sha1hex", "setresp", "replicate_commands", "set_repl",
+    "breakpoint", "debug", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING", "REPL_ALL",
+    "REPL_AOF", "REPL_REPLICA", "REPL_SLAVE", "REPL_NONE", "REDIS_VERSION", "REDIS_VERSION_NUM",
+}  # fmt: skip
+
+
+def assigns_keys(toks: list[Token], i: int) -> bool:
+    """Whether the ``KEYS`` at ``i`` is declared or written (``local KEYS``, ``KEYS = ...``,
+    ``KEYS[1] = ...``): any of these would let a key reach a call behind ``KEYS[...]``."""
+    if i > 0 and toks[i - 1].text == "local":
+        return True
+    j = i + 1
+    if j < len(toks) and toks[j].text == "[":
+        depth = 0
+        while j < len(toks):
+            if toks[j].text in OPEN:
+                depth += 1
+            elif toks[j].text in (")", "}", "]"):
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        j += 1
+    return j < len(toks) and toks[j].kind == "op" and toks[j].text == "="
+
+
 def violations(source: str) -> list[str]:
     """Where ``source`` breaks the rule, one line each; [] when it keeps it."""
     out: list[str] = []
     toks = tokens(source)
     for i, t in enumerate(toks):
-        if t.text != "redis" or i + 2 >= len(toks) or toks[i + 1].text != ".":
-            continue
-        if toks[i + 2].text not in ("call", "pcall"):
-            continue
         where = f"line {t.line}"
+        if t.kind == "name" and t.text == "KEYS" and assigns_keys(toks, i):
+            out.append(f"{where}: KEYS is declared or written")
+            continue
+        if t.kind != "name" or t.text not in ("redis", "server"):
+            continue
+        if i > 0 and toks[i - 1].text in (".", ":"):
+            continue  # a field of another table
+        if i + 2 >= len(toks) or toks[i + 1].text != "." or toks[i + 2].kind != "name":
+            # redis["call"], local r = redis, rawget(redis, ...): calls the check cannot see.
+            out.append(f"{where}: {t.text} is used other than as {t.text}.<name>")
+            continue
+        member = toks[i + 2].text
+        if member in OTHER_MEMBERS:
+            continue
+        if member not in ("call", "pcall"):
+            out.append(f"{where}: {t.text}.{member} is not known to run no command")
+            continue
         if i + 3 >= len(toks) or toks[i + 3].text != "(":
             # An alias (local call = redis.call) would hide every call made through it.
-            out.append(f"{where}: redis.{toks[i + 2].text} is not called in place")
+            out.append(f"{where}: {t.text}.{member} is not called in place")
             continue
         args, _ = call_args(toks, i + 3)
         if not args or len(args[0]) != 1 or args[0][0].kind != "string":
@@ -216,7 +263,7 @@ def test_every_key_is_written_as_keys(name: str) -> None:
         assert not found, f"{name}.lua: " + "; ".join(found)
 
 
-def test_the_checker_sees_what_the_proxy_refuses() -> None:
+def test_the_checker_refuses_what_the_rule_forbids_or_cannot_see() -> None:
     """Each form Aliyun's documentation refuses, or that would hide a key from the check."""
     refused = {
         "a variable": 'local k = KEYS[1]\nreturn redis.call("GET", k)',
@@ -230,12 +277,20 @@ def test_the_checker_sees_what_the_proxy_refuses() -> None:
         "spread arguments": 'return redis.call("DEL", unpack(KEYS))',
         "an unknown command": 'return redis.call("OBJECT", "ENCODING", KEYS[1])',
         "a key inside a helper": 'local function f(k) return redis.call("TYPE", k) end',
+        "an indexed call": 'return redis["call"]("GET", KEYS[1])',
+        "the table aliased": 'local r = redis\nreturn r.call("GET", KEYS[1])',
+        "the table passed on": 'return rawget(redis, "call")("GET", KEYS[1])',
+        "an unknown member": 'return redis.acl_check_cmd("GET", KEYS[1])',
+        "Valkey's alias": 'return server.call("GET", k)',
+        "a key written into KEYS": 'KEYS[1] = ARGV[1] .. "x"\nreturn redis.call("GET", KEYS[1])',
+        "KEYS replaced": 'KEYS = {ARGV[1]}\nreturn redis.call("GET", KEYS[1])',
+        "KEYS shadowed": 'local KEYS = {ARGV[1]}\nreturn redis.call("GET", KEYS[1])',
     }
     for what, source in refused.items():
         assert violations(source), f"not refused: {what}"
 
 
-def test_the_checker_lets_through_what_the_proxy_takes() -> None:
+def test_the_checker_lets_through_what_the_rule_allows() -> None:
     kept = """
     -- redis.call("GET", x) in a comment is not a call
     --[[ nor redis.call("GET", y) in a long one ]]
@@ -246,6 +301,9 @@ def test_the_checker_lets_through_what_the_proxy_takes() -> None:
     local n = redis.call("RPOPLPUSH", KEYS[1], KEYS[2 + 4 * (i - 1)])
     redis.pcall("HSET", KEYS[ARGV[1] + 0], "state", "active", "note", KEYS[1] .. "x")
     redis.call("PUBLISH", ARGV[1] .. "done", "")
+    if KEYS[1] == ARGV[1] then return redis.error_reply("ERR " .. KEYS[1]) end
+    local t = {}
+    t.redis = server.call("TYPE", KEYS[2])
     return redis.call('ZADD', KEYS[#KEYS], 1, tostring(n))
     """
     assert violations(kept) == []

@@ -84,7 +84,9 @@ def test_shutdown_requeues_what_still_runs(
 def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis_url: str) -> None:
     info = client.enqueue(Task("block"), timeout=2)
     p = worker(redis_url, "--shutdown-timeout", "10")
-    wait_until(lambda: state(r, info.id) == "active")
+    # The handler's own report: a task is active (leased) before its handler starts, and a
+    # shutdown requeues a leased task whose handler has not started.
+    wait_until(lambda: r.hget(f"asynq:{{default}}:t:{info.id}", "progress") == b'"started"')
     p.terminate()
     assert p.wait(30) == 0
     # The handler returned at its deadline, so the task failed normally instead of being requeued.

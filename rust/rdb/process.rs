@@ -709,13 +709,14 @@ impl Rdb {
         if let Some(Value::Int(n)) = items.next() {
             if n > 0 {
                 log::warn!(
-                    "forwarded {n} task(s) of queue {q} into their groups without listing the groups: \
-                     {} is not a set, so an aggregator looking there will not find them",
+                    "forwarded {n} task(s) of queue {q} into their groups, but adding the groups to {} \
+                     failed (does it hold another type?): an aggregator looking for groups there will \
+                     not find them",
                     self.keys.groups(q)
                 );
             }
         } else {
-            return Err(Error::protocol("forward: expected a count of unlisted groups"));
+            return Err(Error::protocol("forward: expected a count of tasks whose group was not listed"));
         }
         let missing = items
             .filter_map(|v| match v {

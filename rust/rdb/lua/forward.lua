@@ -13,13 +13,13 @@
 -- ARGV[4..] task ids
 -- Returns {handled, next, unlisted, group...}: how many of the ids were moved or dropped; the
 -- score of the earliest task left in the source (its process-at), or false when it is empty; how
--- many tasks went back into their group without the group being added to groups (a groups key
--- of another type: the caller logs it); then the groups (each once) of the due tasks left for
--- want of their group zset's key. An id no longer in the
--- source, or not yet due (rescheduled since it was read), is left alone. A ghost id (no task
--- hash, or one without msg) is removed, with any msg-less hash, rather than pushed to pending: it
--- could never run, and a write would create a stray hash. A grouped task's group is added to
--- groups, where asynq's aggregator looks for it (asynq leaves it out).
+-- many tasks went back into their group while adding the group to groups failed (a groups key
+-- of another type, say: the caller logs it); then the groups (each once) of the due tasks left
+-- for want of their group zset's key. An id no longer in the source, or not yet due
+-- (rescheduled since it was read), is left alone. A ghost id (no task hash, or one without msg)
+-- is removed, with any msg-less hash, rather than pushed to pending: it could never run, and a
+-- write would create a stray hash. A grouped task's group is added to groups, where asynq's
+-- aggregator looks for it (asynq leaves it out).
 local n = #ARGV - 3
 if n < 0 or #KEYS < 3 + n then
   return redis.error_reply("forward: " .. (#KEYS - 3) .. " keys for " .. n .. " ids")
@@ -52,8 +52,7 @@ for i = 1, n do
         redis.call("HSET", KEYS[3 + i], "state", "aggregating")
         -- Best effort, last: a groups key of the wrong type must not stop the forwarding
         -- (asynq's forward never writes it).
-        local added = redis.pcall("SADD", KEYS[3], group)
-        if type(added) == "table" and added.err then
+        if type(redis.pcall("SADD", KEYS[3], group)) == "table" then
           unlisted = unlisted + 1
         end
         handled = handled + 1

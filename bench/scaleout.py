@@ -1,5 +1,6 @@
 """What scale-out costs: durable mode against the default, a Redis Cluster against one Redis, and
-declared-keys mode (``declare_keys=True``, for proxies) against the default dequeue.
+declared-keys mode (the default on a cluster, ``declare_keys=True`` elsewhere, for proxies) against
+the asynq-style dequeue.
 
 Run: ``python bench/scaleout.py [--tasks 20000] [--runs 3] [--only SETUP ...]``
 (``make bench-scaleout``).
@@ -12,8 +13,10 @@ one run and interleaved (run 1 of every setup, then run 2...):
 - *process*: one ``Server`` (concurrency 64, sync no-op handler) on that backlog, from its start
   until asynq's processed counter reaches ``--tasks`` (polled every 2 ms).
 
-Durable rows use ``wait_for_replicas=1`` for the client and the server; declared-keys rows
-``declare_keys=True`` for the server (the client is the same). Tasks go
+Durable rows use ``wait_for_replicas=1`` for the client and the server. The server's
+``declare_keys`` is its default (on for the cluster, off otherwise) but in the rows that name it:
+``declare_keys=True`` on one Redis, ``declare_keys=False`` on the cluster (the client is the
+same). Tasks go
 to 12 queues (spread over the cluster's slots; the server serves all of them with equal
 weights). The table gives medians, the range, and each setup's ratio to plain Redis, which
 always runs (``--only`` names the other setups to run, by their row names).
@@ -47,7 +50,7 @@ def processed(count: Callable[[], int], n: int) -> None:
 
 
 def one_run(
-    url: str, durable: bool, declared: bool, n: int, count: Callable[[], int]
+    url: str, durable: bool, declared: bool | None, n: int, count: Callable[[], int]
 ) -> tuple[float, float]:
     """(enqueue rate, process rate) of one run on an emptied Redis."""
     replicas = 1 if durable else 0
@@ -102,25 +105,33 @@ def main() -> None:
             with cluster.client() as rc:
                 return sum(int(rc.get(f"asynq:{{{q}}}:processed") or 0) for q in QUEUES)
 
-        Setup = tuple[str, str, bool, bool, Callable[[], int], Callable[[], object]]
+        # name, url, durable, the server's declare_keys (None: its default), count, flush
+        Setup = tuple[str, str, bool, bool | None, Callable[[], int], Callable[[], object]]
         setups: list[Setup] = [
-            ("one Redis", single.url, False, False, counter(plain), plain.flushall),
+            ("one Redis", single.url, False, None, counter(plain), plain.flushall),
             ("one Redis, declare_keys", single.url, False, True, counter(plain), plain.flushall),
-            ("master + replica, default", master.url, False, False, counter(prim), prim.flushall),
+            ("master + replica, default", master.url, False, None, counter(prim), prim.flushall),
             (
                 "master + replica, wait_for_replicas=1",
                 master.url,
                 True,
-                False,
+                None,
                 counter(prim),
                 prim.flushall,
             ),
-            ("cluster 3+3", cluster.url, False, False, cluster_count, cluster.flushall),
             (
-                "cluster 3+3, declare_keys",
+                "cluster 3+3, declare_keys=False",
                 cluster.url,
                 False,
-                True,
+                False,
+                cluster_count,
+                cluster.flushall,
+            ),
+            (
+                "cluster 3+3 (declared keys)",
+                cluster.url,
+                False,
+                None,
                 cluster_count,
                 cluster.flushall,
             ),
@@ -128,7 +139,7 @@ def main() -> None:
                 "cluster 3+3, wait_for_replicas=1",
                 cluster.url,
                 True,
-                False,
+                None,
                 cluster_count,
                 cluster.flushall,
             ),

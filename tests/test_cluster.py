@@ -37,6 +37,7 @@ from ferroq import (
 )
 from ferroq._embedded import EmbeddedRedis
 from ferroq.scheduler import FIRED_AT_HEADER
+from server_helpers import worker
 from topology import Cluster, wait_until
 from util import FAST
 
@@ -73,31 +74,95 @@ def test_the_cluster_refuses_a_script_that_leaves_its_slot(cluster: Cluster, url
             r.eval("return redis.call('GET', '{b}x')", 1, "{a}k")
 
 
+def master_ports(cluster: Cluster) -> list[int]:
+    ports = []
+    for n in cluster.live():
+        with redis.Redis(port=n.port) as r:
+            if r.info("replication")["role"] == "master":
+                ports.append(n.port)
+    return ports
+
+
+def scripts_run(ports: list[int]) -> set[str]:
+    """The core's scripts found in the script cache of any of these nodes."""
+    ran: set[str] = set()
+    for p in LUA.glob("*.lua"):
+        sha = hashlib.sha1(p.read_bytes()).hexdigest()
+        for port in ports:
+            with redis.Redis(port=port) as r:
+                if r.script_exists(sha)[0]:
+                    ran.add(p.stem)
+    return ran
+
+
+@pytest.mark.parametrize("declare_keys", [None, False], ids=["default", "off"])
+def test_a_server_on_a_cluster_declares_its_keys_unless_told_not_to(
+    cluster: Cluster, url: str, declare_keys: bool | None
+) -> None:
+    """On a cluster every script call names every key it touches by default: the servers run
+    the declared-keys dequeue unless ``declare_keys=False``."""
+    ports = master_ports(cluster)
+    for port in ports:
+        with redis.Redis(port=port) as r:
+            r.script_flush()
+    done: list[str] = []
+    fast: dict[str, Any] = dict(FAST)
+    server = Server(url, queues={"dk": 1}, concurrency=2, declare_keys=declare_keys, **fast)
+    server.start(lambda task: done.append(task.type))
+    try:
+        with Client(url) as client:
+            client.enqueue(Task("t", b""), queue="dk")
+        wait_until(lambda: done == ["t"], 20, "the task to run")
+    finally:
+        server.shutdown()
+    ran = scripts_run(ports)
+    want, other = (
+        ("dequeue", "dequeue_declared")
+        if declare_keys is False
+        else ("dequeue_declared", "dequeue")
+    )
+    assert want in ran and other not in ran, ran
+
+
+@pytest.mark.parametrize("flag", ["", "--no-declare-keys"], ids=["default", "off"])
+def test_ferroq_worker_on_a_cluster_declares_its_keys_unless_told_not_to(
+    cluster: Cluster, url: str, flag: str
+) -> None:
+    ports = master_ports(cluster)
+    for port in ports:
+        with redis.Redis(port=port) as r:
+            r.script_flush()
+    with Client(url) as client:
+        client.enqueue(Task("ok:sync", b""), queue="dk")
+    p = worker(url, "-q", "dk", *([flag] if flag else []))
+    try:
+        with cluster.client() as rc:
+            wait_until(lambda: rc.get("asynq:{dk}:processed") == b"1", 30, "the task to run")
+    finally:
+        p.terminate()
+        assert p.wait(30) == 0
+    ran = scripts_run(ports)
+    want, other = ("dequeue", "dequeue_declared") if flag else ("dequeue_declared", "dequeue")
+    assert want in ran and other not in ran, ran
+
+
 def test_every_script_runs_on_a_cluster(
     cluster: Cluster, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    sources = {p.stem: p.read_bytes() for p in LUA.glob("*.lua")}
+    names = {p.stem for p in LUA.glob("*.lua")}
+    ports = master_ports(cluster)
     # Once in each mode, each with its own dequeue script, from an empty script cache.
     for declare_keys, unused in ((False, "dequeue_declared"), (True, "dequeue")):
-        masters = []
-        for n in cluster.live():
-            with redis.Redis(port=n.port) as r:
-                if r.info("replication")["role"] == "master":
-                    masters.append(n.port)
-                    r.flushall()
-                    r.script_flush()
+        for port in ports:
+            with redis.Redis(port=port) as r:
+                r.flushall()
+                r.script_flush()
         with cluster.client() as rc:
             exercise_every_script(url, rc, declare_keys=declare_keys)
-        ran: set[str] = set()
-        for name, src in sources.items():
-            sha = hashlib.sha1(src).hexdigest()
-            for port in masters:
-                with redis.Redis(port=port) as r:
-                    if r.script_exists(sha)[0]:
-                        ran.add(name)
-        mode = "declared keys" if declare_keys else "default"
-        not_run = sorted(set(sources) - {unused} - ran)
+        ran = scripts_run(ports)
+        mode = f"declare_keys={declare_keys}"
+        not_run = sorted(names - {unused} - ran)
         assert not not_run, f"scripts never run on the cluster ({mode}): {not_run}"
         assert unused not in ran, f"{unused} ran on the cluster ({mode})"
     # A script (or call) outside its slot fails where it runs: in a component, logged.

@@ -105,6 +105,8 @@ def test_ferroq_worker_declare_keys_turns_it_on(r: redis.Redis, redis_url: str) 
     assert len(reads) >= 3 and min(reads) >= 64, reads
 
 
-def test_the_setting_is_reported_and_off_by_default() -> None:
-    assert ServerConfig().declare_keys is False
+def test_the_setting_is_reported_and_left_to_the_url_by_default() -> None:
+    """None: on for a cluster URL, off otherwise (test_cluster checks what a server runs)."""
+    assert ServerConfig().declare_keys is None
     assert ServerConfig(declare_keys=True).declare_keys is True
+    assert ServerConfig(declare_keys=False).declare_keys is False

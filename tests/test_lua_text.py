@@ -16,9 +16,10 @@ the index may be any expression, a computed one (``KEYS[3 + i]``) or one read fr
 helper's argument (``KEYS[h]``, ``KEYS[k[1]]``). The proxy's own checker is not public and none
 runs here; whether it reads those indexes as the KEYS array is untested.
 
-The one script that cannot follow it is ``dequeue.lua``, the default dequeue: it builds the hash
-name of each task it pops, as asynq's does. Servers in declared-keys mode (``declare_keys=True``)
-run ``dequeue_declared.lua`` instead, which names every hash.
+The one script that cannot follow it is ``dequeue.lua``, the dequeue off a cluster by default:
+it builds the hash name of each task it pops, as asynq's does. Servers in declared-keys mode
+(the default on a cluster, ``declare_keys=True`` elsewhere) run ``dequeue_declared.lua``
+instead, which names every hash.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ LUA = Path(__file__).resolve().parent.parent / "rust" / "rdb" / "lua"
 # Scripts whose text breaks the rule, with the one variable that holds the key names they build
 # (every other key they pass is written KEYS[...]) and why; each is checked to still break it.
 BUILDS_KEYS = {
-    "dequeue": ("key", "the default dequeue builds each popped task's hash name from its prefix"),
+    "dequeue": ("key", "asynq's dequeue builds each popped task's hash name from its prefix"),
 }
 
 # Key positions (first, last, step) over a command's arguments, as COMMAND INFO gives them

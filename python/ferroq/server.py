@@ -96,9 +96,10 @@ class Server:
             Redis asks of scripts (for a proxy or tool that checks calls by their declared
             keys). The dequeue names every task hash it leases, from the ids its last call found
             at the tail of each queue, at the cost of a second call whenever it finds only tasks
-            it was not told of, and of one call per queue (docs/scaling.md). Default
-            {declare_keys} (off): on Redis, a Redis Cluster or Valkey the dequeue builds the
-            hash names of the tasks it pops, in their queue's slot, as asynq does.
+            it was not told of, and of one call per queue (docs/scaling.md). Default: on for a
+            ``redis+cluster://`` URL; off otherwise, where the dequeue builds the hash names of
+            the tasks it pops, in their queue's slot, as asynq does, and serves every queue in
+            one call. Behind a cluster proxy reached with ``redis://``, set it.
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
         config: A ``ServerConfig`` to use instead of the settings above.
 
@@ -252,7 +253,7 @@ def _document_defaults() -> None:
             "delayed_task_check_interval", "janitor_interval", "janitor_batch_size",
             "heartbeat_interval", "recoverer_interval", "syncer_interval", "cancel_grace",
             "lease_duration", "lease_grace", "archive_max_size", "archive_max_age",
-            "wait_for_replicas", "replica_timeout", "declare_keys",
+            "wait_for_replicas", "replica_timeout",
         )
     }  # fmt: skip
     values = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in values.items()}

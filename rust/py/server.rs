@@ -125,7 +125,7 @@ impl PyServerConfig {
                 })?,
             },
             replica_timeout: secs_or(replica_timeout, "replica_timeout", d.replica_timeout)?,
-            declare_keys: declare_keys.unwrap_or(d.declare_keys),
+            declare_keys: declare_keys.or(d.declare_keys),
         }
         .validated()?;
         Ok(Self { inner })
@@ -243,9 +243,10 @@ impl PyServerConfig {
         self.inner.replica_timeout.as_secs_f64()
     }
 
-    /// Declared-keys mode: the dequeue names every task hash it touches in KEYS (default off).
+    /// Declared-keys mode: the dequeue names every task hash it touches in KEYS; `None` (the
+    /// default): on for a Redis Cluster URL, off otherwise.
     #[getter]
-    fn declare_keys(&self) -> bool {
+    fn declare_keys(&self) -> Option<bool> {
         self.inner.declare_keys
     }
 

@@ -50,8 +50,9 @@ pub struct ServerConfig {
     /// How long durable mode waits for the replicas.
     pub replica_timeout: Duration,
     /// Declared-keys mode: the dequeue names every task hash it touches in KEYS (for proxies
-    /// that refuse any other key), reading ahead the ids at the tail of pending.
-    pub declare_keys: bool,
+    /// that refuse any other key), reading ahead the ids at the tail of pending. `None`: on for
+    /// a Redis Cluster, off otherwise ([`ServerConfig::declares_keys`]).
+    pub declare_keys: Option<bool>,
 }
 
 /// The number of CPUs, asynq's default concurrency.
@@ -106,12 +107,20 @@ impl Default for ServerConfig {
             archive_max_age: crate::rdb::ARCHIVE_MAX_AGE,
             wait_for_replicas: 0,
             replica_timeout: crate::rdb::REPLICA_TIMEOUT,
-            declare_keys: false,
+            declare_keys: None,
         }
     }
 }
 
 impl ServerConfig {
+    /// Whether a server of these settings on `conn` runs in declared-keys mode: as set, else on
+    /// a Redis Cluster, where every script then names every key it touches (Redis's rule for
+    /// scripts, which cluster proxies enforce), and off on one server, where the default
+    /// dequeue serves every queue in one call.
+    pub fn declares_keys(&self, conn: &crate::rdb::ConnConfig) -> bool {
+        self.declare_keys.unwrap_or_else(|| conn.is_cluster())
+    }
+
     /// Checks every rule; returns the settings unchanged when they hold.
     pub fn validated(self) -> Result<Self> {
         self.validate()?;
@@ -194,6 +203,21 @@ impl ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdb::ConnConfig;
+
+    #[test]
+    fn declared_keys_default_to_on_for_a_cluster_only() {
+        let one = ConnConfig::from_url("redis://127.0.0.1:6379/0").expect("valid");
+        let sentinel = ConnConfig::from_url("redis+sentinel://127.0.0.1:26379/m").expect("valid");
+        let cluster = ConnConfig::from_url("redis+cluster://127.0.0.1:7000").expect("valid");
+        let auto = ServerConfig::default();
+        assert_eq!(auto.declare_keys, None);
+        assert!(!auto.declares_keys(&one) && !auto.declares_keys(&sentinel));
+        assert!(auto.declares_keys(&cluster));
+        let on = ServerConfig { declare_keys: Some(true), ..ServerConfig::default() };
+        let off = ServerConfig { declare_keys: Some(false), ..ServerConfig::default() };
+        assert!(on.declares_keys(&one) && !off.declares_keys(&cluster));
+    }
 
     #[test]
     fn defaults_are_valid_and_asynqs() {

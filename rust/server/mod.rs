@@ -181,7 +181,7 @@ impl Shared {
     pub fn rdb(&self) -> Rdb {
         Rdb::new(&self.conn, self.keys.clone())
             .with_archive_limits(Some(self.cfg.archive_limits()))
-            .with_declared_keys(self.cfg.declare_keys)
+            .with_declared_keys(self.cfg.declares_keys(&self.conn))
     }
 
     /// The failure of `msg` with `error` outside a handler, as the application's policy counts

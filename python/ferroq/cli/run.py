@@ -87,10 +87,11 @@ def register(
     )  # fmt: skip
     w.add_argument("--strict-priority", action="store_true", help="drain higher priorities first")
     w.add_argument(
-        "--declare-keys", action="store_true",
+        "--declare-keys", action=argparse.BooleanOptionalAction, default=None,
         help="give every script call every key it touches, the dequeue's task hashes included "
-        "(for proxies that check calls by their declared keys); costs a call per queue, and a "
-        "second one when a queue was empty when last seen or other servers took its tasks",
+        "(for proxies that check calls by their declared keys; default: on for a "
+        "redis+cluster:// URL, off otherwise); costs a call per queue, and a second one when a "
+        "queue was empty when last seen or other servers took its tasks",
     )  # fmt: skip
     w.add_argument(
         "--shutdown-timeout", type=float, default=None,
@@ -326,7 +327,7 @@ def _worker(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         queues=queues,
         strict_priority=args.strict_priority or None,
-        declare_keys=args.declare_keys or None,
+        declare_keys=args.declare_keys,
         shutdown_timeout=args.shutdown_timeout,
         task_check_interval=args.task_check_interval,
         heartbeat_interval=args.heartbeat_interval,

@@ -85,7 +85,8 @@ def main() -> None:
         "--only",
         action="append",
         metavar="SETUP",
-        help="run only this setup (a row name, e.g. 'cluster 3+3'), besides the baseline",
+        help="run only this setup (a row name, e.g. 'cluster 3+3, declare_keys=False'), besides "
+        "the baseline",
     )
     args = p.parse_args()
     single = EmbeddedRedis().start()

@@ -31,6 +31,16 @@ def crash(task: Task) -> None:
     os._exit(3)
 
 
+@mux.handle("nap")
+def nap(task: Task) -> None:
+    """Reports "started" as its progress, then sleeps 1.5 s: a task a graceful shutdown lets
+    finish."""
+    import time
+
+    task.report_progress("started")
+    time.sleep(1.5)
+
+
 @mux.handle("block")
 def block(task: Task) -> None:
     """Runs until cancelled (or the deadline passes), once it has reported "started" as its

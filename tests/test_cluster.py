@@ -108,6 +108,7 @@ def test_a_server_on_a_cluster_declares_its_keys_unless_told_not_to(
     done: list[str] = []
     fast: dict[str, Any] = dict(FAST)
     server = Server(url, queues={"dk": 1}, concurrency=2, declare_keys=declare_keys, **fast)
+    assert server.declares_keys is (declare_keys is None)
     server.start(lambda task: done.append(task.type))
     try:
         with Client(url) as client:

@@ -106,7 +106,24 @@ def test_ferroq_worker_declare_keys_turns_it_on(r: redis.Redis, redis_url: str) 
 
 
 def test_the_setting_is_reported_and_left_to_the_url_by_default() -> None:
-    """None: on for a cluster URL, off otherwise (test_cluster checks what a server runs)."""
+    """None: on for a cluster URL, off otherwise (test_cluster checks a cluster's servers)."""
     assert ServerConfig().declare_keys is None
     assert ServerConfig(declare_keys=True).declare_keys is True
     assert ServerConfig(declare_keys=False).declare_keys is False
+
+
+def test_a_server_on_one_redis_dequeues_asynqs_way_by_default(
+    r: redis.Redis, client: Client, make_server: MakeServer
+) -> None:
+    r.script_flush()
+    done: list[bytes] = []
+    server = make_server()
+    assert not server.declares_keys and make_server(declare_keys=True).declares_keys
+    server.start(mux_of({"t": lambda task: done.append(task.payload)}))
+    client.enqueue(Task("t", b"x"))
+    wait_until(lambda: done == [b"x"], 10)
+    sha = {
+        n: hashlib.sha1((LUA / f"{n}.lua").read_bytes()).hexdigest()
+        for n in ("dequeue", "dequeue_declared")
+    }
+    assert r.script_exists(sha["dequeue"], sha["dequeue_declared"]) == [True, False]

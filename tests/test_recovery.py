@@ -94,6 +94,26 @@ def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis
     assert r.zcard("asynq:servers") == 0
 
 
+def test_a_second_sigterm_requeues_running_tasks_at_once(
+    client: Client, r: redis.Redis, redis_url: str
+) -> None:
+    """Celery's second Ctrl-C: the shutdown stops waiting for handlers (here for up to 60 s)."""
+    info = client.enqueue(Task("block"))
+    p = worker(redis_url, "--shutdown-timeout", "60")
+    try:
+        wait_until(lambda: r.hget(f"asynq:{{default}}:t:{info.id}", "progress") == b'"started"')
+        p.terminate()
+        time.sleep(0.5)  # the first stop is under way: the handler still runs
+        assert p.poll() is None and state(r, info.id) == "active"
+        p.terminate()
+        assert p.wait(15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert state(r, info.id) == "pending", "requeued at once, not failed or run to the end"
+    assert r.zcard("asynq:servers") == 0
+
+
 def test_a_killed_connection_is_replaced_transparently(
     client: Client, r: redis.Redis, make_server: MakeServer
 ) -> None:

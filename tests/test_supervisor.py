@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from ferroq import Client, Inspector, Task
 from util import wait_until
@@ -31,14 +32,15 @@ class Supervised(subprocess.Popen[bytes]):
         return self.log_file.read_text(errors="replace")
 
 
-def supervisor(redis_url: str, app: str, *args: str) -> Supervised:
+def supervisor(redis_url: str, app: str, *args: str, session: bool = False) -> Supervised:
+    """``session``: in a process group of its own, as a terminal's foreground job is."""
     log = Path(tempfile.mkdtemp(prefix="ferroq-sup-")) / "supervisor.log"
     with log.open("wb") as out:
         p = Supervised(
             [sys.executable, "-m", "ferroq", "worker", app, "--redis", redis_url,
              "--task-check-interval", "0.05", "--heartbeat-interval", "0.5", "--shutdown-timeout",
              "2", *args],
-            cwd=ROOT, stderr=out,
+            cwd=ROOT, stderr=out, start_new_session=session,
         )  # fmt: skip
     p.log_file = log
     return p
@@ -79,6 +81,51 @@ def test_processes_are_servers_of_their_own_that_stop_with_the_supervisor(redis_
             sup.kill()
     log = sup.log()
     assert "worker 0 started" in log and "worker 1 started" in log and "all workers stopped" in log
+
+
+def started(r: redis.Redis, task_id: str) -> bool:
+    """Whether the task's handler (tests/apps.py "nap" or "block") reported its start."""
+    return r.hget(f"asynq:{{default}}:t:{task_id}", "progress") == b'"started"'
+
+
+def test_one_ctrl_c_to_the_process_group_counts_once(redis_url: str, r: redis.Redis) -> None:
+    """A terminal's Ctrl-C reaches the supervisor and every child: the running tasks still
+    finish, as on one SIGINT (a child that counted it twice would requeue them)."""
+    sup = supervisor(
+        redis_url, "tests.apps:mux", "--processes", "2", "--shutdown-timeout", "20", session=True
+    )
+    try:
+        with Inspector(redis_url) as insp, Client(redis_url) as client:
+            wait_until(lambda: len(live(insp)) == 2, 30)
+            ids = [client.enqueue(Task("nap"), retention=60).id for _ in range(2)]
+            wait_until(lambda: all(started(r, i) for i in ids), 30)
+            os.killpg(sup.pid, signal.SIGINT)
+            assert sup.wait(30) == 0
+            assert insp.get_queue_info("default").completed == 2
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    assert "again" not in sup.log()
+
+
+def test_a_second_signal_requeues_the_running_tasks_at_once(redis_url: str, r: redis.Redis) -> None:
+    sup = supervisor(redis_url, "tests.apps:mux", "--processes", "2", "--shutdown-timeout", "60")
+    try:
+        with Inspector(redis_url) as insp, Client(redis_url) as client:
+            wait_until(lambda: len(live(insp)) == 2, 30)
+            ids = [client.enqueue(Task("block")).id for _ in range(2)]
+            wait_until(lambda: all(started(r, i) for i in ids), 30)
+            sup.send_signal(signal.SIGINT)
+            time.sleep(0.5)  # the graceful stop is under way: the handlers still run
+            assert sup.poll() is None
+            sup.send_signal(signal.SIGINT)
+            assert sup.wait(20) == 0
+            assert insp.get_queue_info("default").pending == 2
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    log = sup.log()
+    assert "received SIGINT again" in log and "not waiting for running tasks any longer" in log
 
 
 def test_a_dead_child_is_restarted(redis_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -17,6 +18,8 @@ log = logging.getLogger("ferroq")
 _RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 5.0)
 #: While Redis stays unreachable, one log line per this many seconds.
 _LOG_EVERY = 10.0
+#: Set by ``ferroq worker --processes`` in each child: its supervisor's PID.
+ENV_SUPERVISOR = "FERROQ_SUPERVISOR_PID"
 
 
 def run_until_signalled(
@@ -24,6 +27,7 @@ def run_until_signalled(
     shutdown: Callable[[], None],
     *,
     on_tstp: Callable[[], None] | None = None,
+    on_hurry: Callable[[], None] | None = None,
     finished: Callable[[], bool] | None = None,
     wait_for_redis: bool = False,
 ) -> None:
@@ -31,6 +35,10 @@ def run_until_signalled(
 
     Signal handlers are installed only from the main thread, and before ``start``: a signal
     during start-up must not be the default "terminate now". ``on_tstp`` handles SIGTSTP.
+    ``on_hurry`` handles a second SIGTERM or SIGINT, one that comes while the shutdown waits
+    (Celery's second Ctrl-C). A child of ``ferroq worker --processes`` ignores SIGINT: a
+    terminal's Ctrl-C reaches the whole process group, and the supervisor forwards it as one
+    SIGTERM, so one Ctrl-C never counts twice.
     With ``wait_for_redis``, a ``start`` that finds Redis unreachable is retried with backoff
     (logged once per ``_LOG_EVERY`` seconds) until it succeeds or a signal arrives, as Celery's
     worker waits for its broker.
@@ -39,11 +47,17 @@ def run_until_signalled(
     if threading.current_thread() is threading.main_thread():
 
         def on_term(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if wake.is_set() and on_hurry is not None:
+                log.warning("received %s again: not waiting for running tasks any longer", name)
+                on_hurry()
+                return
+            log.info("received %s, shutting down", name)
             wake.set()
 
         signal.signal(signal.SIGTERM, on_term)
-        signal.signal(signal.SIGINT, on_term)
+        supervised = bool(os.environ.get(ENV_SUPERVISOR))
+        signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else on_term)
         if on_tstp is not None and hasattr(signal, "SIGTSTP"):
             stop = on_tstp
 

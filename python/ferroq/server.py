@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from ferroq import _options
@@ -97,9 +98,10 @@ class Server:
             keys). The dequeue names every task hash it leases, from the ids its last call found
             at the tail of each queue, at the cost of a second call whenever it finds only tasks
             it was not told of, and of one call per queue (docs/scaling.md). Default: on for a
-            ``redis+cluster://`` URL; off otherwise, where the dequeue builds the hash names of
-            the tasks it pops, in their queue's slot, as asynq does, and serves every queue in
-            one call. Behind a cluster proxy reached with ``redis://``, set it.
+            ``redis+cluster://`` (or ``rediss+cluster://``) URL; off otherwise, where the
+            dequeue builds the hash names of the tasks it pops, in their queue's slot, as asynq
+            does, and serves every queue in one call. Behind a cluster proxy reached with
+            ``redis://``, set it. ``declares_keys`` says which mode a server runs.
         tls_ca_file: PEM file of the CA to trust for ``rediss://`` instead of the system's roots.
         config: A ``ServerConfig`` to use instead of the settings above.
 
@@ -137,6 +139,8 @@ class Server:
         self._native.set_failure_policy(self._policy.recovered)
         self._dispatcher: Dispatcher | None = None
         self._closed = threading.Event()
+        # Set by a second SIGTERM/SIGINT in run(): the shutdown stops waiting for handlers.
+        self._hurry = threading.Event()
 
     @property
     def config(self) -> ServerConfig:
@@ -152,6 +156,14 @@ class Server:
     def server_id(self) -> str:
         """This server's ID, as published in its heartbeat."""
         return self._native.server_id
+
+    @property
+    def declares_keys(self) -> bool:
+        """Whether this server runs in declared-keys mode.
+
+        ``config.declare_keys`` when set; when it is None, whether the URL is a Redis Cluster's.
+        """
+        return self._native.declares_keys
 
     def metrics(self) -> ServerMetrics:
         """This server's worker metrics now.
@@ -208,17 +220,34 @@ class Server:
         d = self._dispatcher
         if d is not None:
             d.stop_dispatching()
-            if not self._native.wait_idle(self.config.shutdown_timeout):
+            if not self._wait_idle(self.config.shutdown_timeout):
                 d.abandon(self._native.requeue_running())
         self._native.shutdown()
         if d is not None:
             d.close()
 
+    def _wait_idle(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for the running handlers; True when none runs.
+
+        A slice at a time, so that a signal handler in the main thread can cut the wait short
+        (``_hurry``).
+        """
+        deadline = time.monotonic() + timeout
+        while not self._hurry.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            if self._native.wait_idle(min(left, 0.1)):
+                return True
+        return self._native.wait_idle(0.0)
+
     def run(self, handler: ServeMux | Handler, *, wait_for_redis: bool = True) -> None:
         """Starts, then blocks until SIGTERM or SIGINT and shuts down (SIGTSTP stops fetching).
 
         Signal handlers are installed only when called from the main thread, and before the
-        server starts, so a signal during start-up is not the default "terminate now".
+        server starts, so a signal during start-up is not the default "terminate now". A second
+        SIGTERM or SIGINT during the shutdown stops the wait for running handlers: their tasks
+        are requeued at once, as when ``shutdown_timeout`` runs out.
 
         Args:
             handler: A ``ServeMux`` or any sync/async handler taking a ``Task``.
@@ -230,6 +259,7 @@ class Server:
             lambda: self.start(handler),
             self.shutdown,
             on_tstp=self.stop,
+            on_hurry=self._hurry.set,
             finished=self._closed.is_set,
             wait_for_redis=wait_for_redis,
         )

@@ -448,6 +448,12 @@ impl NativeServer {
         self.core.server_id().to_string()
     }
 
+    /// Whether this server runs in declared-keys mode (`declare_keys`, resolved for its URL).
+    #[getter]
+    fn declares_keys(&self) -> bool {
+        self.core.declares_keys()
+    }
+
     /// The worker metrics now (durations and outcomes by queue and type, tasks in flight,
     /// leases, recoveries).
     fn metrics(&self, py: Python<'_>) -> PyResult<super::metrics::PyServerMetrics> {

@@ -455,6 +455,11 @@ impl ServerCore {
         &self.shared.cfg
     }
 
+    /// Whether this server runs in declared-keys mode: its setting, resolved for its connection.
+    pub fn declares_keys(&self) -> bool {
+        self.shared.cfg.declares_keys(&self.shared.conn)
+    }
+
     /// Current status.
     pub fn status(&self) -> Status {
         *self.shared.status.lock()

@@ -90,7 +90,7 @@ def register(
         "--declare-keys", action=argparse.BooleanOptionalAction, default=None,
         help="give every script call every key it touches, the dequeue's task hashes included "
         "(for proxies that check calls by their declared keys; default: on for a "
-        "redis+cluster:// URL, off otherwise); costs a call per queue, and a second one when a "
+        "redis[s]+cluster:// URL, off otherwise); costs a call per queue, and a second one when a "
         "queue was empty when last seen or other servers took its tasks",
     )  # fmt: skip
     w.add_argument(
@@ -342,8 +342,8 @@ def _worker(args: argparse.Namespace) -> int:
         tls_ca_file=tls_ca_file,
     )
     logging.getLogger("ferroq").info(
-        "worker %s serving %s with concurrency %d", server.server_id, server.config.queues,
-        server.concurrency,
+        "worker %s serving %s with concurrency %d%s", server.server_id, server.config.queues,
+        server.concurrency, ", declared keys" if server.declares_keys else "",
     )  # fmt: skip
     if args.metrics_port is not None:
         from prometheus_client import start_http_server

@@ -4,7 +4,9 @@ One worker process runs Python handlers under one GIL; CPU-bound handlers need m
 The supervisor starts each worker as a fresh interpreter (``python -m ferroq worker ...``
 through ``subprocess``: spawned, never forked from a process whose threads hold locks), so
 each child is an ordinary worker with its own asynq server ID and heartbeat. It forwards
-SIGTERM, SIGINT (graceful shutdown) and SIGTSTP (stop fetching new tasks) to every child,
+SIGTERM and SIGINT (graceful shutdown; a second one: running tasks are requeued at once), as
+SIGTERM, and SIGTSTP (stop fetching new tasks) to every child; the children ignore SIGINT, so
+a terminal's Ctrl-C, which reaches the whole process group, counts once. It
 restarts a child that dies with a doubling backoff (logged), and gives up, exiting 1, when
 children keep dying right after they start. A child whose supervisor is gone (SIGKILLed: no
 signal could be forwarded) shuts down gracefully on its own (:func:`exit_with_supervisor`).
@@ -22,6 +24,8 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
+from ferroq._signals import ENV_SUPERVISOR
+
 log = logging.getLogger("ferroq.supervisor")
 
 # A child that ran this long was healthy: its next death starts the backoff over.
@@ -35,9 +39,9 @@ CRASH_LOOP = 5
 STOP_MARGIN = 30.0
 
 ENV_INDEX = "FERROQ_WORKER_INDEX"
-# Set in each child: a child whose parent is no longer this PID (the supervisor was SIGKILLed,
-# so no signal was forwarded) shuts down gracefully instead of running on as an orphan.
-ENV_SUPERVISOR = "FERROQ_SUPERVISOR_PID"
+# ENV_SUPERVISOR is set in each child: a child whose parent is no longer this PID (the
+# supervisor was SIGKILLed, so no signal was forwarded) shuts down gracefully instead of
+# running on as an orphan, and a child ignores SIGINT (ferroq._signals).
 
 
 @dataclass
@@ -48,8 +52,9 @@ class _Child:
     quick_deaths: int = 0
     backoff: float = BACKOFF_MIN
     restart_at: float | None = None
-    # Whether this process was sent SIGTSTP.
+    # Whether this process was sent SIGTSTP, and the stop's SIGTERM.
     paused: bool = False
+    stopped: bool = False
 
 
 class Supervisor:
@@ -73,7 +78,6 @@ class Supervisor:
     ) -> None:
         self.children = [_Child(i) for i in range(n)]
         self.stop_grace = shutdown_timeout + STOP_MARGIN
-        self._stop_signal = signal.SIGTERM
         self.child_args = child_args
         self.child_extra = child_extra or {}
         self._stopping = False
@@ -90,23 +94,31 @@ class Supervisor:
         c.started = time.monotonic()
         c.restart_at = None
         c.paused = False
+        c.stopped = False
         log.info("worker %d started (pid %d)", c.index, c.proc.pid)
 
-    def _forward(self, signum: int) -> None:
+    def _stop_children(self, *, again: bool = False) -> None:
+        """Sends SIGTERM to each live child not yet sent it, or, ``again``, to every one.
+
+        A second SIGTERM makes a worker requeue its running tasks at once.
+        """
         for c in self.children:
-            if c.proc is not None and c.proc.poll() is None:
+            if c.proc is not None and c.proc.poll() is None and (again or not c.stopped):
+                c.stopped = True
                 # It may have exited since the poll.
                 with contextlib.suppress(ProcessLookupError):
-                    c.proc.send_signal(signum)
+                    c.proc.send_signal(signal.SIGTERM)
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
         if not self._stopping:
-            log.info(
-                "received %s, stopping %d workers", signal.Signals(signum).name, len(self.children)
-            )
+            log.info("received %s, stopping %d workers", name, len(self.children))
+        else:
+            log.warning("received %s again: the workers requeue their running tasks now", name)
+        again = self._stopping
         self._stopping = True
-        self._stop_signal = signal.Signals(signum)
-        self._forward(signum)
+        # SIGTERM for either: the children ignore SIGINT (see ENV_SUPERVISOR).
+        self._stop_children(again=again)
 
     def _on_tstp(self, signum: int, frame: FrameType | None) -> None:
         # Sent by the main loop to each child once it handles SIGTSTP (before that, the
@@ -169,7 +181,7 @@ class Supervisor:
                 self._spawn(c)
             # A stop that came while children were being started reaches every one of them.
             if self._stopping:
-                self._forward(self._stop_signal)
+                self._stop_children()
             while not self._stopping and not self._gave_up:
                 now = time.monotonic()
                 for c in self.children:
@@ -187,9 +199,8 @@ class Supervisor:
                 time.sleep(0.1)
             if self._gave_up:
                 self._stopping = True
-                self._stop_signal = signal.SIGTERM
-            # Again: a child (re)started while the stop signal was being forwarded has not had it.
-            self._forward(self._stop_signal)
+            # A child (re)started while the stop was being forwarded has not had it yet.
+            self._stop_children()
             return self._wait_all()
         finally:
             for s, h in previous.items():

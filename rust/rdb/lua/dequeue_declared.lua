@@ -1,5 +1,6 @@
--- dequeue_declared: dequeue.lua for declared-keys mode (Server(declare_keys=True)), for proxies
--- that refuse a key a call does not name: it touches only the task hashes named in KEYS. A task
+-- dequeue_declared: dequeue.lua for declared-keys mode (the default on a Redis Cluster,
+-- Server(declare_keys=True) elsewhere), for clusters and proxies that hold a call to the keys it
+-- names: it touches only the task hashes named in KEYS. A task
 -- whose hash the call does not name stays at the tail of pending, and the reply carries the ids
 -- at the tail, for the next call to name.
 -- KEYS[4i-3..4i] for the i-th queue in order:

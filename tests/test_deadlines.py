@@ -172,7 +172,9 @@ def test_leases_are_renewed_while_a_handler_runs(
     info = client.enqueue(Task("t"))
     make_server().start(mux_of({"t": hold}))
     assert started.wait(10)
-    r.zadd("asynq:{default}:lease", {info.id: 5})  # as if the lease were about to lapse
+    # As if the lease were about to lapse: a second from now. (Not long expired: the recoverer,
+    # whose first pass may come at any time, would rightly take a lease past its grace.)
+    r.zadd("asynq:{default}:lease", {info.id: int(time.time()) + 1})
     wait_until(lambda: (r.zscore("asynq:{default}:lease", info.id) or 0) > time.time() + 20)
     release.set()
     wait_until(lambda: not r.exists(f"asynq:{{default}}:t:{info.id}"))

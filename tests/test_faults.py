@@ -435,8 +435,10 @@ def test_every_running_task_keeps_its_lease(
     make_server(concurrency=3, heartbeat_interval=0.2).start(mux_of({"t": hold}))
     for _ in ids:
         assert started.acquire(timeout=10)
-    for i in ids:  # as if every lease were about to lapse
-        r.zadd("asynq:{default}:lease", {i: 5})
+    # As if every lease were about to lapse, a second from now (not long expired: the
+    # recoverer would rightly take a lease past its grace).
+    for i in ids:
+        r.zadd("asynq:{default}:lease", {i: int(time.time()) + 1})
     wait_until(
         lambda: all((r.zscore("asynq:{default}:lease", i) or 0) > time.time() + 20 for i in ids)
     )

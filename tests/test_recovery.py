@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import cast
@@ -94,24 +95,49 @@ def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis
     assert r.zcard("asynq:servers") == 0
 
 
-def test_a_second_sigterm_requeues_running_tasks_at_once(
+def started(r: redis.Redis, task_id: str) -> bool:
+    """Whether the task's handler (tests/apps.py "nap" or "block") reported its start."""
+    return r.hget(f"asynq:{{default}}:t:{task_id}", "progress") == b'"started"'
+
+
+def test_a_second_ctrl_c_requeues_running_tasks_at_once(
     client: Client, r: redis.Redis, redis_url: str
 ) -> None:
     """Celery's second Ctrl-C: the shutdown stops waiting for handlers (here for up to 60 s)."""
     info = client.enqueue(Task("block"))
     p = worker(redis_url, "--shutdown-timeout", "60")
     try:
-        wait_until(lambda: r.hget(f"asynq:{{default}}:t:{info.id}", "progress") == b'"started"')
-        p.terminate()
-        time.sleep(0.5)  # the first stop is under way: the handler still runs
+        wait_until(lambda: started(r, info.id))
+        p.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # past the window in which a SIGINT is the same stop delivered twice
         assert p.poll() is None and state(r, info.id) == "active"
-        p.terminate()
+        p.send_signal(signal.SIGINT)
         assert p.wait(15) == 0
     finally:
         if p.poll() is None:
             p.kill()
     assert state(r, info.id) == "pending", "requeued at once, not failed or run to the end"
     assert r.zcard("asynq:servers") == 0
+
+
+@pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "quick-sigint"])
+def test_a_repeated_stop_is_still_graceful(
+    client: Client, r: redis.Redis, redis_url: str, second: signal.Signals
+) -> None:
+    """A SIGTERM sent twice (a process group's and its forwarder's), or a SIGINT right after
+    the first signal (a terminal's and a reloader's), does not cut the running tasks short."""
+    info = client.enqueue(Task("nap"), retention=60)
+    p = worker(redis_url, "--shutdown-timeout", "20")
+    try:
+        wait_until(lambda: started(r, info.id))
+        p.send_signal(signal.SIGTERM if second == signal.SIGTERM else signal.SIGINT)
+        time.sleep(0.6 if second == signal.SIGTERM else 0.05)
+        p.send_signal(second)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert state(r, info.id) == "completed", "the handler ran to its end"
 
 
 def test_a_killed_connection_is_replaced_transparently(

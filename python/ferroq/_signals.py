@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -18,8 +17,9 @@ log = logging.getLogger("ferroq")
 _RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 5.0)
 #: While Redis stays unreachable, one log line per this many seconds.
 _LOG_EVERY = 10.0
-#: Set by ``ferroq worker --processes`` in each child: its supervisor's PID.
-ENV_SUPERVISOR = "FERROQ_SUPERVISOR_PID"
+#: A SIGINT this soon after the first stop signal is that stop delivered twice (a terminal's
+#: Ctrl-C reaches a worker and the supervisor or reloader that forwards it), not a second one.
+REPEAT_WINDOW = 0.5
 
 
 def run_until_signalled(
@@ -35,29 +35,34 @@ def run_until_signalled(
 
     Signal handlers are installed only from the main thread, and before ``start``: a signal
     during start-up must not be the default "terminate now". ``on_tstp`` handles SIGTSTP.
-    ``on_hurry`` handles a second SIGTERM or SIGINT, one that comes while the shutdown waits
-    (Celery's second Ctrl-C). A child of ``ferroq worker --processes`` ignores SIGINT: a
-    terminal's Ctrl-C reaches the whole process group, and the supervisor forwards it as one
-    SIGTERM, so one Ctrl-C never counts twice.
+    ``on_hurry`` handles a second SIGINT (Celery's second Ctrl-C), at least ``REPEAT_WINDOW``
+    seconds after the first stop signal; a repeated SIGTERM never hurries (systemd, a container
+    runtime or a supervisor may send one to every process of a group, some twice).
     With ``wait_for_redis``, a ``start`` that finds Redis unreachable is retried with backoff
     (logged once per ``_LOG_EVERY`` seconds) until it succeeds or a signal arrives, as Celery's
     worker waits for its broker.
     """
     wake = threading.Event()
     if threading.current_thread() is threading.main_thread():
+        first_at: list[float] = []
 
         def on_term(signum: int, frame: FrameType | None) -> None:
             name = signal.Signals(signum).name
-            if wake.is_set() and on_hurry is not None:
-                log.warning("received %s again: not waiting for running tasks any longer", name)
+            now = time.monotonic()
+            if not first_at:
+                first_at.append(now)
+                log.info("received %s, shutting down", name)
+                wake.set()
+            elif (
+                signum == signal.SIGINT
+                and on_hurry is not None
+                and now - first_at[0] >= REPEAT_WINDOW
+            ):
+                log.warning("received SIGINT again: not waiting for running tasks any longer")
                 on_hurry()
-                return
-            log.info("received %s, shutting down", name)
-            wake.set()
 
         signal.signal(signal.SIGTERM, on_term)
-        supervised = bool(os.environ.get(ENV_SUPERVISOR))
-        signal.signal(signal.SIGINT, signal.SIG_IGN if supervised else on_term)
+        signal.signal(signal.SIGINT, on_term)
         if on_tstp is not None and hasattr(signal, "SIGTSTP"):
             stop = on_tstp
 

@@ -139,7 +139,7 @@ class Server:
         self._native.set_failure_policy(self._policy.recovered)
         self._dispatcher: Dispatcher | None = None
         self._closed = threading.Event()
-        # Set by a second SIGTERM/SIGINT in run(): the shutdown stops waiting for handlers.
+        # Set by a second Ctrl-C in run(): the shutdown stops waiting for handlers.
         self._hurry = threading.Event()
 
     @property
@@ -246,8 +246,9 @@ class Server:
 
         Signal handlers are installed only when called from the main thread, and before the
         server starts, so a signal during start-up is not the default "terminate now". A second
-        SIGTERM or SIGINT during the shutdown stops the wait for running handlers: their tasks
-        are requeued at once, as when ``shutdown_timeout`` runs out.
+        SIGINT (Ctrl-C), half a second or more after the first stop signal, stops the wait for
+        running handlers: their tasks are requeued at once, as when ``shutdown_timeout`` runs
+        out. A repeated SIGTERM does not.
 
         Args:
             handler: A ``ServeMux`` or any sync/async handler taking a ``Task``.

@@ -4,9 +4,8 @@ One worker process runs Python handlers under one GIL; CPU-bound handlers need m
 The supervisor starts each worker as a fresh interpreter (``python -m ferroq worker ...``
 through ``subprocess``: spawned, never forked from a process whose threads hold locks), so
 each child is an ordinary worker with its own asynq server ID and heartbeat. It forwards
-SIGTERM and SIGINT (graceful shutdown; a second one: running tasks are requeued at once), as
-SIGTERM, and SIGTSTP (stop fetching new tasks) to every child; the children ignore SIGINT, so
-a terminal's Ctrl-C, which reaches the whole process group, counts once. It
+SIGTERM and SIGINT (graceful shutdown; a second SIGINT: running tasks are requeued at once) and
+SIGTSTP (stop fetching new tasks) to every child, and
 restarts a child that dies with a doubling backoff (logged), and gives up, exiting 1, when
 children keep dying right after they start. A child whose supervisor is gone (SIGKILLed: no
 signal could be forwarded) shuts down gracefully on its own (:func:`exit_with_supervisor`).
@@ -24,8 +23,6 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from ferroq._signals import ENV_SUPERVISOR
-
 log = logging.getLogger("ferroq.supervisor")
 
 # A child that ran this long was healthy: its next death starts the backoff over.
@@ -39,9 +36,9 @@ CRASH_LOOP = 5
 STOP_MARGIN = 30.0
 
 ENV_INDEX = "FERROQ_WORKER_INDEX"
-# ENV_SUPERVISOR is set in each child: a child whose parent is no longer this PID (the
-# supervisor was SIGKILLed, so no signal was forwarded) shuts down gracefully instead of
-# running on as an orphan, and a child ignores SIGINT (ferroq._signals).
+# Set in each child: a child whose parent is no longer this PID (the supervisor was SIGKILLed,
+# so no signal was forwarded) shuts down gracefully instead of running on as an orphan.
+ENV_SUPERVISOR = "FERROQ_SUPERVISOR_PID"
 
 
 @dataclass
@@ -52,7 +49,7 @@ class _Child:
     quick_deaths: int = 0
     backoff: float = BACKOFF_MIN
     restart_at: float | None = None
-    # Whether this process was sent SIGTSTP, and the stop's SIGTERM.
+    # Whether this process was sent SIGTSTP, and the stop signal.
     paused: bool = False
     stopped: bool = False
 
@@ -83,6 +80,8 @@ class Supervisor:
         self._stopping = False
         self._gave_up = False
         self._paused = False
+        # The first stop signal received (a stop after giving up is a SIGTERM).
+        self._asked: signal.Signals | None = None
 
     def _spawn(self, c: _Child) -> None:
         env = {**os.environ, ENV_INDEX: str(c.index), ENV_SUPERVISOR: str(os.getpid())}
@@ -90,35 +89,36 @@ class Supervisor:
         # a child is a worker, never a supervisor of its own.
         extra = self.child_extra.get(c.index, [])
         cmd = [sys.executable, "-m", "ferroq", *self.child_args, *extra, "--processes", "1"]
-        c.proc = subprocess.Popen(cmd, env=env)
-        c.started = time.monotonic()
+        # Reset before the process exists: a stop handled meanwhile sends it its signal once.
         c.restart_at = None
         c.paused = False
         c.stopped = False
+        c.proc = subprocess.Popen(cmd, env=env)
+        c.started = time.monotonic()
         log.info("worker %d started (pid %d)", c.index, c.proc.pid)
 
-    def _stop_children(self, *, again: bool = False) -> None:
-        """Sends SIGTERM to each live child not yet sent it, or, ``again``, to every one.
+    def _stop_children(self, signum: int, *, again: bool = False) -> None:
+        """Sends ``signum`` to each live child not yet sent a stop, or, ``again``, to every one.
 
-        A second SIGTERM makes a worker requeue its running tasks at once.
+        A worker's second SIGINT requeues its running tasks at once.
         """
         for c in self.children:
             if c.proc is not None and c.proc.poll() is None and (again or not c.stopped):
                 c.stopped = True
                 # It may have exited since the poll.
                 with contextlib.suppress(ProcessLookupError):
-                    c.proc.send_signal(signal.SIGTERM)
+                    c.proc.send_signal(signum)
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if not self._stopping:
-            log.info("received %s, stopping %d workers", name, len(self.children))
+        sig = signal.Signals(signum)
+        if self._asked is None:
+            log.info("received %s, stopping %d workers", sig.name, len(self.children))
+            self._asked = sig
+            self._stopping = True
+            self._stop_children(sig)
         else:
-            log.warning("received %s again: the workers requeue their running tasks now", name)
-        again = self._stopping
-        self._stopping = True
-        # SIGTERM for either: the children ignore SIGINT (see ENV_SUPERVISOR).
-        self._stop_children(again=again)
+            log.warning("received %s again: passing it on to the workers", sig.name)
+            self._stop_children(sig, again=True)
 
     def _on_tstp(self, signum: int, frame: FrameType | None) -> None:
         # Sent by the main loop to each child once it handles SIGTSTP (before that, the
@@ -181,7 +181,7 @@ class Supervisor:
                 self._spawn(c)
             # A stop that came while children were being started reaches every one of them.
             if self._stopping:
-                self._stop_children()
+                self._stop_children(self._asked or signal.SIGTERM)
             while not self._stopping and not self._gave_up:
                 now = time.monotonic()
                 for c in self.children:
@@ -200,7 +200,7 @@ class Supervisor:
             if self._gave_up:
                 self._stopping = True
             # A child (re)started while the stop was being forwarded has not had it yet.
-            self._stop_children()
+            self._stop_children(self._asked or signal.SIGTERM)
             return self._wait_all()
         finally:
             for s, h in previous.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -486,6 +487,26 @@ def test_dequeue_marks_the_task_active_with_a_lease(
     lease = r.zscore("asynq:{default}:lease", info.id)
     assert lease == pytest.approx(time.time() + 30, abs=3)
     release.set()
+
+
+def test_run_puts_the_signal_handlers_back_when_it_returns(make_server: MakeServer) -> None:
+    """An embedding program that goes on after run() gets its own handlers back."""
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    before = {s: signal.signal(s, mine) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server = make_server()
+        stopper = threading.Timer(0.5, server.shutdown)
+        stopper.start()
+        server.run(mux_of({"t": lambda task: None}))
+        stopper.join()
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 def test_forwarder_moves_due_tasks_to_pending(

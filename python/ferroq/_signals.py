@@ -43,7 +43,15 @@ def run_until_signalled(
     worker waits for its broker.
     """
     wake = threading.Event()
+    # Put back once shut down: an embedding program that goes on after run() returns must get
+    # its own handling of these signals back, not handlers that only wake a finished loop.
+    previous: dict[int, Callable[[int, FrameType | None], object] | int] = {}
     if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGTSTP", None)):
+            if s is not None:
+                h = signal.getsignal(s)
+                # None: a handler not installed from Python, which cannot be put back.
+                previous[s] = h if h is not None else signal.SIG_DFL
         first_at: list[float] = []
 
         def on_term(signum: int, frame: FrameType | None) -> None:
@@ -77,7 +85,11 @@ def run_until_signalled(
         while not wake.wait(0.5) and not (finished is not None and finished()):
             pass
     finally:
-        shutdown()
+        try:
+            shutdown()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
 
 def _start(start: Callable[[], None], wake: threading.Event, wait_for_redis: bool) -> bool:

@@ -57,6 +57,11 @@ def _listening(r: redis.Redis, queue: str = "default") -> bool:
     return bool(cast(list[tuple[bytes, int]], r.pubsub_numsub(channel))[0][1])
 
 
+def started(r: redis.Redis, task_id: str) -> bool:
+    """Whether the task's handler (tests/apps.py "nap" or "block") reported its start."""
+    return r.hget(f"asynq:{{default}}:t:{task_id}", "progress") == b'"started"'
+
+
 def worker(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "ferroq", "worker", "tests.apps:mux", "--redis", redis_url,

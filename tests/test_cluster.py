@@ -74,12 +74,17 @@ def test_the_cluster_refuses_a_script_that_leaves_its_slot(cluster: Cluster, url
             r.eval("return redis.call('GET', '{b}x')", 1, "{a}k")
 
 
-def master_ports(cluster: Cluster) -> list[int]:
+def flushed_masters(cluster: Cluster, *, data: bool = False) -> list[int]:
+    """The masters' ports, each with its script cache emptied (and its keys, with ``data``), so
+    that ``scripts_run`` sees only what runs from here on."""
     ports = []
     for n in cluster.live():
         with redis.Redis(port=n.port) as r:
             if r.info("replication")["role"] == "master":
                 ports.append(n.port)
+                if data:
+                    r.flushall()
+                r.script_flush()
     return ports
 
 
@@ -101,10 +106,7 @@ def test_a_server_on_a_cluster_declares_its_keys_unless_told_not_to(
 ) -> None:
     """On a cluster every script call names every key it touches by default: the servers run
     the declared-keys dequeue unless ``declare_keys=False``."""
-    ports = master_ports(cluster)
-    for port in ports:
-        with redis.Redis(port=port) as r:
-            r.script_flush()
+    ports = flushed_masters(cluster)
     done: list[str] = []
     fast: dict[str, Any] = dict(FAST)
     server = Server(url, queues={"dk": 1}, concurrency=2, declare_keys=declare_keys, **fast)
@@ -129,10 +131,7 @@ def test_a_server_on_a_cluster_declares_its_keys_unless_told_not_to(
 def test_ferroq_worker_on_a_cluster_declares_its_keys_unless_told_not_to(
     cluster: Cluster, url: str, flag: str
 ) -> None:
-    ports = master_ports(cluster)
-    for port in ports:
-        with redis.Redis(port=port) as r:
-            r.script_flush()
+    ports = flushed_masters(cluster)
     with Client(url) as client:
         client.enqueue(Task("ok:sync", b""), queue="dk")
     p = worker(url, "-q", "dk", *([flag] if flag else []))
@@ -152,13 +151,9 @@ def test_every_script_runs_on_a_cluster(
 ) -> None:
     caplog.set_level(logging.WARNING)
     names = {p.stem for p in LUA.glob("*.lua")}
-    ports = master_ports(cluster)
     # Once in each mode, each with its own dequeue script, from an empty script cache.
     for declare_keys, unused in ((False, "dequeue_declared"), (True, "dequeue")):
-        for port in ports:
-            with redis.Redis(port=port) as r:
-                r.flushall()
-                r.script_flush()
+        ports = flushed_masters(cluster, data=True)
         with cluster.client() as rc:
             exercise_every_script(url, rc, declare_keys=declare_keys)
         ran = scripts_run(ports)

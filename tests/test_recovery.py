@@ -23,6 +23,7 @@ from server_helpers import (
     empty_active,
     msg,
     mux_of,
+    started,
     state,
     worker,
 )
@@ -93,11 +94,6 @@ def test_sigterm_lets_running_tasks_finish(client: Client, r: redis.Redis, redis
     # The handler returned at its deadline, so the task failed normally instead of being requeued.
     assert state(r, info.id) == "retry"
     assert r.zcard("asynq:servers") == 0
-
-
-def started(r: redis.Redis, task_id: str) -> bool:
-    """Whether the task's handler (tests/apps.py "nap" or "block") reported its start."""
-    return r.hget(f"asynq:{{default}}:t:{task_id}", "progress") == b'"started"'
 
 
 def test_a_second_ctrl_c_requeues_running_tasks_at_once(

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from ferroq import Client, Inspector, Task
+from server_helpers import started
 from util import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,11 +82,6 @@ def test_processes_are_servers_of_their_own_that_stop_with_the_supervisor(redis_
             sup.kill()
     log = sup.log()
     assert "worker 0 started" in log and "worker 1 started" in log and "all workers stopped" in log
-
-
-def started(r: redis.Redis, task_id: str) -> bool:
-    """Whether the task's handler (tests/apps.py "nap" or "block") reported its start."""
-    return r.hget(f"asynq:{{default}}:t:{task_id}", "progress") == b'"started"'
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -205,9 +205,9 @@ impl Rdb {
                 .key(self.keys.active(q))
                 .key(self.keys.lease(q));
         }
-        let read_ahead =
-            if self.declare_keys { max.saturating_mul(READ_AHEAD_FACTOR).max(READ_AHEAD_MIN) } else { 0 };
-        if read_ahead > 0 {
+        // Declared-keys mode: how many ids at the tail of a queue the reply carries.
+        let read_ahead = self.declare_keys.then(|| max.saturating_mul(READ_AHEAD_FACTOR).max(READ_AHEAD_MIN));
+        if let Some(read_ahead) = read_ahead {
             for q in order {
                 let prefix = self.keys.task_prefix(q);
                 let ids = self.ahead.get(*q).map_or(&[][..], Vec::as_slice);
@@ -218,7 +218,7 @@ impl Rdb {
             }
         }
         inv.arg(lease_until).arg(max);
-        if read_ahead > 0 {
+        if let Some(read_ahead) = read_ahead {
             inv.arg(read_ahead);
         }
         for q in order {
@@ -229,7 +229,7 @@ impl Rdb {
         let reply: Value = self.run_once(|c| Ok(inv.invoke(c)?))?;
         let written_on = self.generation();
         let (mut out, ahead, served) = parse_dequeue(reply, order)?;
-        if read_ahead > 0 {
+        if read_ahead.is_some() {
             out.learnt = !served && ahead.is_some();
             // Every queue before the one the script stopped at was paused, empty or broken:
             // what was read of it is stale.

@@ -5,10 +5,10 @@ The supervisor starts each worker as a fresh interpreter (``python -m ferroq wor
 through ``subprocess``: spawned, never forked from a process whose threads hold locks), so
 each child is an ordinary worker with its own asynq server ID and heartbeat. It forwards
 SIGTERM and SIGINT (graceful shutdown; a second SIGINT: running tasks are requeued at once) and
-SIGTSTP (stop fetching new tasks) to every child, and
-restarts a child that dies with a doubling backoff (logged), and gives up, exiting 1, when
-children keep dying right after they start. A child whose supervisor is gone (SIGKILLed: no
-signal could be forwarded) shuts down gracefully on its own (:func:`exit_with_supervisor`).
+SIGTSTP (stop fetching new tasks) to every child, restarts a child that dies with a doubling
+backoff (logged), and gives up, exiting 1, when children keep dying right after they start. A
+child whose supervisor is gone (SIGKILLed: no signal could be forwarded) shuts down gracefully
+on its own (:func:`exit_with_supervisor`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 -- dequeue_declared: dequeue.lua for declared-keys mode (the default on a Redis Cluster,
 -- Server(declare_keys=True) elsewhere), for clusters and proxies that hold a call to the keys it
--- names: it touches only the task hashes named in KEYS. A task
--- whose hash the call does not name stays at the tail of pending, and the reply carries the ids
--- at the tail, for the next call to name.
+-- names: it touches only the task hashes named in KEYS. A task whose hash the call does not name
+-- stays at the tail of pending, and the reply carries the ids at the tail, for the next call to
+-- name.
 -- KEYS[4i-3..4i] for the i-th queue in order:
 --   pending <ns>:{q}:pending, paused <ns>:{q}:paused, active <ns>:{q}:active, lease <ns>:{q}:lease
 -- KEYS[4n+1..] the task hashes <ns>:{q}:t:<id> the call names, any queue's

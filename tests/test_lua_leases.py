@@ -313,6 +313,53 @@ def dequeue(
     return list(script(r, "dequeue_declared" if ahead else "dequeue")(keys=keys, args=args))
 
 
+def layout(r: redis.Redis, q: str) -> dict[str, Any]:
+    """Every key of queue ``q``, its name without the queue, with what it holds."""
+    out: dict[str, Any] = {}
+    for key in r.scan_iter(f"asynq:{{{q}}}:*"):
+        name = key.decode().split("}:", 1)[1]
+        kind = r.type(key)
+        if kind == b"list":
+            out[name] = r.lrange(key, 0, -1)
+        elif kind == b"zset":
+            out[name] = r.zrange(key, 0, -1, withscores=True)
+        else:
+            out[name] = r.hgetall(key)
+    return out
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["default", "declared"])
+def test_a_batch_dequeue_leaves_what_asynqs_moves_one_by_one_leave(
+    r: redis.Redis, declared: bool
+) -> None:
+    """The dequeue takes its tasks off pending and onto active and the lease set in one command
+    each; the keys must end as asynq's dequeue leaves them, one RPOPLPUSH, HSET, HDEL and ZADD
+    per task (here, done by hand on a twin queue)."""
+    ids = [f"t{i}" for i in range(7)]
+    for q in ("q", "twin"):
+        for i in ids:
+            r.hset(
+                f"asynq:{{{q}}}:t:{i}", mapping={"msg": i, "state": "pending", "pending_since": 1}
+            )
+            r.lpush(f"asynq:{{{q}}}:pending", i)
+        r.lpush(f"asynq:{{{q}}}:active", "running")  # a task leased before
+        r.zadd(f"asynq:{{{q}}}:lease", {"running": 5})
+    named = tuple(f"asynq:{{q}}:t:{i}" for i in ids) if declared else ()
+    out = dequeue(r, ["q"], 5, ahead=2 if declared else 0, named=named)
+    expiry = r.zscore("asynq:{q}:lease", "t0")
+    assert expiry is not None and expiry > time.time()
+    taken = [b"t0", b"t1", b"t2", b"t3", b"t4"]  # FIFO: the oldest first
+    assert out[3::2] == taken and out[4::2] == taken
+    twin = "asynq:{twin}"
+    for tid in taken:
+        assert r.rpoplpush(f"{twin}:pending", f"{twin}:active") == tid
+        r.hset(f"{twin}:t:{tid.decode()}", "state", "active")
+        r.hdel(f"{twin}:t:{tid.decode()}", "pending_since")
+        r.zadd(f"{twin}:lease", {tid: expiry})
+    assert layout(r, "q") == layout(r, "twin")
+    assert r.lrange("asynq:{q}:active", 0, -1) == [*reversed(taken), b"running"]
+
+
 @pytest.mark.parametrize("declared", [False, True], ids=["default", "declared"])
 def test_dequeue_drops_ghost_ids_without_writing_a_hash(r: redis.Redis, declared: bool) -> None:
     r.lpush("asynq:{q}:pending", "real", "bare", "ghost")  # "real" is popped first

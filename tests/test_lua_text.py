@@ -62,6 +62,7 @@ KEY_POSITIONS: dict[str, tuple[int, int, int]] = {
     "LPUSH": (1, 1, 1),
     "LRANGE": (1, 1, 1),
     "LREM": (1, 1, 1),
+    "LTRIM": (1, 1, 1),
     "PUBLISH": (0, 0, 0),
     "RPOP": (1, 1, 1),
     "RPOPLPUSH": (1, 2, 1),
@@ -164,6 +165,11 @@ def is_keys_index(arg: list[Token]) -> bool:
     return True
 
 
+def is_spread(arg: list[Token]) -> bool:
+    """Whether ``arg`` may stand for any number of arguments (``unpack(t)``, ``...``)."""
+    return bool(arg) and (arg[-1].text == "..." or arg[0].text == "unpack")
+
+
 def key_positions(command: str, nargs: int) -> list[int]:
     first, last, step = KEY_POSITIONS[command]
     if first == 0:
@@ -236,7 +242,11 @@ def violations(source: str) -> list[str]:
         if command not in KEY_POSITIONS:
             out.append(f"{where}: {command} has no key positions in KEY_POSITIONS")
             continue
-        if any(a and (a[-1].text == "..." or a[0].text == "unpack") for a in args[1:]):
+        spread = [n for n, a in enumerate(args[1:], start=1) if is_spread(a)]
+        # A spread that can reach a key position hides the key it fills; one after a command's
+        # last key (LPUSH's values, ZADD's members) fills no key position.
+        last_key = KEY_POSITIONS[command][1]
+        if spread and (spread != [len(args) - 1] or last_key < 0 or spread[0] <= last_key):
             out.append(f"{where}: {command}'s arguments are spread, its keys cannot be read")
             continue
         for p in key_positions(command, len(args) - 1):
@@ -276,6 +286,9 @@ def test_the_checker_refuses_what_the_rule_forbids_or_cannot_see() -> None:
         "a command variable": 'local c = "GET"\nreturn redis.call(c, KEYS[1])',
         "an alias": 'local call = redis.call\nreturn call("GET", KEYS[1])',
         "spread arguments": 'return redis.call("DEL", unpack(KEYS))',
+        "spread keys and values": 'return redis.call("LPUSH", unpack(t))',
+        "a spread before the last": 'return redis.call("ZADD", KEYS[1], unpack(t), "x")',
+        "a spread as the second key": 'return redis.call("RPOPLPUSH", KEYS[1], ...)',
         "an unknown command": 'return redis.call("OBJECT", "ENCODING", KEYS[1])',
         "a key inside a helper": 'local function f(k) return redis.call("TYPE", k) end',
         "an indexed call": 'return redis["call"]("GET", KEYS[1])',
@@ -305,6 +318,8 @@ def test_the_checker_lets_through_what_the_rule_allows() -> None:
     if KEYS[1] == ARGV[1] then return redis.error_reply("ERR " .. KEYS[1]) end
     local t = {}
     t.redis = server.call("TYPE", KEYS[2])
+    redis.call("LPUSH", KEYS[3], unpack(ids))
+    redis.call("ZREM", KEYS[4], "a", unpack(ids, 2))
     return redis.call('ZADD', KEYS[#KEYS], 1, tostring(n))
     """
     assert violations(kept) == []

@@ -1,9 +1,11 @@
 -- dequeue: lease up to ARGV[2] tasks from the first queue, in the given order, that is neither
--- paused nor empty. Each task moves as asynq's dequeue moves one (from the tail of pending:
--- FIFO); trying every queue and taking several tasks in one call saves round trips, which
--- matters with many queues. Like asynq's, it builds the hash name of each task it pops from its
--- queue's prefix, the one key no call names (docs/scaling.md); dequeue_declared.lua, for
--- declared-keys mode, names them all.
+-- paused nor empty. The tasks end where asynq's dequeue leaves each one it moves (taken from the
+-- tail of pending, FIFO; pushed at the head of active; leased; its hash marked active); trying
+-- every queue and taking several tasks in one call saves round trips, which matters with many
+-- queues; the list and lease-set writes are made once for the call, so a batch costs Redis
+-- three commands a task instead of five (bench/RESULTS.md). Like asynq's, it builds the hash
+-- name of each task it pops from its queue's prefix, the one key no call names
+-- (docs/scaling.md); dequeue_declared.lua, for declared-keys mode, names them all.
 -- KEYS[4i-3..4i] for the i-th queue in order:
 --   pending <ns>:{q}:pending, paused <ns>:{q}:paused, active <ns>:{q}:active, lease <ns>:{q}:lease
 -- ARGV[1] lease expiry, Unix seconds
@@ -15,8 +17,11 @@
 -- entry is dequeue_declared.lua's read-ahead, empty here. msg is false for a ghost id (no task
 -- hash, or a hash without msg): it is dropped from pending, any msg-less hash deleted, and
 -- nothing leased; the caller logs it. A queue's key types are checked once per call (a key
--- cannot change type during a script), so the per-task steps are asynq's own and cost what
--- they did. Keys are written KEYS[...] where they are passed (test_lua_text).
+-- cannot change type during a script). Keys are written KEYS[...] where they are passed
+-- (test_lua_text).
+-- Most tasks one call takes, whatever ARGV[2] says: their ids are passed to one LPUSH and one
+-- ZADD, and Lua's unpack is bounded by its C stack (8,000 values).
+local MAX = 1000
 local broken = {}
 -- Records queue q as broken when KEYS[k] holds something other than a `want` (or nothing).
 local function broken_key(q, what, k, want)
@@ -37,28 +42,35 @@ for q = 1, #ARGV - 2 do
       and not (broken_key(q, "pending", pending, "list") or broken_key(q, "active", active, "list")
         or broken_key(q, "lease", lease, "zset")) then
     local out = {q, broken, {}}
-    for _ = 1, tonumber(ARGV[2]) do
-      local id = redis.call("RPOPLPUSH", KEYS[pending], KEYS[active])
-      if not id then
-        break
-      end
+    -- The tail of pending, in the order RPOPLPUSH would pop it (last first).
+    local tail = redis.call("LRANGE", KEYS[pending], -math.min(tonumber(ARGV[2]), MAX), -1)
+    redis.call("LTRIM", KEYS[pending], 0, -#tail - 1)
+    local moved, leased = {}, {}
+    for t = #tail, 1, -1 do
+      local id = tail[t]
       local key = ARGV[2 + q] .. id
       local msg = redis.pcall("HGET", key, "msg")
       if type(msg) ~= "string" then
-        -- A ghost: take it back off active (it is at the head) and write nothing for it. A
-        -- task key holding something else is not ours to delete.
-        redis.call("LPOP", KEYS[active])
+        -- A ghost: it leaves pending and nothing is written for it. A task key holding
+        -- something else is not ours to delete.
         if not msg then
           redis.call("DEL", key)
         end
         msg = false
       else
-        redis.call("ZADD", KEYS[lease], ARGV[1], id)
+        moved[#moved + 1] = id
+        leased[#leased + 1] = ARGV[1]
+        leased[#leased + 1] = id
         redis.call("HSET", key, "state", "active")
         redis.call("HDEL", key, "pending_since")
       end
       out[#out + 1] = id
       out[#out + 1] = msg
+    end
+    if #moved > 0 then
+      -- Pushed in pop order, the last popped ends at the head, as one RPOPLPUSH each leaves it.
+      redis.call("LPUSH", KEYS[active], unpack(moved))
+      redis.call("ZADD", KEYS[lease], unpack(leased))
     end
     if #out > 3 then
       return out

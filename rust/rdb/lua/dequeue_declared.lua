@@ -16,6 +16,9 @@
 -- the tail of the j-th queue's pending after the call, the next to pop last ({} when no queue
 -- had tasks). Every key is written KEYS[...] where it is passed, which a proxy that reads the
 -- script text asks for (test_lua_text).
+-- Most tasks one call takes, whatever ARGV[2] says: their ids are passed to one LPUSH and one
+-- ZADD, and Lua's unpack is bounded by its C stack (8,000 values).
+local MAX = 1000
 local broken = {}
 -- Records queue q as broken when KEYS[k] holds something other than a `want` (or nothing).
 local function broken_key(q, what, k, want)
@@ -44,33 +47,46 @@ for q = 1, queues do
         or broken_key(q, "lease", lease, "zset")) then
     local out = {q, broken, {}}
     local short = false -- stopped at a task whose hash the call does not name
-    for _ = 1, tonumber(ARGV[2]) do
-      local id = redis.call("LINDEX", KEYS[pending], -1)
-      if not id then
-        break
-      end
-      local h = named[ARGV[3 + q] .. id]
+    -- The tail of pending, in the order RPOPLPUSH would pop it (last first), up to the first
+    -- task the call does not name.
+    local tail = redis.call("LRANGE", KEYS[pending], -math.min(tonumber(ARGV[2]), MAX), -1)
+    local take = {}
+    for t = #tail, 1, -1 do
+      local h = named[ARGV[3 + q] .. tail[t]]
       if not h then
         short = true
         break
       end
-      redis.call("RPOPLPUSH", KEYS[pending], KEYS[active])
+      take[#take + 1] = h
+    end
+    if #take > 0 then
+      redis.call("LTRIM", KEYS[pending], 0, -#take - 1)
+    end
+    local moved, leased = {}, {}
+    for t, h in ipairs(take) do
+      local id = tail[#tail + 1 - t]
       local msg = redis.pcall("HGET", KEYS[h], "msg")
       if type(msg) ~= "string" then
-        -- A ghost: take it back off active (it is at the head) and write nothing for it. A
-        -- task key holding something else is not ours to delete.
-        redis.call("LPOP", KEYS[active])
+        -- A ghost: it leaves pending and nothing is written for it. A task key holding
+        -- something else is not ours to delete.
         if not msg then
           redis.call("DEL", KEYS[h])
         end
         msg = false
       else
-        redis.call("ZADD", KEYS[lease], ARGV[1], id)
+        moved[#moved + 1] = id
+        leased[#leased + 1] = ARGV[1]
+        leased[#leased + 1] = id
         redis.call("HSET", KEYS[h], "state", "active")
         redis.call("HDEL", KEYS[h], "pending_since")
       end
       out[#out + 1] = id
       out[#out + 1] = msg
+    end
+    if #moved > 0 then
+      -- Pushed in pop order, the last popped ends at the head, as one RPOPLPUSH each leaves it.
+      redis.call("LPUSH", KEYS[active], unpack(moved))
+      redis.call("ZADD", KEYS[lease], unpack(leased))
     end
     out[3] = {q, redis.call("LRANGE", KEYS[pending], -ahead_n, -1)}
     if short and #out == 3 then

@@ -2,7 +2,9 @@
 
 Run: ``python bench/processes_cpu.py [--tasks 200000] [--rounds 5] [--config 1 --config 2
 --config 2:FERROQ_SPIN_US=0]`` (``make bench-processes-cpu`` writes the table to
-``bench/processes-cpu.md``; progress goes to stderr).
+``bench/processes-cpu.md``; progress goes to stderr). ``--config 1@/other/venv/bin/python``
+runs that configuration's worker under another build of ferroq, for a before/after table of
+the processing path measured in one run (``compare.py --before-rev`` builds one).
 
 Starts one private Redis (no persistence) and, for every round and configuration in turn
 (interleaved, to spread the machine's drift over all of them): flushes it, enqueues ``--tasks``
@@ -18,8 +20,9 @@ it measures:
 - the whole machine's busy CPUs (``/proc/stat``: everything that is not idle or iowait), which
   says whether a second process had a core to use.
 
-A configuration is ``N`` or ``N:VAR=value[,VAR=value]`` (environment for the worker). The
-table gives medians and ranges, and each rate's ratio to the first configuration's.
+A configuration is ``N[@PYTHON][:VAR=value[,VAR=value]]``: N processes, the interpreter the
+worker runs under (this one by default) and environment for the worker. The table gives
+medians and ranges, and each rate's ratio to the first configuration's.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class Config:
 
     processes: int
     env: dict[str, str]
+    python: str = sys.executable
+    given_python: str = ""  # as the command line gave it, for the label
     rate: list[float] = field(default_factory=list)
     worker_us: list[float] = field(default_factory=list)
     redis_us: list[float] = field(default_factory=list)
@@ -58,16 +63,21 @@ class Config:
 
     @classmethod
     def parse(cls, text: str) -> Config:
-        n, _, env = text.partition(":")
+        head, _, env = text.partition(":")
+        n, _, python = head.partition("@")
         pairs = [kv.split("=", 1) for kv in env.split(",") if kv]
-        if not n.isdigit() or int(n) < 1 or any(len(kv) != 2 for kv in pairs):
-            raise argparse.ArgumentTypeError(f"{text!r}: want N or N:VAR=value[,VAR=value]")
-        return cls(int(n), dict((k, v) for k, v in pairs))
+        if not n.isdigit() or int(n) < 1 or any(len(kv) != 2 for kv in pairs) or "@" in python:
+            raise argparse.ArgumentTypeError(f"{text!r}: want N[@PYTHON][:VAR=value[,VAR=value]]")
+        if python and not os.access(python, os.X_OK):
+            raise argparse.ArgumentTypeError(f"{text!r}: {python} is not an executable")
+        env_vars = dict((k, v) for k, v in pairs)
+        return cls(int(n), env_vars, python or sys.executable, python)
 
     @property
     def label(self) -> str:
         env = ", ".join(f"{k}={v}" for k, v in self.env.items())
-        return f"{self.processes} process{'es' if self.processes > 1 else ''}" + (
+        python = f" under `{self.given_python}`" if self.given_python else ""
+        return f"{self.processes} process{'es' if self.processes > 1 else ''}{python}" + (
             f", {env}" if env else ""
         )
 
@@ -117,7 +127,7 @@ def one_run(url: str, config: Config, n: int, concurrency: int) -> None:
         for i in range(0, n, 1000):
             client.enqueue_many([Task("noop", b'{"data": 0}') for _ in range(min(1000, n - i))])
     env = {**os.environ, "PYTHONPATH": str(PEERS), "FERROQ_BENCH_SCENARIO": "simple", **config.env}
-    cmd = [sys.executable, "-m", "ferroq", "worker", "ferroq_workload:mux", "--redis", url]
+    cmd = [config.python, "-m", "ferroq", "worker", "ferroq_workload:mux", "--redis", url]
     cmd += ["--processes", str(config.processes), "--concurrency", str(concurrency)]
     sup = subprocess.Popen([*cmd, "--log-level", "warning"], env=env)
     try:

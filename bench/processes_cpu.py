@@ -167,7 +167,9 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--concurrency", type=int, default=64, help="each worker process's")
-    p.add_argument("--config", type=Config.parse, action="append", help="N or N:VAR=value")
+    p.add_argument(
+        "--config", type=Config.parse, action="append", help="N[@PYTHON][:VAR=value,...]"
+    )
     a = p.parse_args()
     configs: list[Config] = a.config or [Config.parse("1"), Config.parse("2")]
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

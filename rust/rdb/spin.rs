@@ -6,8 +6,14 @@
 //! project is measured on, that is ~40 µs of a ~65 µs loopback round trip. Every call the core
 //! makes is a request with a prompt reply (scripts are O(batch), nothing blocks in Redis), so the
 //! socket is non-blocking and a read first retries for up to `spin` before it falls back to a
-//! blocking read with the I/O timeout. Replies slower than `spin` cost at most `spin` of CPU more
-//! than before; the budget is small next to any round trip that is slow anyway.
+//! blocking read with the I/O timeout.
+//!
+//! Polling pays only when the reply comes soon: a script over a batch of tasks, or a Redis across
+//! a network, takes longer than any wake-up, and polling for it would burn the CPU that Redis or
+//! another worker process on the same machine needs (bench/RESULTS.md, "Polling only for prompt
+//! replies"). So each connection keeps a moving average of how long its replies took, and polls
+//! only while that average is under half the budget; the blocking reads measure it too, so a
+//! connection whose replies turn prompt again goes back to polling.
 //!
 //! Commands, pipelines and transactions go through [`redis::ConnectionLike`], so scripts and
 //! pipelines from redis-rs work unchanged; replies are parsed by redis-rs's own parser. TCP and
@@ -93,6 +99,11 @@ impl Stream {
     }
 }
 
+/// How much of each new reply time the moving average of a connection's reply times takes in:
+/// 1/8, so the average follows a change of pace within a few replies, and one slow reply (capped
+/// by [`SpinConnection::took`]) stops the polling for a handful of requests at most.
+const AVERAGE_WEIGHT: u32 = 8;
+
 /// `Read` over the non-blocking stream: polls for up to `spin`, then blocks.
 struct SpinReader<'a> {
     stream: &'a mut Stream,
@@ -127,13 +138,17 @@ impl Read for SpinReader<'_> {
     }
 }
 
-/// A Redis connection over TCP or a Unix socket whose reads spin briefly before blocking.
+/// A Redis connection over TCP or a Unix socket whose reads spin briefly before blocking, while
+/// its replies come promptly.
 pub struct SpinConnection {
     stream: Stream,
     parser: redis::Parser,
     db: i64,
     open: bool,
-    spin: Duration,
+    /// The most a read polls ([`spin_budget`]).
+    budget: Duration,
+    /// The moving average of the time from a request sent to its (first) reply read.
+    replies_take: Duration,
 }
 
 impl SpinConnection {
@@ -178,7 +193,8 @@ impl SpinConnection {
             parser: redis::Parser::new(),
             db: settings.db(),
             open: true,
-            spin: spin_budget(),
+            budget: spin_budget(),
+            replies_take: Duration::ZERO,
         };
         if let Some(password) = settings.password() {
             let mut auth = redis::cmd("AUTH");
@@ -216,8 +232,35 @@ impl SpinConnection {
         Ok(())
     }
 
+    /// How long the next read polls: the budget while replies come in under half of it, else
+    /// nothing.
+    fn spin(&self) -> Duration {
+        if self.replies_take * 2 < self.budget {
+            self.budget
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Takes the time a request's reply took into the moving average. A reply slower than four
+    /// budgets counts as four: Redis stalled once (a slow command, a fork) must not keep the
+    /// polling off for long after it answers promptly again.
+    fn took(&mut self, reply: Duration) {
+        let reply = reply.min(self.budget * 4);
+        self.replies_take = (self.replies_take * (AVERAGE_WEIGHT - 1) + reply) / AVERAGE_WEIGHT;
+    }
+
+    /// The first reply to the request just sent, timed for the moving average.
+    fn recv_first(&mut self) -> RedisResult<Value> {
+        let sent = Instant::now();
+        let out = self.recv();
+        self.took(sent.elapsed());
+        out
+    }
+
     fn recv(&mut self) -> RedisResult<Value> {
-        let reader = SpinReader { stream: &mut self.stream, spin: self.spin };
+        let spin = self.spin();
+        let reader = SpinReader { stream: &mut self.stream, spin };
         let out = self.parser.parse_value(reader);
         if let Err(e) = &out {
             // After an I/O or protocol error the stream position is unknown: never reuse it.
@@ -237,7 +280,7 @@ impl SpinConnection {
 impl ConnectionLike for SpinConnection {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
         self.send(cmd)?;
-        self.recv()
+        self.recv_first()
     }
 
     /// `count` replies after skipping `offset` (redis-rs's contract): a transaction is sent as
@@ -249,7 +292,10 @@ impl ConnectionLike for SpinConnection {
         let mut first_err: Option<RedisError> = None;
         let mut queue_error: Option<RedisError> = None;
         for i in 0..offset + count {
-            match self.recv() {
+            // The later replies are on their way right behind the first: only its wait says
+            // how long this connection's replies take.
+            let reply = if i == 0 { self.recv_first() } else { self.recv() };
+            match reply {
                 Ok(Value::ServerError(e)) if i < offset => {
                     queue_error.get_or_insert_with(|| e.into());
                 }
@@ -291,7 +337,15 @@ mod tests {
         let stream = Stream::Unix(ours);
         stream.set_timeouts(Duration::from_secs(5)).expect("timeouts");
         stream.set_nonblocking(true).expect("non-blocking");
-        (SpinConnection { stream, parser: redis::Parser::new(), db: 0, open: true, spin }, theirs)
+        let c = SpinConnection {
+            stream,
+            parser: redis::Parser::new(),
+            db: 0,
+            open: true,
+            budget: spin,
+            replies_take: Duration::ZERO,
+        };
+        (c, theirs)
     }
 
     fn reply_later(
@@ -327,6 +381,44 @@ mod tests {
         let err = c.stream.read_some(&mut buf).expect_err("nothing to read");
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         t.join().expect("peer");
+    }
+
+    #[test]
+    fn slow_replies_stop_the_polling_and_prompt_ones_bring_it_back() {
+        let (mut c, mut peer) = pair(SPIN);
+        assert_eq!(c.spin(), SPIN, "a new connection polls");
+        // A reply well past the budget: the connection stops polling for the next.
+        let t = reply_later(peer, SPIN * 10, b"+OK\r\n");
+        assert!(c.req_packed_command(b"").is_ok());
+        peer = t.join().expect("peer");
+        assert_eq!(c.spin(), Duration::ZERO, "after a reply that took {:?}", SPIN * 10);
+        // Replies already waiting when asked for: the average falls and the polling comes back.
+        for _ in 0..AVERAGE_WEIGHT * 4 {
+            peer.write_all(b"+OK\r\n").expect("write reply");
+            assert!(c.req_packed_command(b"").is_ok());
+            if c.spin() == SPIN {
+                return;
+            }
+        }
+        panic!("still not polling: replies average {:?}", c.replies_take);
+    }
+
+    #[test]
+    fn only_the_first_reply_of_a_pipeline_is_timed() {
+        let (mut c, peer) = pair(SPIN);
+        c.replies_take = SPIN / 4;
+        let t = reply_later(peer, Duration::ZERO, b"+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n");
+        let _peer = t.join().expect("peer");
+        assert_eq!(c.req_packed_commands(b"", 0, 6).map(|r| r.len()).ok(), Some(6));
+        // One reply, read at once, moved the average down by at most 1/8 of it; six would have
+        // moved it by more than half.
+        assert!(c.replies_take >= SPIN / 4 * (AVERAGE_WEIGHT - 1) / AVERAGE_WEIGHT, "{:?}", c.replies_take);
+    }
+
+    #[test]
+    fn no_budget_never_polls() {
+        let (c, _peer) = pair(Duration::ZERO);
+        assert_eq!(c.spin(), Duration::ZERO);
     }
 
     #[test]

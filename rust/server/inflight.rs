@@ -96,15 +96,36 @@ pub(crate) struct Table {
     alarms: BTreeSet<(SystemTime, u64, Alarm)>,
     /// Entries whose handle was attached (delivered to a handler runner).
     attached: usize,
+    /// When the watchdog wakes next, as it planned under this table's lock (`None` before it
+    /// first did): only an alarm set before that instant must wake it, since it reads the
+    /// earliest alarm again whenever it wakes. Waking it for every alarm that became the
+    /// earliest cost a wake-up each time the table ran empty, thousands a second on no-op tasks.
+    watchdog_wakes: Option<SystemTime>,
 }
 
 impl Table {
-    /// Adds a task; true when its deadline became the earliest alarm (the watchdog must wake).
+    /// Adds a task; true when its deadline comes before the watchdog wakes (it must wake now).
     pub fn insert(&mut self, token: u64, f: InFlight) -> bool {
-        let earliest = self.next_alarm().is_none_or(|t| f.deadline < t);
+        let wake = self.wakes_watchdog(f.deadline);
         self.alarms.insert((f.deadline, token, Alarm::Deadline));
         self.tasks.insert(token, f);
-        earliest
+        wake
+    }
+
+    /// Whether an alarm at `at` comes before the watchdog's planned wake-up.
+    fn wakes_watchdog(&self, at: SystemTime) -> bool {
+        self.watchdog_wakes.is_none_or(|w| at < w)
+    }
+
+    /// How long the watchdog may sleep from `now`: until the earliest alarm, at most `idle`. The
+    /// wake-up is noted, so that from now on only an alarm set before it wakes the watchdog.
+    pub fn plan_watchdog(&mut self, now: SystemTime, idle: Duration) -> Duration {
+        let wait =
+            self.next_alarm().map_or(idle, |t| t.duration_since(now).unwrap_or(Duration::ZERO).min(idle));
+        // Past SystemTime's range (no such alarm can be set): every alarm wakes it, as before
+        // its first plan.
+        self.watchdog_wakes = now.checked_add(wait);
+        wait
     }
 
     /// Removes a finished task with its alarms.
@@ -141,22 +162,21 @@ impl Table {
         self.tasks.keys().copied().collect()
     }
 
-    /// Sets the grace alarm of `token` at `at` (replacing a running one); true when it became
-    /// the earliest alarm.
+    /// Sets the grace alarm of `token` at `at` (replacing a running one); true when it comes
+    /// before the watchdog wakes.
     fn arm_grace(&mut self, token: u64, at: SystemTime) -> bool {
-        let earliest = self.next_alarm();
         let Some(f) = self.tasks.get_mut(&token) else { return false };
         if let Some(old) = f.grace_at.replace(at) {
             self.alarms.remove(&(old, token, Alarm::Grace));
         }
         self.alarms.insert((at, token, Alarm::Grace));
-        earliest.is_none_or(|t| at < t)
+        self.wakes_watchdog(at)
     }
 
     /// Attaches the caller's handle to a delivered task; returns the cancellation that came
     /// before it, to be sent now. The handler starts only now, so such a task gets its grace
     /// period from `grace_at` (one that ran out before the handle came would never be told);
-    /// the bool is true when that alarm became the earliest.
+    /// the bool is true when that alarm comes before the watchdog wakes.
     pub fn attach(
         &mut self,
         token: u64,
@@ -176,8 +196,8 @@ impl Table {
     /// Tells `token` to stop for `why`, once: the first reason starts the grace period at
     /// `grace_at` and is sent (or kept until the handle is attached); a later one changes
     /// nothing. `Unresponsive`, which the grace alarm gives, is sent whenever a handle can hear
-    /// it. Returns the event to send, whether the grace alarm became the earliest, and whether
-    /// this was the first reason.
+    /// it. Returns the event to send, whether the grace alarm comes before the watchdog wakes,
+    /// and whether this was the first reason.
     pub fn cancel(
         &mut self,
         token: u64,
@@ -243,9 +263,13 @@ mod tests {
             InFlight::new(msg, t0 + Duration::from_secs(deadline), t0, t0 + Duration::from_secs(30))
         };
         let mut table = Table::default();
-        assert!(table.insert(1, task("a", 20)), "the first deadline is the earliest alarm");
+        assert!(table.insert(1, task("a", 20)), "before its first plan, every alarm wakes the watchdog");
+        assert_eq!(table.plan_watchdog(t0, Duration::from_secs(60)), Duration::from_secs(20));
         assert!(table.insert(2, task("b", 10)), "an earlier deadline wakes the watchdog");
-        assert!(!table.insert(3, task("a", 10)), "a tie is not earlier");
+        assert!(!table.insert(4, task("c", 30)), "a later one need not");
+        assert_eq!(table.remove(4).map(|f| f.msg.id), Some("c".into()));
+        assert_eq!(table.plan_watchdog(t0, Duration::from_secs(60)), Duration::from_secs(10));
+        assert!(!table.insert(3, task("a", 10)), "an alarm at the planned instant is fired then");
         assert_eq!(table.get(2).map(|f| f.msg.id.as_str()), Some("b"));
         assert!(table.get(9).is_none());
         table.get_mut(2).expect("held").lost = true;
@@ -304,6 +328,7 @@ mod tests {
     fn alarms_fire_in_order_and_leave_with_their_task() {
         let mut t = Table::default();
         assert!(t.insert(1, entry(50)));
+        t.plan_watchdog(from_unix_secs(0), Duration::from_secs(3600));
         assert!(!t.insert(2, entry(60)));
         assert!(t.insert(3, entry(10)));
         assert!(t.remove(3).is_some());
@@ -318,15 +343,18 @@ mod tests {
     fn a_cancel_before_the_handle_waits_for_it() {
         let mut t = Table::default();
         t.insert(1, entry(100));
+        t.plan_watchdog(from_unix_secs(0), Duration::from_secs(3600));
         let (event, woke, first) = t.cancel(1, CancelReason::Requested, from_unix_secs(5));
         assert!(event.is_none() && first);
-        assert!(woke, "the grace alarm is the earliest");
+        assert!(woke, "the grace alarm comes before the watchdog wakes (at the deadline, 100)");
+        // Woken, the watchdog plans to wake at the grace's end (5).
+        assert_eq!(t.plan_watchdog(from_unix_secs(0), Duration::from_secs(3600)), Duration::from_secs(5));
         let h: Handle = Arc::new(7_u8);
         let (event, woke) = t.attach(1, h, from_unix_secs(8));
         let (why, got) = event.expect("the early cancel");
         assert_eq!(why, CancelReason::Requested);
         assert_eq!(got.downcast_ref::<u8>(), Some(&7));
-        assert!(!woke, "the deadline alarm (100) is later, the old grace alarm (5) replaced");
+        assert!(!woke, "the new grace (8) ends after the watchdog wakes (5), and replaced the old");
         assert_eq!(t.attached(), 1);
         let (event, woke, first) = t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(9));
         assert!(event.is_none() && !woke && !first, "told once, one grace period");

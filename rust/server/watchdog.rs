@@ -32,9 +32,10 @@ impl Watchdog {
             };
             self.sh.cancel(token, why);
         }
-        // Read after firing: the grace periods just started are among the alarms.
-        let next = self.sh.inflight.lock().next_alarm();
-        next.map_or(IDLE, |t| t.duration_since(self.sh.now()).unwrap_or(Duration::ZERO).min(IDLE))
+        // Planned after firing: the grace periods just started are among the alarms. Under the
+        // table's lock, so an alarm set after the plan sees it and wakes the watchdog if earlier.
+        let now = self.sh.now();
+        self.sh.inflight.lock().plan_watchdog(now, IDLE)
     }
 }
 

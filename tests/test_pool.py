@@ -49,6 +49,42 @@ def test_starts_a_thread_when_every_thread_is_busy() -> None:
     pool.shutdown()
 
 
+def test_a_burst_of_short_calls_runs_on_few_threads() -> None:
+    # The server hands the pool a batch at once: waking a thread per call would cost a context
+    # switch and a GIL hand-over per task. A queue every thread waits on starts ~60 of 64 here.
+    pool = WorkerPool(64, "burst")
+    done = threading.Semaphore(0)
+    for _ in range(2000):
+        pool.submit(done.release)
+    for _ in range(2000):
+        assert done.acquire(timeout=10)
+    started = [t for t in threading.enumerate() if t.name.startswith("burst-")]
+    assert 1 <= len(started) <= 32, f"{len(started)} threads for 2000 short calls"
+    pool.shutdown()
+    wait_until(lambda: not any(t.name.startswith("burst-") for t in threading.enumerate()))
+
+
+def test_calls_that_block_each_start_on_a_thread_of_their_own() -> None:
+    # Woken one after the other: each thread that takes a call while others wait wakes the next.
+    pool = WorkerPool(16, "chain")
+    gates = [threading.Event(), threading.Event()]
+    started = threading.Semaphore(0)
+
+    def block(gate: threading.Event) -> None:
+        started.release()
+        gate.wait(10)
+
+    for gate in gates:  # the second burst finds the 16 threads asleep and wakes them all
+        for _ in range(16):
+            pool.submit(block, gate)
+        for _ in range(16):
+            assert started.acquire(timeout=10)
+        gate.set()
+        wait_until(lambda: len(pool._sleepers) == 16)
+    pool.shutdown()
+    wait_until(lambda: not any(t.name.startswith("chain-") for t in threading.enumerate()))
+
+
 def test_threads_are_daemons_and_survive_a_raising_call() -> None:
     pool = WorkerPool(1, "t")
     names: list[bool] = []

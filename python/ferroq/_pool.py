@@ -3,23 +3,31 @@
 ``concurrent.futures.ThreadPoolExecutor`` creates a ``Future`` (with its ``Condition``) per call,
 takes a semaphore per call to find an idle thread, and joins its threads at interpreter exit.
 The server needs none of that: a handler's outcome is reported by the handler's wrapper itself.
-This pool is a ``SimpleQueue`` (in C) and threads started on demand up to a limit, found idle
-by one counter under a lock until the limit is reached (threads never exit, so after that there
-is nothing left to decide). Its threads are daemons: a handler that
-never returns cannot keep the process alive after ``Server.shutdown`` requeued its task.
+
+This pool wakes as few threads as it can. The server hands it a batch of tasks at once, and
+waking one sleeping thread per call (as a queue shared by every thread does) costs a context
+switch and a hand-over of the GIL per task, where one awake thread could run several short
+handlers in a row. So a call wakes a thread only when no thread is *searching* (woken, and not
+yet at the queue), and a searching thread that takes a call
+while others wait wakes one more before it runs it, so that calls which block still start one
+after the other on threads of their own (Go's scheduler wakes its threads by the same rule).
+Threads start on demand up to the limit and never exit before shutdown; the idle ones sleep on
+their own lock, and the last to sleep is the first woken (its stack is still in the cache). They
+are daemons: a handler that never returns cannot keep the process alive after
+``Server.shutdown`` requeued its task.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("ferroq")
 
-_STOP = None  # the sentinel a worker exits on
+_Call = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class WorkerPool:
@@ -28,74 +36,106 @@ class WorkerPool:
     def __init__(self, max_workers: int, name: str) -> None:
         self._max = max(1, max_workers)
         self._name = name
-        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None]
-        self._queue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0  # threads waiting for work and not yet claimed by a submit
+        self._lock = threading.Lock()  # guards every field below
+        self._calls: deque[_Call] = deque()
+        self._sleepers: list[threading.Lock] = []  # each held: its thread waits to acquire it
+        self._searching = 0  # threads that will look at _calls before they sleep again
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self._full = False  # every thread started: submissions just queue
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Queues ``fn(*args)``; starts a thread when none is idle and the limit allows.
+        """Queues ``fn(*args)``; wakes or starts a thread when none will look for it.
 
         Raises:
-            RuntimeError: The pool was shut down.
+            RuntimeError: The pool was shut down, or a thread it needed could not start (the
+                call stays queued for the next thread that looks).
         """
-        if self._full:
-            if self._closed:
-                raise RuntimeError("the worker pool is shut down")
-            self._queue.put((fn, args))
-            return
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
-            if self._idle > 0:
-                self._idle -= 1  # claimed: that thread takes this call
-                spawn = False
-            else:
-                spawn = len(self._threads) < self._max
-            if spawn:
-                t = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(t)
-                self._full = len(self._threads) >= self._max
-        self._queue.put((fn, args))
-        if spawn:
-            try:
-                t.start()
-            except BaseException:
-                # No thread after all (the OS refused one): free its slot. The call stays
-                # queued for the next free thread; the caller learns of the failure.
-                with self._lock:
-                    self._threads.remove(t)
-                    self._full = False
-                raise
+            self._calls.append((fn, args))
+            if self._searching:
+                return  # an awake thread takes it, or wakes another for it
+            wake = self._wake_one()
+        self._deliver(wake)
 
-    def _work(self) -> None:
+    def _wake_one(self) -> threading.Lock | threading.Thread | None:
+        """Picks the thread to wake: a sleeper, else a new one within the limit.
+
+        It counts as searching from now on; the caller wakes it with :meth:`_deliver`, outside
+        the lock.
+        """
+        if self._sleepers:
+            self._searching += 1
+            return self._sleepers.pop()
+        if len(self._threads) < self._max:
+            self._searching += 1
+            sleeper = threading.Lock()
+            sleeper.acquire()
+            t = threading.Thread(
+                target=self._work,
+                args=(sleeper,),
+                name=f"{self._name}-{len(self._threads)}",
+                daemon=True,
+            )
+            self._threads.append(t)
+            return t
+        return None  # every thread runs a call: the first back takes this one
+
+    def _deliver(self, wake: threading.Lock | threading.Thread | None) -> None:
+        if isinstance(wake, threading.Thread):
+            try:
+                wake.start()
+            except BaseException:
+                # No thread after all (the OS refused one): free its slot.
+                with self._lock:
+                    self._threads.remove(wake)
+                    self._searching -= 1
+                raise
+        elif wake is not None:
+            wake.release()
+
+    def _work(self, sleeper: threading.Lock) -> None:
+        lock, calls = self._lock, self._calls
+        counted = True  # as searching, by _wake_one
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            fn, args = item
+            wake: threading.Lock | threading.Thread | None = None
+            with lock:
+                if counted:
+                    self._searching -= 1
+                if self._closed:
+                    return
+                if not calls:
+                    self._sleepers.append(sleeper)
+                    call = None
+                else:
+                    call = calls.popleft()
+                    if calls and not self._searching:
+                        wake = self._wake_one()
+            if call is None:
+                sleeper.acquire()  # released by whoever wakes this thread, counted again
+                counted = True
+                continue
+            # Not counted while it runs the call: a handler that blocks would leave the calls
+            # queued behind it waiting, and a short one holds the GIL, so no submit comes
+            # until it is back.
+            counted = False
+            try:
+                self._deliver(wake)
+            except BaseException:  # the next submit tries again
+                log.exception("a worker thread could not start")
+            fn, args = call
             try:
                 fn(*args)
             except BaseException:  # the callables report their own errors; this is a last resort
                 log.exception("a worker thread's call raised")
-            if not self._full:
-                with self._lock:
-                    self._idle += 1
 
     def shutdown(self) -> None:
         """Drops queued calls that have not started and lets every thread exit when free."""
         with self._lock:
             self._closed = True
-            threads = list(self._threads)
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        for _ in threads:
-            self._queue.put(_STOP)
+            self._calls.clear()
+            sleepers, self._sleepers = self._sleepers, []
+            self._searching += len(sleepers)
+        for s in sleepers:
+            s.release()

@@ -298,7 +298,13 @@ def test_expired_entries_of_tasks_that_cannot_run_are_dropped(r: redis.Redis) ->
 
 
 def dequeue(
-    r: redis.Redis, queues: list[str], n: int = 10, *, ahead: int = 0, named: tuple[str, ...] = ()
+    r: redis.Redis,
+    queues: list[str],
+    n: Any = 10,
+    *,
+    ahead: int = 0,
+    named: tuple[str, ...] = (),
+    expiry: Any = None,
 ) -> list[Any]:
     """dequeue.lua over ``queues``; with a read-ahead, dequeue_declared.lua naming the task
     hashes ``named``."""
@@ -306,7 +312,7 @@ def dequeue(
     for q in queues:
         keys += [f"asynq:{{{q}}}:{k}" for k in ("pending", "paused", "active", "lease")]
     keys += named
-    args: list[Any] = [int(time.time()) + 30, n]
+    args: list[Any] = [int(time.time()) + 30 if expiry is None else expiry, n]
     if ahead:
         args.append(ahead)
     args += [f"asynq:{{{q}}}:t:" for q in queues]
@@ -358,6 +364,56 @@ def test_a_batch_dequeue_leaves_what_asynqs_moves_one_by_one_leave(
         r.zadd(f"{twin}:lease", {tid: expiry})
     assert layout(r, "q") == layout(r, "twin")
     assert r.lrange("asynq:{q}:active", 0, -1) == [*reversed(taken), b"running"]
+
+
+def pending_tasks(r: redis.Redis, q: str, n: int) -> list[str]:
+    """``n`` pending tasks on queue ``q``, the first enqueued first in the list."""
+    ids = [f"t{i}" for i in range(n)]
+    with r.pipeline(transaction=False) as p:
+        for i in ids:
+            p.hset(f"asynq:{{{q}}}:t:{i}", mapping={"msg": i, "state": "pending"})
+            p.lpush(f"asynq:{{{q}}}:pending", i)
+        p.execute()
+    return ids
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["default", "declared"])
+@pytest.mark.parametrize(
+    ("expiry", "n"), [("soon", 5), (None, 0), (None, "many")], ids=["expiry", "zero", "count"]
+)
+def test_dequeue_refuses_bad_arguments_before_it_writes(
+    r: redis.Redis, declared: bool, expiry: Any, n: Any
+) -> None:
+    # The batch leaves pending before it reaches active: a refusal after that would lose it.
+    ids = pending_tasks(r, "q", 3)
+    before = layout(r, "q")
+    named = tuple(f"asynq:{{q}}:t:{i}" for i in ids) if declared else ()
+    with pytest.raises(redis.ResponseError, match="lease expiry"):
+        dequeue(r, ["q"], n, ahead=4 if declared else 0, named=named, expiry=expiry)
+    assert layout(r, "q") == before
+
+
+def test_one_dequeue_call_takes_at_most_1000_tasks(r: redis.Redis) -> None:
+    # Their ids go to one LPUSH and one ZADD, whose arguments Lua's unpack bounds.
+    pending_tasks(r, "q", 1500)
+    out = dequeue(r, ["q"], 1500)
+    assert len(out[3:]) == 2 * 1000
+    assert r.llen("asynq:{q}:pending") == 500 and r.llen("asynq:{q}:active") == 1000
+    assert r.zcard("asynq:{q}:lease") == 1000
+    assert out[3] == b"t0" and out[-2] == b"t999", "the oldest thousand, oldest first"
+
+
+def test_done_batch_refuses_more_than_1000_tasks(r: redis.Redis) -> None:
+    ids = [f"t{i}" for i in range(1001)]
+    r.lpush("asynq:{q}:active", *ids)
+    keys = ["asynq:{q}:active", "asynq:{q}:lease", "asynq:{q}:processed:d", "asynq:{q}:processed"]
+    keys += [f"asynq:{{q}}:t:{i}" for i in ids]
+    args: list[Any] = [int(time.time()) + 60]
+    for i in ids:
+        args += [i, 0]
+    with pytest.raises(redis.ResponseError, match="1001 tasks"):
+        script(r, "done_batch")(keys=keys, args=args)
+    assert r.llen("asynq:{q}:active") == 1001, "nothing written"
 
 
 @pytest.mark.parametrize("declared", [False, True], ids=["default", "declared"])

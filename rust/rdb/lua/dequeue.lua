@@ -3,7 +3,7 @@
 -- tail of pending, FIFO; pushed at the head of active; leased; its hash marked active); trying
 -- every queue and taking several tasks in one call saves round trips, which matters with many
 -- queues; the list and lease-set writes are made once for the call, so a batch costs Redis
--- three commands a task instead of five (bench/RESULTS.md). Like asynq's, it builds the hash
+-- three commands a task (and four a call) instead of five a task. Like asynq's, it builds the hash
 -- name of each task it pops from its queue's prefix, the one key no call names
 -- (docs/scaling.md); dequeue_declared.lua, for declared-keys mode, names them all.
 -- KEYS[4i-3..4i] for the i-th queue in order:
@@ -23,6 +23,12 @@
 -- ZADD, and Lua's unpack is bounded by its C stack (8,000 values).
 local MAX = 1000
 local broken = {}
+-- Checked before anything is written: an argument Redis refused after the LTRIM would leave
+-- the batch in no list at all.
+if not tonumber(ARGV[1]) or not tonumber(ARGV[2]) or tonumber(ARGV[2]) < 1 then
+  return redis.error_reply("dequeue: want a numeric lease expiry and a count >= 1, not "
+    .. tostring(ARGV[1]) .. ", " .. tostring(ARGV[2]))
+end
 -- Records queue q as broken when KEYS[k] holds something other than a `want` (or nothing).
 local function broken_key(q, what, k, want)
   local t = redis.call("TYPE", KEYS[k])["ok"]

@@ -20,6 +20,12 @@
 -- ZADD, and Lua's unpack is bounded by its C stack (8,000 values).
 local MAX = 1000
 local broken = {}
+-- Checked before anything is written: an argument Redis refused after the LTRIM would leave
+-- the batch in no list at all.
+if not tonumber(ARGV[1]) or not tonumber(ARGV[2]) or tonumber(ARGV[2]) < 1 then
+  return redis.error_reply("dequeue_declared: want a numeric lease expiry and a count >= 1, not "
+    .. tostring(ARGV[1]) .. ", " .. tostring(ARGV[2]))
+end
 -- Records queue q as broken when KEYS[k] holds something other than a `want` (or nothing).
 local function broken_key(q, what, k, want)
   local t = redis.call("TYPE", KEYS[k])["ok"]

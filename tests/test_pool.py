@@ -51,7 +51,7 @@ def test_starts_a_thread_when_every_thread_is_busy() -> None:
 
 def test_a_burst_of_short_calls_runs_on_few_threads() -> None:
     # The server hands the pool a batch at once: waking a thread per call would cost a context
-    # switch and a GIL hand-over per task. A queue every thread waits on starts ~60 of 64 here.
+    # switch and a GIL hand-over per task. A queue every thread waits on started 62 of 64 here.
     pool = WorkerPool(64, "burst")
     done = threading.Semaphore(0)
     for _ in range(2000):

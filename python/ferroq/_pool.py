@@ -41,6 +41,7 @@ class WorkerPool:
         self._sleepers: list[threading.Lock] = []  # each held: its thread waits to acquire it
         self._searching = 0  # threads that will look at _calls before they sleep again
         self._threads: list[threading.Thread] = []
+        self._made = 0  # threads made, started or not: each gets its own name
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -75,9 +76,10 @@ class WorkerPool:
             t = threading.Thread(
                 target=self._work,
                 args=(sleeper,),
-                name=f"{self._name}-{len(self._threads)}",
+                name=f"{self._name}-{self._made}",
                 daemon=True,
             )
+            self._made += 1
             self._threads.append(t)
             return t
         return None  # every thread runs a call: the first back takes this one
@@ -87,10 +89,17 @@ class WorkerPool:
             try:
                 wake.start()
             except BaseException:
-                # No thread after all (the OS refused one): free its slot.
+                # No thread after all (the OS refused one): free its slot. A call queued since,
+                # which counted on it, must not wait for a busy thread while another sleeps.
                 with self._lock:
                     self._threads.remove(wake)
                     self._searching -= 1
+                    spare = None
+                    if self._calls and not self._searching and self._sleepers:
+                        self._searching += 1
+                        spare = self._sleepers.pop()
+                if spare is not None:
+                    spare.release()
                 raise
         elif wake is not None:
             wake.release()
@@ -117,8 +126,7 @@ class WorkerPool:
                 counted = True
                 continue
             # Not counted while it runs the call: a handler that blocks would leave the calls
-            # queued behind it waiting, and a short one holds the GIL, so no submit comes
-            # until it is back.
+            # queued behind it waiting.
             counted = False
             try:
                 self._deliver(wake)

@@ -104,17 +104,15 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// Adds a task; true when its deadline comes before the watchdog wakes (it must wake now).
+    /// Adds a task; true when its deadline comes before the watchdog wakes (it must wake now),
+    /// or the task started after that wake-up was due: the wall clock jumped past the plan (the
+    /// watchdog's sleep is monotonic), and a deadline after the planned instant may come before
+    /// the watchdog actually wakes.
     pub fn insert(&mut self, token: u64, f: InFlight) -> bool {
-        let wake = self.wakes_watchdog(f.deadline);
+        let wake = self.watchdog_wakes.is_none_or(|w| f.deadline < w || f.started >= w);
         self.alarms.insert((f.deadline, token, Alarm::Deadline));
         self.tasks.insert(token, f);
         wake
-    }
-
-    /// Whether an alarm at `at` comes before the watchdog's planned wake-up.
-    fn wakes_watchdog(&self, at: SystemTime) -> bool {
-        self.watchdog_wakes.is_none_or(|w| at < w)
     }
 
     /// How long the watchdog may sleep from `now`: until the earliest alarm, at most `idle`. The
@@ -162,21 +160,22 @@ impl Table {
         self.tasks.keys().copied().collect()
     }
 
-    /// Sets the grace alarm of `token` at `at` (replacing a running one); true when it comes
-    /// before the watchdog wakes.
+    /// Sets the grace alarm of `token` at `at` (replacing a running one); true when it was set,
+    /// and the watchdog must wake to plan again. A grace period starts only with a cancellation,
+    /// rare enough that it always wakes the watchdog, whatever the wall clock did since its plan.
     fn arm_grace(&mut self, token: u64, at: SystemTime) -> bool {
         let Some(f) = self.tasks.get_mut(&token) else { return false };
         if let Some(old) = f.grace_at.replace(at) {
             self.alarms.remove(&(old, token, Alarm::Grace));
         }
         self.alarms.insert((at, token, Alarm::Grace));
-        self.wakes_watchdog(at)
+        true
     }
 
     /// Attaches the caller's handle to a delivered task; returns the cancellation that came
     /// before it, to be sent now. The handler starts only now, so such a task gets its grace
     /// period from `grace_at` (one that ran out before the handle came would never be told);
-    /// the bool is true when that alarm comes before the watchdog wakes.
+    /// the bool is true when that alarm was set (the watchdog must wake).
     pub fn attach(
         &mut self,
         token: u64,
@@ -196,7 +195,7 @@ impl Table {
     /// Tells `token` to stop for `why`, once: the first reason starts the grace period at
     /// `grace_at` and is sent (or kept until the handle is attached); a later one changes
     /// nothing. `Unresponsive`, which the grace alarm gives, is sent whenever a handle can hear
-    /// it. Returns the event to send, whether the grace alarm comes before the watchdog wakes,
+    /// it. Returns the event to send, whether a grace alarm was set (the watchdog must wake),
     /// and whether this was the first reason.
     pub fn cancel(
         &mut self,
@@ -340,13 +339,26 @@ mod tests {
     }
 
     #[test]
+    fn a_task_leased_after_the_planned_wake_up_wakes_the_watchdog() {
+        let mut t = Table::default();
+        t.insert(1, entry(100));
+        assert_eq!(t.plan_watchdog(from_unix_secs(0), Duration::from_secs(60)), Duration::from_secs(60));
+        // The wall clock jumped an hour: the watchdog sleeps on (its sleep is monotonic) while
+        // a task leased now has a deadline after the planned instant but before it wakes.
+        let msg = TaskMessage { id: "late".into(), ..Default::default() };
+        let (leased, deadline) = (from_unix_secs(3_600), from_unix_secs(3_630));
+        assert!(t.insert(2, InFlight::new(msg, deadline, leased, deadline)));
+        assert!(!t.insert(3, entry(90)), "leased before the planned instant, due after it");
+    }
+
+    #[test]
     fn a_cancel_before_the_handle_waits_for_it() {
         let mut t = Table::default();
         t.insert(1, entry(100));
         t.plan_watchdog(from_unix_secs(0), Duration::from_secs(3600));
         let (event, woke, first) = t.cancel(1, CancelReason::Requested, from_unix_secs(5));
         assert!(event.is_none() && first);
-        assert!(woke, "the grace alarm comes before the watchdog wakes (at the deadline, 100)");
+        assert!(woke, "a grace alarm wakes the watchdog");
         // Woken, the watchdog plans to wake at the grace's end (5).
         assert_eq!(t.plan_watchdog(from_unix_secs(0), Duration::from_secs(3600)), Duration::from_secs(5));
         let h: Handle = Arc::new(7_u8);
@@ -354,7 +366,7 @@ mod tests {
         let (why, got) = event.expect("the early cancel");
         assert_eq!(why, CancelReason::Requested);
         assert_eq!(got.downcast_ref::<u8>(), Some(&7));
-        assert!(!woke, "the new grace (8) ends after the watchdog wakes (5), and replaced the old");
+        assert!(woke, "the new grace period (8, replacing the old) wakes it too");
         assert_eq!(t.attached(), 1);
         let (event, woke, first) = t.cancel(1, CancelReason::DeadlineExceeded, from_unix_secs(9));
         assert!(event.is_none() && !woke && !first, "told once, one grace period");

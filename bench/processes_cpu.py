@@ -54,8 +54,7 @@ class Config:
 
     processes: int
     env: dict[str, str]
-    python: str = sys.executable
-    given_python: str = ""  # as the command line gave it, for the label
+    python: str = ""  # the worker's interpreter as the command line gave it ("": this one)
     rate: list[float] = field(default_factory=list)
     worker_us: list[float] = field(default_factory=list)
     redis_us: list[float] = field(default_factory=list)
@@ -70,13 +69,17 @@ class Config:
             raise argparse.ArgumentTypeError(f"{text!r}: want N[@PYTHON][:VAR=value[,VAR=value]]")
         if python and not os.access(python, os.X_OK):
             raise argparse.ArgumentTypeError(f"{text!r}: {python} is not an executable")
-        env_vars = dict((k, v) for k, v in pairs)
-        return cls(int(n), env_vars, python or sys.executable, python)
+        return cls(int(n), dict((k, v) for k, v in pairs), python)
+
+    @property
+    def interpreter(self) -> str:
+        """The Python the worker runs under."""
+        return self.python or sys.executable
 
     @property
     def label(self) -> str:
         env = ", ".join(f"{k}={v}" for k, v in self.env.items())
-        python = f" under `{self.given_python}`" if self.given_python else ""
+        python = f" under `{self.python}`" if self.python else ""
         return f"{self.processes} process{'es' if self.processes > 1 else ''}{python}" + (
             f", {env}" if env else ""
         )
@@ -127,7 +130,7 @@ def one_run(url: str, config: Config, n: int, concurrency: int) -> None:
         for i in range(0, n, 1000):
             client.enqueue_many([Task("noop", b'{"data": 0}') for _ in range(min(1000, n - i))])
     env = {**os.environ, "PYTHONPATH": str(PEERS), "FERROQ_BENCH_SCENARIO": "simple", **config.env}
-    cmd = [config.python, "-m", "ferroq", "worker", "ferroq_workload:mux", "--redis", url]
+    cmd = [config.interpreter, "-m", "ferroq", "worker", "ferroq_workload:mux", "--redis", url]
     cmd += ["--processes", str(config.processes), "--concurrency", str(concurrency)]
     sup = subprocess.Popen([*cmd, "--log-level", "warning"], env=env)
     try:

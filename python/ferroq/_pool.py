@@ -40,7 +40,7 @@ class WorkerPool:
         self._calls: deque[_Call] = deque()
         self._sleepers: list[threading.Lock] = []  # each held: its thread waits to acquire it
         self._searching = 0  # threads that will look at _calls before they sleep again
-        self._threads: list[threading.Thread] = []
+        self._threads = 0  # started or starting
         self._made = 0  # threads made, started or not: each gets its own name
         self._closed = False
 
@@ -69,7 +69,7 @@ class WorkerPool:
         if self._sleepers:
             self._searching += 1
             return self._sleepers.pop()
-        if len(self._threads) < self._max:
+        if self._threads < self._max:
             self._searching += 1
             sleeper = threading.Lock()
             sleeper.acquire()
@@ -80,7 +80,7 @@ class WorkerPool:
                 daemon=True,
             )
             self._made += 1
-            self._threads.append(t)
+            self._threads += 1
             return t
         return None  # every thread runs a call: the first back takes this one
 
@@ -92,7 +92,7 @@ class WorkerPool:
                 # No thread after all (the OS refused one): free its slot. A call queued since,
                 # which counted on it, must not wait for a busy thread while another sleeps.
                 with self._lock:
-                    self._threads.remove(wake)
+                    self._threads -= 1
                     self._searching -= 1
                     spare = None
                     if self._calls and not self._searching and self._sleepers:

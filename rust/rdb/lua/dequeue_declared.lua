@@ -22,10 +22,12 @@ local MAX = 1000
 local broken = {}
 -- Checked before anything is written: an argument Redis refused after the LTRIM would leave
 -- the batch in no list at all.
-if not tonumber(ARGV[1]) or not tonumber(ARGV[2]) or tonumber(ARGV[2]) < 1 then
+local most = tonumber(ARGV[2])
+if not tonumber(ARGV[1]) or not most or most < 1 then
   return redis.error_reply("dequeue_declared: want a numeric lease expiry and a count >= 1, not "
     .. tostring(ARGV[1]) .. ", " .. tostring(ARGV[2]))
 end
+most = math.min(most, MAX)
 -- Records queue q as broken when KEYS[k] holds something other than a `want` (or nothing).
 local function broken_key(q, what, k, want)
   local t = redis.call("TYPE", KEYS[k])["ok"]
@@ -55,7 +57,7 @@ for q = 1, queues do
     local short = false -- stopped at a task whose hash the call does not name
     -- The tail of pending, in the order RPOPLPUSH would pop it (last first), up to the first
     -- task the call does not name.
-    local tail = redis.call("LRANGE", KEYS[pending], -math.min(tonumber(ARGV[2]), MAX), -1)
+    local tail = redis.call("LRANGE", KEYS[pending], -most, -1)
     local take = {}
     for t = #tail, 1, -1 do
       local h = named[ARGV[3 + q] .. tail[t]]

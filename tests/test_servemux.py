@@ -186,3 +186,45 @@ def test_async_middleware_and_sync_wrappers_run_in_a_server(
         srv.shutdown()
     assert sorted(seen) == sorted(["sync:a", "async:a", "ran:a", "sync:s", "async:s", "ran:s"])
     assert r.get("asynq:{default}:failed") is None
+
+
+def test_a_route_changed_while_serving_is_dispatched_by_its_new_kind(
+    client: Client, r: redis.Redis, redis_url: str
+) -> None:
+    # The dispatcher caches each route with whether it is async: a middleware added while the
+    # server runs must move the next tasks of a cached sync route onto the event loop.
+    loops: list[bool] = []
+
+    def running_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    mux = ServeMux()
+
+    @mux.handle("t")
+    def handle(task: Task) -> None:
+        loops.append(running_loop())
+
+    def async_mw(next_: Handler) -> Handler:
+        async def run(task: Task) -> None:
+            loops.append(running_loop())
+            next_(task)
+
+        return run
+
+    srv = Server(redis_url, task_check_interval=0.05)
+    try:
+        srv.start(mux)
+        client.enqueue(Task("t"))
+        wait_until(lambda: r.get("asynq:{default}:processed") == b"1")
+        mux.use(async_mw)
+        client.enqueue(Task("t"))
+        wait_until(lambda: r.get("asynq:{default}:processed") == b"2")
+    finally:
+        srv.shutdown()
+    # First a sync run on a worker thread; then the middleware on the loop, and the sync
+    # handler it calls there.
+    assert loops == [False, True, True]

@@ -57,7 +57,7 @@ class ServeMux:
         self._prefixes: list[tuple[str, Handler]] = []
         self._middleware: list[Middleware] = []
         self._not_found: Handler = not_found
-        self._cache: dict[str, Handler] = {}
+        self._cache: dict[str, tuple[Handler, bool]] = {}
 
     @overload
     def handle(self, pattern: str) -> Callable[[Handler], Handler]: ...
@@ -113,16 +113,25 @@ class ServeMux:
 
     def resolve(self, task_type: str) -> Handler:
         """The handler for ``task_type`` (matched, else not-found), wrapped in middleware."""
-        h = self._cache.get(task_type)
-        if h is None:
+        return self._route(task_type)[0]
+
+    def _route(self, task_type: str) -> tuple[Handler, bool]:
+        """``resolve(task_type)`` and whether that handler is async, cached together.
+
+        The dispatcher asks for both for every task it starts; ``inspect`` answering the second
+        costs more than the lookup, and the answer only changes when the routes do.
+        """
+        route = self._cache.get(task_type)
+        if route is None:
             h = self.match(task_type) or self._not_found
             for mw in reversed(self._middleware):
                 h = mw(h)
+            route = (h, is_async(h))
             if len(self._cache) >= 4096:
                 # Unmatched types are unbounded (they come from producers); keep the cache small.
                 self._cache.clear()
-            self._cache[task_type] = h
-        return h
+            self._cache[task_type] = route
+        return route
 
     def __call__(self, task: Task) -> Awaitable[None] | None:
         """Runs the handler for ``task`` (so a mux can be used where a handler is expected)."""

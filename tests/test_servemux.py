@@ -192,25 +192,26 @@ def test_a_route_changed_while_serving_is_dispatched_by_its_new_kind(
     client: Client, r: redis.Redis, redis_url: str
 ) -> None:
     # The dispatcher caches each route with whether it is async: a middleware added while the
-    # server runs must move the next tasks of a cached sync route onto the event loop.
-    loops: list[bool] = []
+    # server runs must start the next tasks of a cached sync route as asyncio tasks of their own
+    # (a stale "sync" would run the wrapper's coroutine from a worker thread instead).
+    own_task: list[bool] = []
 
-    def running_loop() -> bool:
+    def runs_as_its_own_asyncio_task(task: Task) -> bool:
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+            current = asyncio.current_task()
+        except RuntimeError:  # no running loop: a worker thread
             return False
-        return True
+        return current is not None and task._asyncio_task is current
 
     mux = ServeMux()
 
     @mux.handle("t")
     def handle(task: Task) -> None:
-        loops.append(running_loop())
+        own_task.append(runs_as_its_own_asyncio_task(task))
 
     def async_mw(next_: Handler) -> Handler:
         async def run(task: Task) -> None:
-            loops.append(running_loop())
+            own_task.append(runs_as_its_own_asyncio_task(task))
             next_(task)
 
         return run
@@ -225,6 +226,62 @@ def test_a_route_changed_while_serving_is_dispatched_by_its_new_kind(
         wait_until(lambda: r.get("asynq:{default}:processed") == b"2")
     finally:
         srv.shutdown()
-    # First a sync run on a worker thread; then the middleware on the loop, and the sync
-    # handler it calls there.
-    assert loops == [False, True, True]
+    # First a sync run on a worker thread; then the middleware as the task's asyncio task, and
+    # the sync handler it calls there.
+    assert own_task == [False, True, True]
+
+
+class EverythingToOne(ServeMux):
+    """A ServeMux whose ``resolve`` is overridden: the dispatcher must still ask it."""
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__()
+        self._one = handler
+
+    def resolve(self, task_type: str) -> Handler:
+        return self._one
+
+
+def test_a_servemux_that_overrides_resolve_is_asked_for_every_task(
+    client: Client, r: redis.Redis, redis_url: str
+) -> None:
+    seen: list[str] = []
+
+    async def one(task: Task) -> None:
+        seen.append(task.type)
+
+    client.enqueue(Task("a"))
+    client.enqueue(Task("b"))
+    srv = Server(redis_url, task_check_interval=0.05)
+    try:
+        srv.start(EverythingToOne(one))
+        wait_until(lambda: r.get("asynq:{default}:processed") == b"2")
+    finally:
+        srv.shutdown()
+    assert sorted(seen) == ["a", "b"]
+    assert r.get("asynq:{default}:failed") is None
+
+
+class Unreadable:
+    """A callable whose ``__call__`` attribute cannot be read: asking if it is async raises."""
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "__call__":
+            raise RuntimeError("no __call__ to read here")
+        return object.__getattribute__(self, name)
+
+    def __call__(self, task: Task) -> None:
+        pass
+
+
+def test_a_handler_inspect_cannot_read_fails_its_tasks_not_the_start(
+    client: Client, r: redis.Redis, redis_url: str
+) -> None:
+    info = client.enqueue(Task("t"), max_retry=0)
+    srv = Server(redis_url, task_check_interval=0.05)
+    try:
+        srv.start(Unreadable())  # starts: the error belongs to the task
+        wait_until(lambda: r.get("asynq:{default}:failed") == b"1")
+    finally:
+        srv.shutdown()
+    assert r.hget(f"asynq:{{default}}:t:{info.id}", "state") == b"archived"

@@ -212,13 +212,7 @@ class Dispatcher:
         policy: FailurePolicy,
     ) -> None:
         self._native = native
-        # Whether a handler is async is asked once per route, not once per task.
-        self._route: Callable[[str], tuple[Handler, bool]]
-        if isinstance(handler, ServeMux):
-            self._route = handler._route
-        else:
-            route = (handler, is_async(handler))
-            self._route = lambda _type: route
+        self._route = _router(handler)
         self._batch = native.config.concurrency
         self._policy = policy
         # Guards each task's "reported" flag: the first report of a run wins.
@@ -427,6 +421,32 @@ class Dispatcher:
             # A sync handler cannot be interrupted: it was told through task.cancelled, and its
             # task fails now; whatever it returns later is ignored.
             self._report(task, task._cancel_error)
+
+
+def _router(handler: ServeMux | Handler) -> Callable[[str], tuple[Handler, bool]]:
+    """How the dispatcher finds a task type's handler, and whether that handler is async.
+
+    ``inspect`` answering the second costs more than the lookup, so it is asked once per route:
+    a ServeMux caches it with the route, a plain handler is asked once here. A ServeMux whose
+    ``resolve`` is overridden, or a handler ``inspect`` cannot read, is asked for every task as
+    it always was (the error then fails that task, as any handler's would, not the start).
+    """
+    if isinstance(handler, ServeMux):
+        if type(handler).resolve is ServeMux.resolve:
+            return handler._route
+        mux = handler
+
+        def resolve(task_type: str) -> tuple[Handler, bool]:
+            h = mux.resolve(task_type)
+            return h, is_async(h)
+
+        return resolve
+    plain = handler
+    try:
+        route = (plain, is_async(plain))
+    except Exception:
+        return lambda _type: (plain, is_async(plain))
+    return lambda _type: route
 
 
 async def _await(aw: Awaitable[Any]) -> Any:

@@ -118,8 +118,7 @@ class ServeMux:
     def _route(self, task_type: str) -> tuple[Handler, bool]:
         """``resolve(task_type)`` and whether that handler is async, cached together.
 
-        The dispatcher asks for both for every task it starts; ``inspect`` answering the second
-        costs more than the lookup, and the answer only changes when the routes do.
+        The dispatcher's lookup; ``ferroq._dispatch._router`` says why.
         """
         route = self._cache.get(task_type)
         if route is None:
